@@ -1,0 +1,32 @@
+# `make demo` and `make test` each set up .venv from nothing, then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv build-test-artifacts typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cello build examples/hello.py --out build
+	$(BIN)/cello serve --out build --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/python -m mypy cello codegen
+	$(BIN)/python -m pytest -q
+
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy cello codegen
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/http_bench.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .hypothesis

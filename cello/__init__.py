@@ -1,0 +1,23 @@
+"""Cello: a fast Python web framework whose routes are compiled ahead of time."""
+
+from cello.app import App, __version__
+from cello.blueprint import Blueprint
+from cello.errors import HTTPException, RouteError
+from cello.forms import FormData, UploadedFile
+from cello.request import Request
+from cello.response import Response
+from cello.sse import SseEvent, SseStream
+
+__all__ = [
+    "App",
+    "Blueprint",
+    "FormData",
+    "HTTPException",
+    "Request",
+    "Response",
+    "RouteError",
+    "SseEvent",
+    "SseStream",
+    "UploadedFile",
+    "__version__",
+]

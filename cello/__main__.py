@@ -1,0 +1,3 @@
+from cello.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""The application: a registry of routes, blueprints, hooks and error handlers.
+
+``App.resolve`` is what the server calls for every request head. It dispatches with the
+router (compiled when a matching build exists, interpreted otherwise) and returns the
+route's pre-composed :class:`~cello.pipeline.Endpoint`. The app never touches a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
+from cello.config import Config
+from cello.errors import HTTPException, RouteError
+from cello.pipeline import Endpoint, Handler, Scope
+from cello.request import Request
+from cello.response import Response
+from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
+
+log = logging.getLogger("cello")
+
+__version__ = "0.3.0"
+
+
+@dataclass
+class RouteEntry:
+    """One (method, full pattern) as the app serves it."""
+
+    method: str
+    path: str
+    spec: RouteSpec
+    scopes: list[Scope]
+    blueprint: str
+
+
+DispatchFn = Callable[[str, str], "tuple[int, tuple[object, ...]]"]
+
+
+@dataclass
+class Router:
+    """The dispatch function in use plus the plan that decodes its 405 answers."""
+
+    plan: Plan
+    dispatch: DispatchFn
+    kind: str
+
+
+class _Runtime:
+    """Everything resolve() needs, rebuilt whenever routes or hooks change."""
+
+    def __init__(
+        self,
+        router: Router,
+        endpoints: list[Endpoint],
+        param_names: list[tuple[str, ...]],
+        patterns: list[str],
+    ) -> None:
+        self.router = router
+        self.dispatch = router.dispatch
+        self.endpoints = endpoints
+        self.param_names = param_names
+        self.patterns = patterns
+        self.miss_cache: dict[tuple[int, str], Endpoint] = {}
+
+
+class App(Registrar):
+    """A Cello application. Also an ASGI 3 application (see ``cello.asgi``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__("")
+        self.config = Config.from_kwargs(options)
+        self.name = "app"
+        self._table = RouteTable()
+        self._entries: dict[int, RouteEntry] = {}
+        self._runtime: _Runtime | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._compiled: tuple[str, DispatchFn, str] | None = None
+        self.startup_handlers: list[Callable[[], Any]] = []
+        self.shutdown_handlers: list[Callable[[], Any]] = []
+
+    @property
+    def debug(self) -> bool:
+        return self.config.debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.config.debug = value
+        self._invalidate()
+
+    # -- registration (called by Registrar) -----------------------------------------------
+
+    def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
+        blueprint = ""
+        if len(scopes) > 1:
+            # The innermost blueprint's name, for `cello routes`.
+            blueprint = self._blueprint_name_for(scopes[-1])
+        # Check every method first so that a conflict leaves the table untouched.
+        for method in spec.methods:
+            self._table.check(method, full_path, spec.source)
+        for method in spec.methods:
+            entry = RouteEntry(method, full_path, spec, scopes, blueprint)
+            self._table.add(method, full_path, entry, spec.source, spec.name)
+        self._invalidate()
+
+    def _blueprint_name_for(self, scope: Scope) -> str:
+        for blueprint in self._walk():
+            if blueprint.scope is scope:
+                return blueprint.name
+        return ""
+
+    def _check_blueprint_names(self, blueprint: Blueprint) -> None:
+        taken = {bp.name: bp for bp in self._walk()}
+        for candidate in [blueprint, *blueprint._walk()]:
+            other = taken.get(candidate.name)
+            if other is not None and other is not candidate:
+                raise RouteError(
+                    f"duplicate blueprint name {candidate.name!r} (prefixes {other.prefix!r} and "
+                    f"{candidate.prefix!r}); pass name=... to tell them apart"
+                )
+
+    def _invalidate(self) -> None:
+        self._runtime = None
+
+    def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        self.startup_handlers.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        self.shutdown_handlers.append(fn)
+        return fn
+
+    # -- the route table ------------------------------------------------------------------
+
+    def route_table(self) -> RouteTable:
+        return self._table
+
+    def routes(self) -> list[Route]:
+        """Every route in canonical order (the order of route ids)."""
+        return self._table.routes()
+
+    def fingerprint(self) -> str:
+        return self._table.fingerprint(__version__)
+
+    def use_compiled(self, fingerprint: str, dispatch: DispatchFn, origin: str) -> None:
+        """Serve with a compiled dispatch function built for routes with ``fingerprint``.
+
+        If the routes no longer match (a route was added since), the interpreted router is
+        used instead, with a warning: a stale module would misroute.
+        """
+        self._compiled = (fingerprint, dispatch, origin)
+        self._invalidate()
+
+    @property
+    def router_kind(self) -> str:
+        return self._ensure_runtime().router.kind
+
+    def _ensure_runtime(self) -> _Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            runtime = self._build_runtime()
+            self._runtime = runtime
+        return runtime
+
+    def _build_runtime(self) -> _Runtime:
+        routes = self._table.routes()
+        plan = build_plan(routes)
+        compiled = self._compiled
+        if compiled is not None and compiled[0] == self.fingerprint():
+            router = Router(plan, compiled[1], f"compiled ({compiled[2]})")
+        else:
+            if compiled is not None:
+                log.warning("routes changed since %s was built; using the interpreted router", compiled[2])
+                self._compiled = None
+            router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
+        endpoints: list[Endpoint] = []
+        for route in routes:
+            entry = route.endpoint
+            assert isinstance(entry, RouteEntry)
+            endpoints.append(self._endpoint_for(entry))
+        return _Runtime(
+            router,
+            endpoints,
+            [route.pattern.param_names for route in routes],
+            [route.pattern.raw for route in routes],
+        )
+
+    def _executor_factory(self) -> Executor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.config.threadpool_workers, thread_name_prefix="cello-worker")
+        return self._executor
+
+    def _endpoint_for(self, entry: RouteEntry) -> Endpoint:
+        spec = entry.spec
+        if entry.method == WEBSOCKET:
+            from cello.websocket import websocket_endpoint
+
+            return websocket_endpoint(self, entry)
+        return Endpoint(
+            spec.handler,
+            entry.scopes,
+            route_guards=spec.guards,
+            threaded=spec.threaded,
+            stream_body=spec.stream,
+            max_body_size=int(spec.options.get("max_body_size", self.config.max_body_size)),
+            debug=self.config.debug,
+            executor=self._executor_factory,
+            options=spec.options,
+            sse_keepalive=self.config.sse_keepalive,
+        )
+
+    def _app_endpoint(self, handler: Handler) -> Endpoint:
+        """An endpoint that runs with the app's own hooks only (404, 405, OPTIONS, 308)."""
+        return Endpoint(
+            handler,
+            [self.scope],
+            max_body_size=self.config.max_body_size,
+            debug=self.config.debug,
+            executor=self._executor_factory,
+        )
+
+    # -- serving --------------------------------------------------------------------------
+
+    def resolve(self, request: Request) -> Endpoint:
+        runtime = self._runtime
+        if runtime is None:
+            runtime = self._ensure_runtime()
+        code, values = runtime.dispatch(request.method, request.raw_path)
+        if code >= 0:
+            if values:
+                request.params = dict(zip(runtime.param_names[code], values))
+            request.route = runtime.patterns[code]
+            return runtime.endpoints[code]
+        return self._resolve_miss(runtime, request, code)
+
+    def _resolve_miss(self, runtime: _Runtime, request: Request, code: int) -> Endpoint:
+        method = request.method
+        if code == -1:
+            if self.config.redirect_slashes and method != WEBSOCKET:
+                toggled = _toggle_slash(request.raw_path)
+                if toggled and runtime.dispatch(method, toggled)[0] != -1:
+                    return self._miss_endpoint(runtime, (0, "308"), _redirect_slash)
+            return self._miss_endpoint(runtime, (0, "404"), _not_found)
+        plan = runtime.router.plan
+        if method == "OPTIONS":
+            allow = plan.allow(code)
+            return self._miss_endpoint(runtime, (code, "OPTIONS"), lambda request: _options(allow))
+        if method == "GET" and plan.allows_websocket(code):
+            return self._miss_endpoint(runtime, (0, "426"), _upgrade_required)
+        allow = plan.allow(code)
+        return self._miss_endpoint(runtime, (code, "405"), lambda request: _not_allowed(request, allow))
+
+    def _miss_endpoint(self, runtime: _Runtime, key: tuple[int, str], handler: Handler) -> Endpoint:
+        endpoint = runtime.miss_cache.get(key)
+        if endpoint is None:
+            endpoint = self._app_endpoint(handler)
+            # Distinct 405 codes are bounded by the route table, but stay safe anyway.
+            if len(runtime.miss_cache) < 4096:
+                runtime.miss_cache[key] = endpoint
+        return endpoint
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        debug: bool | None = None,
+        env: str | None = None,
+        workers: int | None = None,
+        reload: bool = False,
+        logs: bool | None = None,
+        http: str | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> None:
+        """Serve this app. ``--host --port --env --debug --reload --workers --no-logs``
+        on the command line override the arguments given here."""
+        from cello.runner import RunOptions, run_app
+
+        options = RunOptions(host, port, debug, env, workers or 1, reload, logs, http)
+        options = options.with_argv(sys.argv[1:] if argv is None else list(argv))
+        code = run_app(self, options)
+        if code:
+            raise SystemExit(code)
+
+    # -- ASGI -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from cello.asgi import handle
+
+        await handle(self, scope, receive, send)
+
+
+def _toggle_slash(path: str) -> str | None:
+    if path == "/":
+        return None
+    return path[:-1] if path.endswith("/") else path + "/"
+
+
+def _not_found(request: Request) -> Response:
+    raise HTTPException(404, f"Not Found: {request.method} {request.path}")
+
+
+def _not_allowed(request: Request, allow: str) -> Response:
+    raise HTTPException(405, f"Method Not Allowed: {request.method} {request.path}", {"Allow": allow})
+
+
+def _options(allow: str) -> Response:
+    response = Response(None, 204)
+    response.set_header("allow", allow)
+    return response
+
+
+def _upgrade_required(request: Request) -> Response:
+    raise HTTPException(
+        426, f"Upgrade Required: {request.path} is a WebSocket endpoint", {"Upgrade": "websocket"}
+    )
+
+
+def _redirect_slash(request: Request) -> Response:
+    target = _toggle_slash(request.raw_path) or "/"
+    if request.query_string:
+        target += "?" + request.query_string
+    # A path starting with "//" would be read as a network-path reference by the client.
+    if target.startswith("//"):
+        target = "/" + target.lstrip("/")
+    return Response.redirect(target, status=308)

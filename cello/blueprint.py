@@ -1,0 +1,269 @@
+"""Route registration shared by App and Blueprint, and Blueprint itself.
+
+Registration is live: a blueprint forwards each route it receives to the app it is
+(transitively) attached to, so routes added after ``register_blueprint`` are served, and a
+conflict raises at the decorator that caused it, naming both handlers' file:line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
+
+from cello.errors import RouteError
+from cello.pipeline import ErrorKey, Handler, Middleware, Scope
+
+if TYPE_CHECKING:
+    from cello.app import App
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+WEBSOCKET = "WEBSOCKET"
+
+
+def source_of(fn: Callable[..., Any]) -> str:
+    """``file:line`` of a handler's definition, for error messages."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        code = getattr(getattr(fn, "__call__", None), "__code__", None)
+    if code is None:
+        return repr(fn)
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def join_path(prefix: str, path: str) -> str:
+    """Join a blueprint prefix and a route path without doubling or dropping slashes."""
+    prefix = prefix.rstrip("/")
+    if not path:
+        return prefix or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    return prefix + path
+
+
+@dataclass
+class RouteSpec:
+    """A route as declared, before prefixes are applied."""
+
+    methods: tuple[str, ...]
+    path: str
+    handler: Callable[..., Any]
+    source: str
+    guards: tuple[Handler, ...] = ()
+    threaded: bool = False
+    stream: bool = False
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Registrar:
+    """Everything that declares routes, hooks, guards and error handlers."""
+
+    def __init__(self, prefix: str = "", guards: Sequence[Handler] | None = None) -> None:
+        self.prefix = prefix
+        self.scope = Scope()
+        self.scope.guards.extend(guards or ())
+        self._specs: list[RouteSpec] = []
+        self._children: list[Blueprint] = []
+        self._parent: Registrar | None = None
+
+    # -- where this registrar sits --------------------------------------------------------
+
+    def _root(self) -> App | None:
+        node: Registrar | None = self
+        while node is not None and node._parent is not None:
+            node = node._parent
+        from cello.app import App
+
+        return node if isinstance(node, App) else None
+
+    def _chain(self) -> list[Registrar]:
+        """The registrars from the app down to this one."""
+        chain: list[Registrar] = []
+        node: Registrar | None = self
+        while node is not None:
+            chain.append(node)
+            node = node._parent
+        chain.reverse()
+        return chain
+
+    def _full_path(self, path: str) -> str:
+        full = path
+        for registrar in reversed(self._chain()):
+            full = join_path(registrar.prefix, full) if registrar.prefix else full
+        return full if full.startswith("/") else "/" + full
+
+    def _publish(self, spec: RouteSpec) -> None:
+        root = self._root()
+        if root is not None:
+            chain = self._chain()
+            root._add_route(spec, self._full_path(spec.path), [r.scope for r in chain])
+
+    # -- routes -------------------------------------------------------------------------
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] | None = None,
+        *,
+        guards: Sequence[Handler] | None = None,
+        threaded: bool = False,
+        stream: bool = False,
+        name: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        method_list = tuple(m.upper() for m in (methods or ("GET",)))
+
+        def decorator(fn: F) -> F:
+            if not callable(fn):
+                raise RouteError(f"route {path!r}: handler must be callable, got {fn!r}")
+            spec = RouteSpec(
+                method_list,
+                path,
+                fn,
+                source_of(fn),
+                tuple(guards or ()),
+                threaded,
+                stream,
+                name or getattr(fn, "__name__", ""),
+                dict(options),
+            )
+            self._add_spec(spec)
+            return fn
+
+        return decorator
+
+    def _add_spec(self, spec: RouteSpec) -> None:
+        from cello.routing import parse_pattern
+
+        # Validate the pattern at the decorator even when not attached to an app yet.
+        parse_pattern(self._full_path(spec.path), spec.source)
+        self._publish(spec)
+        self._specs.append(spec)
+
+    def get(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["GET"], **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["POST"], **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["PUT"], **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["PATCH"], **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["DELETE"], **kw)
+
+    def head(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["HEAD"], **kw)
+
+    def options(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, ["OPTIONS"], **kw)
+
+    def websocket(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route(path, [WEBSOCKET], **kw)
+
+    # -- hooks, guards, error handlers ----------------------------------------------------
+
+    def before_request(self, fn: F) -> F:
+        self.scope.before.append(fn)
+        self._changed()
+        return fn
+
+    def after_request(self, fn: F) -> F:
+        self.scope.after.append(fn)
+        self._changed()
+        return fn
+
+    def use(self, middleware: Middleware) -> Middleware:
+        self.scope.middleware.append(middleware)
+        self._changed()
+        return middleware
+
+    def add_guard(self, guard: Handler) -> Handler:
+        self.scope.guards.append(guard)
+        self._changed()
+        return guard
+
+    def error_handler(self, key: ErrorKey) -> Callable[[F], F]:
+        if not (isinstance(key, int) or (isinstance(key, type) and issubclass(key, BaseException))):
+            raise TypeError("error_handler takes an exception class or an HTTP status code")
+
+        def decorator(fn: F) -> F:
+            self.scope.error_handlers[key] = fn
+            self._changed()
+            return fn
+
+        return decorator
+
+    def enable_logging(self) -> None:
+        """Log one access line per request of this app or blueprint (logger ``cello.access``)."""
+        from cello.middleware.logging import install
+
+        install(self)
+
+    def _changed(self) -> None:
+        root = self._root()
+        if root is not None:
+            root._invalidate()
+
+    # -- blueprints -----------------------------------------------------------------------
+
+    def register_blueprint(self, blueprint: Blueprint) -> Blueprint:
+        if blueprint._parent is not None:
+            raise RouteError(f"blueprint {blueprint.name!r} is already registered")
+        node: Registrar | None = self
+        while node is not None:
+            if node is blueprint:
+                raise RouteError(f"blueprint {blueprint.name!r} cannot be registered inside itself")
+            node = node._parent
+        root = self._root()
+        if root is not None:
+            root._check_blueprint_names(blueprint)
+        blueprint._parent = self
+        self._children.append(blueprint)
+        try:
+            blueprint._publish_all()
+        except RouteError:
+            self._children.remove(blueprint)
+            blueprint._parent = None
+            raise
+        return blueprint
+
+    register = register_blueprint
+
+    def _publish_all(self) -> None:
+        for spec in self._specs:
+            self._publish(spec)
+        for child in self._children:
+            child._publish_all()
+
+    def _walk(self) -> list[Blueprint]:
+        found: list[Blueprint] = []
+        for child in self._children:
+            found.append(child)
+            found.extend(child._walk())
+        return found
+
+    def get_all_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        """``(method, full_path, handler)`` for this registrar's routes and its children's."""
+        routes = [(m, self._full_path(s.path), s.handler) for s in self._specs for m in s.methods]
+        for child in self._children:
+            routes.extend(child.get_all_routes())
+        return routes
+
+
+class Blueprint(Registrar):
+    """A group of routes under a prefix, with its own hooks, guards and error handlers."""
+
+    def __init__(self, prefix: str = "", name: str | None = None, guards: Sequence[Handler] | None = None) -> None:
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        super().__init__(prefix, guards)
+        self.name = name or prefix or "blueprint"
+
+    def __repr__(self) -> str:
+        return f"<Blueprint {self.name!r} prefix={self.prefix!r}>"

@@ -1,0 +1,156 @@
+"""The ``cello`` command: build, serve, routes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from cello.app import App, __version__
+from cello.runner import RunOptions, add_run_flags, run_app
+
+
+class AppLoadError(Exception):
+    pass
+
+
+def load_app(reference: str) -> App:
+    """Import an app from ``module:attr``, ``module`` or ``path/to/file.py[:attr]``."""
+    target, _, attr = reference.partition(":")
+    attr = attr or "app"
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise AppLoadError(f"no such file: {target}")
+        # Let the app import its sibling modules, as `python file.py` would.
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise AppLoadError(f"cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            if exc.name == target:
+                raise AppLoadError(f"no module named {target!r} (run from the app's directory or pass a file path)") from None
+            raise
+    app = getattr(module, attr, None)
+    if app is None:
+        raise AppLoadError(f"{target} has no attribute {attr!r}")
+    if not isinstance(app, App):
+        raise AppLoadError(f"{reference} is a {type(app).__name__}, not a cello.App")
+    return app
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from cello.build_artifacts import BuildError, attach_build, read_manifest
+
+    build_dir = Path(args.out)
+    reference = args.app
+    if reference is None:
+        manifest = read_manifest(build_dir)
+        if manifest is None:
+            print(f"error: no app given and no build in {build_dir}/ (run `cello build app:app` first)", file=sys.stderr)
+            return 2
+        reference = manifest.app
+    app = load_app(reference)
+    try:
+        attach_build(app, build_dir, require=args.require_compiled)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    options = RunOptions(port=8000).merged(args)
+    return run_app(app, options)
+
+
+def _cmd_routes(args: argparse.Namespace) -> int:
+    from cello.routing import build_plan
+
+    app = load_app(args.app)
+    routes = app.routes()
+    rows = [("METHOD", "PATTERN", "HANDLER", "BLUEPRINT")]
+    for route in routes:
+        entry = route.endpoint
+        handler = getattr(entry, "spec").handler
+        name = f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
+        rows.append((route.method, route.pattern.raw, name, getattr(entry, "blueprint", "") or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    plan = build_plan(routes)
+    if args.tree:
+        print()
+        print(plan.format_tree())
+    for warning in plan.shadowed():
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.check:
+        from cello.build_artifacts import BuildError, attach_build
+
+        try:
+            attach_build(app, Path(args.out), require=True)
+        except BuildError as exc:
+            print(f"out of date: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    from cello.codegen.build import run_build
+
+    return run_build(app, args.app, Path(args.out), compile=not args.no_compile)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cello", description="Cello: a fast Python web framework with compiled routes.")
+    parser.add_argument("--version", action="version", version=f"cello {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    build = commands.add_parser("build", help="generate and compile the app's dispatch module")
+    build.add_argument("app", help="module:app or path/to/file.py[:app]")
+    build.add_argument("--out", default="build", help="output directory (default build/)")
+    build.add_argument("--no-compile", action="store_true", help="write the generated .py only")
+    build.add_argument("--check", action="store_true", help="exit 0 if the build in --out is current, 1 if not")
+    build.set_defaults(func=_cmd_build)
+
+    serve = commands.add_parser("serve", help="serve an app (compiled router when a matching build exists)")
+    serve.add_argument("app", nargs="?", default=None, help="module:app or file.py (default: the app in build/manifest.json)")
+    serve.add_argument("--out", default="build", help="build directory to load from (default build/)")
+    serve.add_argument("--require-compiled", action="store_true", help="refuse to start without a matching compiled router")
+    add_run_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    routes = commands.add_parser("routes", help="print the route table")
+    routes.add_argument("app", help="module:app or path/to/file.py[:app]")
+    routes.add_argument("--tree", action="store_true", help="also print the decision tree")
+    routes.set_defaults(func=_cmd_routes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+    except AppLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""Running blocking iterators without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Iterable, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
+    """Advance a sync iterator in the default executor, one item per step.
+
+    A sync generator may sleep or block between items (a sync SSE source does); running
+    each step in a thread keeps the loop free. Closing this async generator closes the
+    sync one, so its ``finally`` runs when the client goes away.
+    """
+    iterator = iter(iterable)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            item = await loop.run_in_executor(None, next, iterator, _DONE)
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,52 @@
+"""Application settings: limits, timeouts and modes, all settable as ``App(name=value)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+KiB = 1024
+MiB = 1024 * 1024
+
+
+@dataclass
+class Config:
+    debug: bool = False
+    redirect_slashes: bool = True
+    # Request limits (see docs/configuration.md for what each answers with).
+    max_request_line: int = 8 * KiB
+    max_header_size: int = 16 * KiB
+    max_header_count: int = 100
+    max_body_size: int = 16 * MiB
+    # Form and upload limits.
+    max_file_size: int = 100 * MiB
+    max_form_field_size: int = 1 * MiB
+    max_form_parts: int = 1000
+    max_part_header_size: int = 8 * KiB
+    max_part_headers: int = 16
+    # Timeouts, in seconds.
+    keep_alive_timeout: float = 5.0
+    request_head_timeout: float = 10.0
+    body_idle_timeout: float = 30.0
+    graceful_timeout: float = 10.0
+    # Server identity and behaviour.
+    server_header: str | None = "cello"
+    http: str = "httptools"
+    threadpool_workers: int = 32
+    # WebSocket and SSE.
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
+    ws_max_message_size: int = 1 * MiB
+    ws_compression: bool = False
+    ws_allowed_origins: list[str] | None = None
+    sse_keepalive: float = 15.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_kwargs(cls, values: dict[str, Any]) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"unknown App option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)

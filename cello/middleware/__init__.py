@@ -1,0 +1,1 @@
+"""Built-in middleware, switched on with ``app.enable_*()``."""

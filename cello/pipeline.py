@@ -1,0 +1,325 @@
+"""Per-route handler chains, composed once when the router is built.
+
+A chain runs ``use`` middleware (outermost first), then before-hooks (app, outer blueprint,
+inner blueprint), guards, the handler, and after-hooks in the reverse order. Any exception
+raised inside becomes a response through the error handlers of the route's scopes,
+innermost first, so after-hooks and middleware see error responses too.
+
+When every piece of a chain is synchronous the chain runs inline on the event loop and
+returns a Response without creating a coroutine: the common case costs one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from concurrent.futures import Executor
+from typing import Any, Awaitable, Callable, Sequence, Union
+
+from cello.errors import HTTPException
+from cello.request import Request
+from cello.response import JSON, Response, dumps
+
+Handler = Callable[[Request], Any]
+CallNext = Callable[[Request], Awaitable[Response]]
+Middleware = Callable[[Request, CallNext], Awaitable[Response]]
+ErrorHandler = Callable[..., Any]
+ErrorKey = Union[type[BaseException], int]
+
+error_log = logging.getLogger("cello.error")
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def positional_arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes, so hooks may omit the request."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    count = 0
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            return 99
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = Response._fast(status, dumps({"error": message, "status": status}), JSON)
+    if headers:
+        for key, value in headers.items():
+            response.set_header(key, value)
+    return response
+
+
+def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
+    """Turn whatever a handler returned into a Response (see API.md's table)."""
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, dict):
+        return Response._fast(200, dumps(value), JSON)
+    if isinstance(value, str):
+        return Response._fast(200, value.encode("utf-8"), "text/plain; charset=utf-8")
+    if value is None:
+        return Response(None, 204)
+    if isinstance(value, tuple):
+        return _from_tuple(value)
+    if isinstance(value, (list, bytes, bytearray, memoryview)):
+        return Response(value)  # type: ignore[arg-type]
+    from cello.sse import SseStream
+
+    if isinstance(value, SseStream):
+        return value.to_response(sse_keepalive)
+    if inspect.isasyncgen(value) or inspect.isgenerator(value):
+        return Response.stream(value)
+    if hasattr(value, "to_response"):
+        return to_response(value.to_response())
+    if hasattr(value, "__dict__") or hasattr(value, "to_dict"):
+        return Response(dumps(value), 200, None, JSON)
+    raise TypeError(f"handler returned {type(value).__name__}, which Cello cannot turn into a response")
+
+
+def _from_tuple(value: tuple[Any, ...]) -> Response:
+    if not 2 <= len(value) <= 3 or not isinstance(value[1], int):
+        raise TypeError("a tuple return must be (body, status) or (body, status, headers)")
+    response = to_response(value[0])
+    if response.status == 204 and value[0] is None:
+        response = Response(None, value[1])
+    response.status = value[1]
+    if len(value) == 3 and value[2]:
+        for key, val in dict(value[2]).items():
+            response.set_header(key, val)
+    return response
+
+
+class Scope:
+    """What one App or Blueprint contributes to the chains of its routes."""
+
+    def __init__(self) -> None:
+        self.before: list[Handler] = []
+        self.after: list[Callable[..., Any]] = []
+        self.middleware: list[Middleware] = []
+        self.guards: list[Handler] = []
+        self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
+
+    def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
+        for cls in type(exc).__mro__:
+            handler = self.error_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return self.error_handlers.get(status)
+
+
+class Endpoint:
+    """A composed chain for one route (or for the router's own 404/405/308 answers)."""
+
+    __slots__ = (
+        "handler",
+        "_scopes",
+        "_before",
+        "_after",
+        "_guards",
+        "_middleware",
+        "_sync",
+        "_threaded",
+        "_debug",
+        "_executor",
+        "_entry",
+        "stream_body",
+        "max_body_size",
+        "options",
+        "_sse_keepalive",
+    )
+
+    def __init__(
+        self,
+        handler: Handler,
+        scopes: Sequence[Scope],
+        *,
+        route_guards: Sequence[Handler] = (),
+        threaded: bool = False,
+        stream_body: bool = False,
+        max_body_size: int,
+        debug: bool,
+        executor: Callable[[], Executor],
+        options: dict[str, Any] | None = None,
+        sse_keepalive: float | None = None,
+    ) -> None:
+        self.handler = handler
+        self._sse_keepalive = sse_keepalive
+        self._scopes = tuple(reversed(scopes))  # innermost first, for error handlers
+        self._before = tuple(hook for scope in scopes for hook in scope.before)
+        self._after = tuple(
+            (hook, positional_arity(hook) >= 2) for scope in reversed(scopes) for hook in reversed(scope.after)
+        )
+        self._guards = tuple([guard for scope in scopes for guard in scope.guards] + list(route_guards))
+        self._middleware = tuple(mw for scope in scopes for mw in scope.middleware)
+        self._threaded = threaded
+        self._debug = debug
+        self._executor = executor
+        self.stream_body = stream_body
+        self.max_body_size = max_body_size
+        self.options = options or {}
+        pieces: list[Callable[..., Any]] = [handler, *self._before, *self._guards]
+        pieces += [hook for hook, _ in self._after]
+        pieces += [h for scope in scopes for h in scope.error_handlers.values()]
+        self._sync = not threaded and not self._middleware and not any(is_async(p) for p in pieces)
+        entry: Callable[[Request], Awaitable[Response]] = self._core_async
+        for mw in reversed(self._middleware):
+            entry = _wrap(mw, entry)
+        self._entry = entry
+
+    def __call__(self, request: Request) -> Response | Awaitable[Response]:
+        if self._sync:
+            return self._run_sync(request)
+        return self._run_async(request)
+
+    # -- the synchronous fast path ------------------------------------------------------
+
+    def _run_sync(self, request: Request) -> Response | Awaitable[Response]:
+        try:
+            response = self._before_and_handler_sync(request)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a response
+            response = self._handle_error_sync(request, exc)
+        if inspect.isawaitable(response):
+            # A "sync" function returned an awaitable: finish on the slow path.
+            return self._finish_async(request, response)
+        if self._after:
+            try:
+                response = self._after_sync(request, response)
+            except Exception as exc:  # noqa: BLE001
+                response = self._handle_error_sync(request, exc)
+        return response
+
+    def _before_and_handler_sync(self, request: Request) -> Any:
+        for hook in self._before:
+            early = hook(request)
+            if early is not None:
+                return to_response(early)
+        for guard in self._guards:
+            if guard(request) is False:
+                raise HTTPException(403, "Forbidden")
+        result = self.handler(request)
+        if type(result) is dict:
+            return Response._fast(200, dumps(result), JSON)
+        if inspect.isawaitable(result):
+            return result
+        return to_response(result, self._sse_keepalive)
+
+    def _after_sync(self, request: Request, response: Response) -> Response:
+        for hook, wants_request in self._after:
+            result = hook(request, response) if wants_request else hook(response)
+            if result is not None:
+                response = to_response(result)
+        return response
+
+    def _handle_error_sync(self, request: Request, exc: Exception) -> Response:
+        handler, status = self._error_handler_for(exc)
+        if handler is not None:
+            try:
+                result = _call_error_handler(handler, request, exc)
+                return to_response(result)
+            except Exception as second:  # noqa: BLE001
+                return self._default_error(request, second, 500)
+        return self._default_error(request, exc, status)
+
+    async def _finish_async(self, request: Request, pending: Awaitable[Any]) -> Response:
+        try:
+            response = to_response(await pending, self._sse_keepalive)
+        except Exception as exc:  # noqa: BLE001
+            response = await self._handle_error(request, exc)
+        return await self._after_async(request, response)
+
+    # -- the general path ---------------------------------------------------------------
+
+    async def _run_async(self, request: Request) -> Response:
+        try:
+            return await self._entry(request)
+        except Exception as exc:  # noqa: BLE001 - a middleware failed outside the core
+            return await self._handle_error(request, exc)
+
+    async def _core_async(self, request: Request) -> Response:
+        try:
+            response = await self._before_and_handler(request)
+        except Exception as exc:  # noqa: BLE001
+            response = await self._handle_error(request, exc)
+        return await self._after_async(request, response)
+
+    async def _before_and_handler(self, request: Request) -> Response:
+        for hook in self._before:
+            early = await _maybe_await(hook(request))
+            if early is not None:
+                return to_response(early)
+        for guard in self._guards:
+            if await _maybe_await(guard(request)) is False:
+                raise HTTPException(403, "Forbidden")
+        if self._threaded:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor(), self.handler, request)
+        else:
+            result = await _maybe_await(self.handler(request))
+        return to_response(result, self._sse_keepalive)
+
+    async def _after_async(self, request: Request, response: Response) -> Response:
+        for hook, wants_request in self._after:
+            try:
+                result = await _maybe_await(hook(request, response) if wants_request else hook(response))
+            except Exception as exc:  # noqa: BLE001
+                return await self._handle_error(request, exc)
+            if result is not None:
+                response = to_response(result)
+        return response
+
+    async def _handle_error(self, request: Request, exc: Exception) -> Response:
+        handler, status = self._error_handler_for(exc)
+        if handler is not None:
+            try:
+                return to_response(await _maybe_await(_call_error_handler(handler, request, exc)))
+            except Exception as second:  # noqa: BLE001
+                return self._default_error(request, second, 500)
+        return self._default_error(request, exc, status)
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _error_handler_for(self, exc: Exception) -> tuple[ErrorHandler | None, int]:
+        status = exc.status if isinstance(exc, HTTPException) else 500
+        for scope in self._scopes:
+            handler = scope.find_error_handler(exc, status)
+            if handler is not None:
+                return handler, status
+        return None, status
+
+    def _default_error(self, request: Request, exc: Exception, status: int) -> Response:
+        if isinstance(exc, HTTPException):
+            return error_response(exc.status, exc.detail, exc.headers)
+        error_log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
+        if self._debug:
+            return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
+        return error_response(500, "Internal Server Error")
+
+
+def _call_error_handler(handler: ErrorHandler, request: Request, exc: Exception) -> Any:
+    if positional_arity(handler) >= 2:
+        return handler(request, exc)
+    return handler(exc)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _wrap(mw: Middleware, inner: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def call(request: Request) -> Response:
+        return to_response(await _maybe_await(mw(request, inner)))
+
+    return call

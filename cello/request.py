@@ -1,0 +1,273 @@
+"""The request a handler receives. Everything beyond method and path is parsed on first use."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Union
+from urllib.parse import unquote
+
+import orjson
+
+from cello.datastructures import QueryParams, QuerySource
+from cello.errors import HTTPException
+from cello.headers import Headers, HeaderSource
+
+if TYPE_CHECKING:
+    from cello.forms import FormData, UploadedFile
+
+BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
+
+
+class State:
+    """Per-request (or per-connection) scratch space: ``request.state.user = ...``."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"request state has no attribute {name!r}")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.__dict__.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__
+
+    def __repr__(self) -> str:
+        return f"State({self.__dict__!r})"
+
+
+def _encode_body(body: BodySource) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return orjson.dumps(body)
+
+
+class Request:
+    __slots__ = (
+        "method",
+        "raw_path",
+        "_path",
+        "params",
+        "_query_string",
+        "_query",
+        "_raw_headers",
+        "_headers",
+        "_cookies",
+        "_body",
+        "_stream",
+        "_form",
+        "client",
+        "scheme",
+        "http_version",
+        "_state",
+        "route",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        query: QuerySource = None,
+        headers: HeaderSource = None,
+        body: BodySource = None,
+    ) -> None:
+        if query is None and "?" in path:
+            path, query = path.split("?", 1)
+        self.method = method.upper()
+        self.raw_path = path
+        self._path: str | None = None
+        self.params: dict[str, Any] = dict(params) if params else {}
+        self._query_string = query if isinstance(query, str) else ""
+        self._query: QueryParams | None = None if isinstance(query, str) else QueryParams.parse(query)
+        self._raw_headers: list[tuple[bytes, bytes]] | None = None
+        self._headers: Headers | None = Headers(headers)
+        self._cookies: dict[str, str] | None = None
+        self._body = _encode_body(body)
+        if isinstance(body, (dict, list)) and "content-type" not in self._headers:
+            self._headers = Headers([*self._headers.items(), ("content-type", "application/json")])
+        self._stream: AsyncIterator[bytes] | None = None
+        self._form: FormData | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.http_version = "1.1"
+        self._state: State | None = None
+        self.route: str | None = None
+
+    @classmethod
+    def _from_wire(
+        cls,
+        method: str,
+        raw_path: str,
+        query_string: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        scheme: str,
+        http_version: str,
+    ) -> Request:
+        """The server's constructor: nothing is decoded until a handler asks."""
+        request = cls.__new__(cls)
+        request.method = method
+        request.raw_path = raw_path
+        request._path = None
+        request.params = {}
+        request._query_string = query_string
+        request._query = None
+        request._raw_headers = raw_headers
+        request._headers = None
+        request._cookies = None
+        request._body = b""
+        request._stream = None
+        request._form = None
+        request.client = client
+        request.scheme = scheme
+        request.http_version = http_version
+        request._state = None
+        request.route = None
+        return request
+
+    # -- the request line -------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The percent-decoded path, without the query string."""
+        path = self._path
+        if path is None:
+            raw = self.raw_path
+            path = unquote(raw) if "%" in raw else raw
+            self._path = path
+        return path
+
+    @property
+    def query_string(self) -> str:
+        return self._query_string
+
+    @property
+    def query(self) -> QueryParams:
+        query = self._query
+        if query is None:
+            query = QueryParams.parse(self._query_string)
+            self._query = query
+        return query
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = Headers.from_raw(self._raw_headers or [])
+            self._headers = headers
+        return headers
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        cookies = self._cookies
+        if cookies is None:
+            cookies = {}
+            for header in self.headers.get_all("cookie"):
+                jar: SimpleCookie = SimpleCookie()
+                jar.load(header)
+                for key, morsel in jar.items():
+                    cookies[key] = morsel.value
+            self._cookies = cookies
+        return cookies
+
+    @property
+    def state(self) -> State:
+        state = self._state
+        if state is None:
+            state = State()
+            self._state = state
+        return state
+
+    # -- the body ---------------------------------------------------------------------
+
+    def body(self) -> bytes:
+        return self._body
+
+    def text(self) -> str:
+        charset = "utf-8"
+        content_type = self.headers.get("content-type", "") or ""
+        for part in content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                charset = value.strip('"')
+        return self._body.decode(charset, errors="replace")
+
+    def json(self) -> Any:
+        if not self._body:
+            raise HTTPException(400, "Request body is empty, expected JSON")
+        try:
+            return orjson.loads(self._body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"Invalid JSON body: {exc}") from None
+
+    def form(self) -> FormData:
+        """The parsed form; works as ``request.form()`` and ``await request.form()``."""
+        form = self._form
+        if form is None:
+            from cello.forms import parse_form
+
+            form = parse_form(self.headers.get("content-type") or "", self._body)
+            self._form = form
+        return form
+
+    async def files(self) -> list[UploadedFile]:
+        return self.form().all_files()
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The raw body in chunks as they arrive (for routes declared with ``stream=True``)."""
+        if self._stream is not None:
+            async for chunk in self._stream:
+                yield chunk
+        elif self._body:
+            yield self._body
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``"application/json"``)."""
+        value = self.headers.get("content-type") or ""
+        return value.split(";", 1)[0].strip().lower()
+
+    def is_json(self) -> bool:
+        media = self.content_type()
+        return media == "application/json" or media.endswith("+json")
+
+    def is_form(self) -> bool:
+        return self.content_type() in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+    def is_multipart(self) -> bool:
+        return self.content_type().startswith("multipart/")
+
+    def get_param(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+    def get_query_param(self, key: str, default: str | None = None) -> str | None:
+        return self.query.get(key, default)
+
+    def get_header(self, key: str, default: str | None = None) -> str | None:
+        return self.headers.get(key, default)
+
+    def client_ip(self) -> str | None:
+        """The peer's address. Proxy headers are not trusted: a client can forge them."""
+        return self.client[0] if self.client else None
+
+    def user_agent(self) -> str | None:
+        return self.headers.get("user-agent")
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("host") or "localhost"
+
+    @property
+    def url(self) -> str:
+        query = f"?{self._query_string}" if self._query_string else ""
+        return f"{self.scheme}://{self.host}{self.raw_path}{query}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.raw_path}>"

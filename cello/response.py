@@ -1,0 +1,276 @@
+"""Responses and the normalisation of handler return values into them."""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, Union
+from urllib.parse import quote
+
+import orjson
+
+from cello.concurrency import iterate_in_threadpool
+
+from cello.headers import MutableHeaders, check_header_value
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+BINARY = "application/octet-stream"
+
+Body = Union[bytes, str, Mapping[str, Any], list[Any], None]
+ChunkSource = Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]
+
+_FILE_CHUNK = 256 * 1024
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    """orjson, plus mappings (FormData, headers), sets and objects with ``to_dict()``."""
+    return orjson.dumps(value, default=_json_default)
+
+
+def _encode(body: Body) -> tuple[bytes, str | None]:
+    """Body bytes and the content type the body implies (None: none implied)."""
+    if body is None:
+        return b"", None
+    if isinstance(body, bytes):
+        return body, BINARY
+    if isinstance(body, str):
+        return body.encode("utf-8"), TEXT
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body), BINARY
+    return dumps(body), JSON
+
+
+class Response:
+    """An HTTP response. The server writes ``status``, the header list and the body."""
+
+    __slots__ = ("status", "_headers", "_body", "_iter")
+
+    def __init__(
+        self,
+        body: Body = None,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        data, implied = _encode(body)
+        self.status = status
+        self._body = data
+        self._iter: AsyncIterator[bytes] | None = None
+        pairs: list[tuple[str, str]] = []
+        kind = content_type or implied
+        if kind is not None and (data or content_type is not None):
+            pairs.append(("content-type", kind))
+        self._headers = pairs
+        if headers:
+            view = MutableHeaders(pairs)
+            for key, value in headers.items():
+                view[key] = value
+
+    @classmethod
+    def _fast(cls, status: int, body: bytes, content_type: str) -> Response:
+        """The hot-path constructor: no validation, one header."""
+        response = cls.__new__(cls)
+        response.status = status
+        response._body = body
+        response._iter = None
+        response._headers = [("content-type", content_type)]
+        return response
+
+    # -- factories --------------------------------------------------------------------
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        return cls(dumps(data), status, headers, JSON)
+
+    @classmethod
+    def text(cls, content: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        return cls(content.encode("utf-8"), status, headers, TEXT)
+
+    @classmethod
+    def html(cls, content: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        return cls(content.encode("utf-8"), status, headers, HTML)
+
+    @classmethod
+    def binary(cls, data: bytes, content_type: str | None = None, status: int = 200) -> Response:
+        return cls(bytes(data), status, None, content_type or BINARY)
+
+    @classmethod
+    def redirect(cls, url: str, permanent: bool = False, status: int | None = None) -> Response:
+        if status is None:
+            status = 308 if permanent else 307
+        response = cls(None, status)
+        response.set_header("location", url)
+        return response
+
+    @classmethod
+    def no_content(cls) -> Response:
+        return cls(None, 204)
+
+    @classmethod
+    def created(cls, data: Any = None, location: str | None = None) -> Response:
+        response = cls(dumps(data), 201, None, JSON) if data is not None else cls(None, 201)
+        if location is not None:
+            response.set_header("location", location)
+        return response
+
+    @classmethod
+    def stream(
+        cls,
+        chunks: ChunkSource,
+        content_type: str = BINARY,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send chunks as they are produced (chunked encoding). Sync iterables are advanced
+        in a worker thread so that a slow producer cannot block the event loop."""
+        response = cls(None, status, headers, content_type)
+        response._iter = _as_byte_stream(chunks)
+        return response
+
+    @classmethod
+    def sse(cls, stream: Any) -> Response:
+        from cello.sse import SseStream
+
+        if not isinstance(stream, SseStream):
+            stream = SseStream(stream)
+        return stream.to_response()
+
+    @classmethod
+    def file(
+        cls,
+        path: str | os.PathLike[str],
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> Response:
+        """Stream a file from disk with its size and modification time."""
+        file_path = Path(path)
+        stat = file_path.stat()
+        guessed = mimetypes.guess_type(filename or file_path.name)[0]
+        response = cls(None, 200, None, content_type or guessed or BINARY)
+        response._headers.append(("content-length", str(stat.st_size)))
+        modified = datetime.fromtimestamp(stat.st_mtime).astimezone()
+        response._headers.append(("last-modified", email.utils.format_datetime(modified, usegmt=False)))
+        if filename is not None:
+            response.set_header("content-disposition", _attachment(filename))
+        response._iter = _read_file(file_path)
+        return response
+
+    # -- instance API -----------------------------------------------------------------
+
+    @property
+    def headers(self) -> MutableHeaders:
+        return MutableHeaders(self._headers)
+
+    def raw_headers(self) -> list[tuple[str, str]]:
+        return self._headers
+
+    def set_header(self, key: str, value: str) -> Response:
+        MutableHeaders(self._headers)[key] = value
+        return self
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> Response:
+        parts = [f"{key}={quote(value, safe='')}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={int(max_age)}")
+        if expires is not None:
+            if isinstance(expires, datetime):
+                expires = email.utils.format_datetime(expires, usegmt=expires.tzinfo is not None)
+            parts.append(f"Expires={expires}")
+        if path:
+            parts.append(f"Path={path}")
+        if domain:
+            parts.append(f"Domain={domain}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite:
+            if samesite.lower() not in ("lax", "strict", "none"):
+                raise ValueError("samesite must be 'lax', 'strict' or 'none'")
+            parts.append(f"SameSite={samesite.capitalize()}")
+        cookie = "; ".join(parts)
+        check_header_value("set-cookie", cookie)
+        self._headers.append(("set-cookie", cookie))
+        return self
+
+    def delete_cookie(self, key: str, path: str = "/", domain: str | None = None) -> Response:
+        return self.set_cookie(key, "", max_age=0, path=path, domain=domain)
+
+    def body(self) -> bytes:
+        return self._body
+
+    def content_type(self) -> str | None:
+        for name, value in self._headers:
+            if name.lower() == "content-type":
+                return value
+        return None
+
+    @property
+    def is_streaming(self) -> bool:
+        return self._iter is not None
+
+    def json_body(self) -> Any:
+        return orjson.loads(self._body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.content_type() or ''}>"
+
+
+def _attachment(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_FILE_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _to_bytes(chunk: bytes | str) -> bytes:
+    return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+
+async def _as_byte_stream(chunks: ChunkSource) -> AsyncIterator[bytes]:
+    source: AsyncIterable[bytes | str]
+    if isinstance(chunks, AsyncIterable):
+        source = chunks
+    else:
+        source = iterate_in_threadpool(chunks)
+    try:
+        async for chunk in source:
+            yield _to_bytes(chunk)
+    finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,97 @@
+"""Turning run options (code arguments, command-line flags) into a running server."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from cello.app import App
+
+log = logging.getLogger("cello")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool | None = None
+    env: str | None = None
+    workers: int = 1
+    reload: bool = False
+    logs: bool | None = None
+    http: str | None = None
+    build_dir: str = "build"
+    require_compiled: bool = False
+
+    def with_argv(self, argv: Sequence[str]) -> RunOptions:
+        """Command-line flags win over the values given in code (``app.run(port=...)``)."""
+        parser = argparse.ArgumentParser(add_help=False)
+        add_run_flags(parser)
+        known, _ = parser.parse_known_args(list(argv))
+        return self.merged(known)
+
+    def merged(self, ns: argparse.Namespace) -> RunOptions:
+        changes = {
+            key: value
+            for key, value in vars(ns).items()
+            if value is not None and key in {f.name for f in dataclasses.fields(self)}
+        }
+        if getattr(ns, "no_logs", False):
+            changes["logs"] = False
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_debug(self) -> bool:
+        if self.debug is not None:
+            return self.debug
+        env = self.env or os.environ.get("CELLO_ENV", "production")
+        return env.lower() in ("dev", "development")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port to bind (default 8000)")
+    parser.add_argument("--env", default=None, help="development or production (default: $CELLO_ENV or production)")
+    parser.add_argument("--debug", action="store_const", const=True, default=None, help="detailed errors and request logging")
+    parser.add_argument("--workers", type=int, default=None, help="number of worker processes")
+    parser.add_argument("--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)")
+    parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
+    parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
+
+
+def configure_logging(debug: bool, logs: bool | None) -> None:
+    level = logging.DEBUG if debug else logging.INFO
+    if logs is False:
+        level = logging.WARNING
+    root = logging.getLogger("cello")
+    root.setLevel(level)
+    if not logging.getLogger().handlers and not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+
+
+def run_app(app: App, options: RunOptions) -> int:
+    """Serve ``app`` until a signal stops it; returns the process exit code."""
+    from cello.server.config import ServerConfig
+    from cello.server.serve import serve
+
+    debug = options.is_debug
+    app.config.debug = debug
+    if options.http:
+        app.config.http = options.http
+    app._invalidate()
+    configure_logging(debug, options.logs)
+    if debug:
+        from cello.middleware.debug import install as install_debug
+
+        install_debug(app)
+    config = ServerConfig.from_settings(app.config, workers=options.workers)
+    log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))
+    return serve(app, options.host, options.port, config)

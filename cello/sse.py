@@ -1,0 +1,229 @@
+"""Server-Sent Events: the event type, its wire encoding, and streams of events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, TypeVar, Union, overload
+
+import orjson
+
+from cello.concurrency import iterate_in_threadpool
+
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+KEEPALIVE = b": keep-alive\n\n"
+DEFAULT_KEEPALIVE = 15.0
+
+T = TypeVar("T")
+
+
+class _FactoryOrField(Generic[T]):
+    """``SseEvent.data(x)`` builds an event; ``event.data`` reads the field.
+
+    Cello's documentation uses both spellings, so the name must act as a classmethod on
+    the class and as an attribute on instances.
+    """
+
+    def __init__(self, factory: Callable[..., Any]) -> None:
+        self._factory = factory
+        self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Callable[..., SseEvent]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return self._factory.__get__(owner, owner)
+        return getattr(obj, self._slot)
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(obj, self._slot, value)
+
+
+def _check_field(name: str, value: str | None) -> str | None:
+    if value is not None and ("\n" in value or "\r" in value or "\x00" in value):
+        # A newline would end the field and let the value forge a new event.
+        raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+    return value
+
+
+def _data_lines(data: str) -> list[str]:
+    return data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+class SseEvent:
+    """One event. Non-str ``data`` is sent as JSON; multi-line data as several ``data:`` lines."""
+
+    __slots__ = ("_data", "event", "id", "retry", "comment")
+
+    def _make_data(cls, value: Any) -> SseEvent:  # noqa: N805 - bound by _FactoryOrField
+        return SseEvent(value)
+
+    data: _FactoryOrField[Any] = _FactoryOrField(_make_data)
+
+    def __init__(
+        self,
+        data: Any = None,
+        event: str | None = None,
+        id: str | int | None = None,  # noqa: A002 - the SSE field is called id
+        retry: int | None = None,
+        comment: str | None = None,
+    ) -> None:
+        self.data = data
+        self.event = _check_field("event", event)
+        self.id = _check_field("id", None if id is None else str(id))
+        if retry is not None and (not isinstance(retry, int) or retry < 0):
+            raise ValueError("SSE retry must be a non-negative int (milliseconds)")
+        self.retry = retry
+        self.comment = comment
+
+    @classmethod
+    def with_event(cls, event: str, data: Any) -> SseEvent:
+        return cls(data, event=event)
+
+    @classmethod
+    def from_item(cls, item: Any) -> SseEvent:
+        """Accept what a stream may yield: an SseEvent, a dict of fields, or data."""
+        if isinstance(item, SseEvent):
+            return item
+        if isinstance(item, dict):
+            unknown = set(item) - {"data", "event", "id", "retry", "comment"}
+            if unknown:
+                raise ValueError(f"unknown SSE field(s): {', '.join(sorted(unknown))}")
+            return cls(item.get("data"), item.get("event"), item.get("id"), item.get("retry"), item.get("comment"))
+        return cls(item)
+
+    def data_text(self) -> str | None:
+        value = self._data
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        return orjson.dumps(value).decode("utf-8")
+
+    def to_sse_string(self) -> str:
+        lines: list[str] = []
+        if self.comment is not None:
+            lines.extend(f": {line}" for line in _data_lines(self.comment))
+        if self.event is not None:
+            lines.append(f"event: {self.event}")
+        if self.id is not None:
+            lines.append(f"id: {self.id}")
+        if self.retry is not None:
+            lines.append(f"retry: {self.retry}")
+        text = self.data_text()
+        if text is not None:
+            lines.extend(f"data: {line}" for line in _data_lines(text))
+        if not lines:
+            lines.append("data: ")
+        return "\n".join(lines) + "\n\n"
+
+    def encode(self) -> bytes:
+        return self.to_sse_string().encode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SseEvent):
+            return NotImplemented
+        return (self._data, self.event, self.id, self.retry, self.comment) == (
+            other._data,
+            other.event,
+            other.id,
+            other.retry,
+            other.comment,
+        )
+
+    def __repr__(self) -> str:
+        return f"SseEvent(data={self._data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
+
+
+EventSource = Union[AsyncIterable[Any], Iterable[Any], None]
+
+
+class SseStream:
+    """A stream of events from an async generator, a sync generator, or events added up front."""
+
+    def __init__(self, source: EventSource = None, keepalive: float | None = None) -> None:
+        self._source = source
+        self._events: list[SseEvent] = []
+        self.keepalive = keepalive
+
+    def add(self, event: SseEvent | dict[str, Any] | str) -> SseStream:
+        self._events.append(SseEvent.from_item(event))
+        return self
+
+    def add_data(self, data: Any) -> SseStream:
+        return self.add(SseEvent(data))
+
+    def add_event(self, event: str, data: Any) -> SseStream:
+        return self.add(SseEvent(data, event=event))
+
+    def len(self) -> int:
+        return len(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def events(self) -> list[SseEvent]:
+        return list(self._events)
+
+    def to_response(self, keepalive: float | None = None) -> Any:
+        from cello.response import Response
+
+        interval = self.keepalive or keepalive or DEFAULT_KEEPALIVE
+        response = Response(None, 200, None, SSE_CONTENT_TYPE)
+        response.set_header("cache-control", "no-cache")
+        response.set_header("x-accel-buffering", "no")
+        response._iter = self._encoded(interval)
+        return response
+
+    async def _items(self) -> AsyncIterator[Any]:
+        for event in self._events:
+            yield event
+        source = self._source
+        if source is None:
+            return
+        stream = source if isinstance(source, AsyncIterable) else iterate_in_threadpool(source)
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            # `async for` does not close what it iterates: do it so the user's `finally` runs now.
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _encoded(self, keepalive: float) -> AsyncIterator[bytes]:
+        """Encoded events, with a keep-alive comment after ``keepalive`` seconds of silence.
+
+        The next item is awaited in a task that outlives a keep-alive tick: cancelling it on
+        timeout (as ``wait_for`` would) would throw into the user's generator.
+        """
+        items = self._items()
+        pending: asyncio.Task[Any] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(items.__anext__())
+                done, _ = await asyncio.wait((pending,), timeout=keepalive)
+                if not done:
+                    yield KEEPALIVE
+                    continue
+                task, pending = pending, None
+                if task.exception() is not None:
+                    if isinstance(task.exception(), StopAsyncIteration):
+                        return
+                    raise task.exception()  # type: ignore[misc]
+                yield SseEvent.from_item(task.result()).encode()
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            await items.aclose()

@@ -1,0 +1,105 @@
+"""Serving the test apps with the real `cello serve` command in a subprocess.
+
+Each (app, parser, router) server starts once per test session and is stopped with
+SIGINT at the end, which also exercises graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "tests"
+PARSERS = ("httptools", "h11")
+ROUTERS = ("interpreted", "compiled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start within {timeout}s")
+
+
+def build_dir(app_ref: str) -> Path:
+    name = app_ref.replace("/", "_").replace(".py", "").replace(":", "_")
+    return BUILD / name
+
+
+def ensure_build(app_ref: str) -> Path:
+    """Build the app's compiled router unless CI (or an earlier run) already did."""
+    out = build_dir(app_ref)
+    check = subprocess.run(
+        [sys.executable, "-m", "cello", "build", app_ref, "--out", str(out), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+    )
+    if check.returncode != 0:
+        subprocess.run([sys.executable, "-m", "cello", "build", app_ref, "--out", str(out)], cwd=ROOT, check=True)
+    return out
+
+
+@dataclass
+class RunningServer:
+    app_ref: str
+    http: str
+    router: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(app_ref: str, http: str = "httptools", router: str = "interpreted", *extra: str) -> RunningServer:
+    port = free_port()
+    argv = [sys.executable, "-m", "cello", "serve", app_ref, "--port", str(port), "--http", http, *extra]
+    if router == "compiled":
+        argv += ["--out", str(ensure_build(app_ref)), "--require-compiled"]
+    else:
+        argv += ["--out", str(BUILD / "none")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = BUILD / "logs" / f"{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the server.
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from None
+    return RunningServer(app_ref, http, router, port, process, log)

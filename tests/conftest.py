@@ -1,0 +1,52 @@
+"""Shared test set-up: `async def` tests run on a fresh event loop (uvloop when present)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(pyfuncitem.obj(**kwargs))
+    return True
+
+
+# -- servers of the test apps, one per (app, parser, router), shared by the session -------
+
+from typing import Callable, Iterator  # noqa: E402
+
+from apputil import PARSERS, ROUTERS, RunningServer, start_server  # noqa: E402
+
+_servers: dict[tuple[str, str, str, tuple[str, ...]], RunningServer] = {}
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Iterator[Callable[..., RunningServer]]:
+    """``serve_app("tests/apps/basic.py", http, router)`` -> a running server (started once)."""
+
+    def get(app_ref: str, http: str = "httptools", router: str = "interpreted", *extra: str) -> RunningServer:
+        key = (app_ref, http, router, tuple(extra))
+        server = _servers.get(key)
+        if server is None or server.process.poll() is not None:
+            server = start_server(app_ref, http, router, *extra)
+            _servers[key] = server
+        return server
+
+    yield get
+    for server in _servers.values():
+        server.stop()
+    _servers.clear()
+
+
+@pytest.fixture(params=[(p, r) for p in PARSERS for r in ROUTERS], ids=lambda v: f"{v[0]}-{v[1]}")
+def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Every HTTP behaviour test runs on both parsers and both routers."""
+    return request.param  # type: ignore[no-any-return]
