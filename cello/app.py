@@ -58,8 +58,10 @@ class _Runtime:
         endpoints: list[Endpoint],
         param_names: list[tuple[str, ...]],
         patterns: list[str],
+        scopes: list[list[Scope]],
     ) -> None:
         self.router = router
+        self.scopes = scopes
         self.dispatch = router.dispatch
         self.endpoints = endpoints
         self.param_names = param_names
@@ -176,17 +178,20 @@ class App(Registrar):
                 log.warning("routes changed since %s was built; using the interpreted router", compiled[2])
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
-        endpoints: list[Endpoint] = []
-        for route in routes:
-            entry = route.endpoint
-            assert isinstance(entry, RouteEntry)
-            endpoints.append(self._endpoint_for(entry))
+        endpoints = [self._endpoint_for(self._entry(route)) for route in routes]
         return _Runtime(
             router,
             endpoints,
             [route.pattern.param_names for route in routes],
             [route.pattern.raw for route in routes],
+            [self._entry(route).scopes for route in routes],
         )
+
+    @staticmethod
+    def _entry(route: Route) -> RouteEntry:
+        entry = route.endpoint
+        assert isinstance(entry, RouteEntry)
+        return entry
 
     def _executor_factory(self) -> Executor:
         if self._executor is None:
@@ -212,11 +217,12 @@ class App(Registrar):
             sse_keepalive=self.config.sse_keepalive,
         )
 
-    def _app_endpoint(self, handler: Handler) -> Endpoint:
-        """An endpoint that runs with the app's own hooks only (404, 405, OPTIONS, 308)."""
+    def _app_endpoint(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
+        """An endpoint for the router's own answers (404, 405, OPTIONS, 308, 426): it runs the
+        hooks of the app, or of the blueprints of the routes the path matched."""
         return Endpoint(
             handler,
-            [self.scope],
+            scopes or [self.scope],
             max_body_size=self.config.max_body_size,
             debug=self.config.debug,
             executor=self._executor_factory,
@@ -245,18 +251,30 @@ class App(Registrar):
                     return self._miss_endpoint(runtime, (0, "308"), _redirect_slash)
             return self._miss_endpoint(runtime, (0, "404"), _not_found)
         plan = runtime.router.plan
+        # The path matched routes of some blueprint: its hooks (CORS preflights, say) and
+        # error handlers apply to the automatic answer too.
+        scopes = self._scopes_of(runtime, code)
         if method == "OPTIONS":
             allow = plan.allow(code)
-            return self._miss_endpoint(runtime, (code, "OPTIONS"), lambda request: _options(allow))
+            return self._miss_endpoint(runtime, (code, "OPTIONS"), lambda request: _options(allow), scopes)
         if method == "GET" and plan.allows_websocket(code):
-            return self._miss_endpoint(runtime, (0, "426"), _upgrade_required)
+            return self._miss_endpoint(runtime, (code, "426"), _upgrade_required, scopes)
         allow = plan.allow(code)
-        return self._miss_endpoint(runtime, (code, "405"), lambda request: _not_allowed(request, allow))
+        return self._miss_endpoint(runtime, (code, "405"), lambda request: _not_allowed(request, allow), scopes)
 
-    def _miss_endpoint(self, runtime: _Runtime, key: tuple[int, str], handler: Handler) -> Endpoint:
+    @staticmethod
+    def _scopes_of(runtime: _Runtime, code: int) -> list[Scope] | None:
+        for terminal in runtime.router.plan.terminals_of(code):
+            for route_id in terminal.routes.values():
+                return runtime.scopes[route_id]
+        return None
+
+    def _miss_endpoint(
+        self, runtime: _Runtime, key: tuple[int, str], handler: Handler, scopes: list[Scope] | None = None
+    ) -> Endpoint:
         endpoint = runtime.miss_cache.get(key)
         if endpoint is None:
-            endpoint = self._app_endpoint(handler)
+            endpoint = self._app_endpoint(handler, scopes)
             # Distinct 405 codes are bounded by the route table, but stay safe anyway.
             if len(runtime.miss_cache) < 4096:
                 runtime.miss_cache[key] = endpoint

@@ -126,7 +126,7 @@ class Registrar:
                 tuple(guards or ()),
                 threaded,
                 stream,
-                name or getattr(fn, "__name__", ""),
+                name or str(getattr(fn, "__name__", "")),
                 dict(options),
             )
             self._add_spec(spec)
@@ -204,6 +204,39 @@ class Registrar:
         from cello.middleware.logging import install
 
         install(self)
+
+    def enable_cors(
+        self,
+        origins: Iterable[str] | str | None = None,
+        methods: Iterable[str] | None = None,
+        headers: Iterable[str] | str | None = None,
+        credentials: bool = False,
+        max_age: int = 86400,
+        expose_headers: Iterable[str] | None = None,
+    ) -> None:
+        """Answer CORS preflights and add CORS headers (Fetch standard). ``origins=None``
+        allows any origin; with ``credentials=True`` the origin is echoed, never ``*``."""
+        from cello.middleware.cors import CorsPolicy
+
+        policy = CorsPolicy.create(origins, methods, headers, credentials, max_age, expose_headers)
+        self.scope.before.insert(0, policy.before)
+        self.scope.after.insert(0, policy.after)
+        self._changed()
+
+    def enable_compression(self, min_size: int = 1024, level: int = 6, brotli: bool = True) -> None:
+        """gzip (and brotli when installed) for compressible responses of ``min_size`` bytes or more."""
+        from cello.middleware.compression import CompressionPolicy
+
+        self.scope.after.insert(0, CompressionPolicy(min_size, level, brotli).after)
+        self._changed()
+
+    def enable_timing(self) -> None:
+        """``Server-Timing`` and ``X-Response-Time`` on every response."""
+        from cello.middleware import timing
+
+        self.scope.before.insert(0, timing.start)
+        self.scope.after.insert(0, timing.finish)
+        self._changed()
 
     def _changed(self) -> None:
         root = self._root()

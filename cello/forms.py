@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Generator, Iterator, Mapping
 from urllib.parse import parse_qsl
 
 import filetype
@@ -104,7 +104,7 @@ class UploadedFile:
     def open(self) -> IO[bytes]:
         """The underlying binary file object, rewound."""
         self._file.seek(0)
-        return self._file  # type: ignore[return-value]
+        return self._file
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Copy the upload to ``path`` in chunks. A directory gets the sanitised file name."""
@@ -144,7 +144,7 @@ class FormData(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._fields)
 
-    def __await__(self) -> Iterator[Any]:
+    def __await__(self) -> Generator[Any, None, FormData]:
         if False:  # pragma: no cover - makes this a generator without suspending
             yield None
         return self

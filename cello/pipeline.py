@@ -79,7 +79,7 @@ def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
     if isinstance(value, SseStream):
         return value.to_response(sse_keepalive)
     if inspect.isasyncgen(value) or inspect.isgenerator(value):
-        return Response.stream(value)
+        return Response.stream(value)  # type: ignore[arg-type]
     if hasattr(value, "to_response"):
         return to_response(value.to_response())
     if hasattr(value, "__dict__") or hasattr(value, "to_dict"):
@@ -179,14 +179,15 @@ class Endpoint:
 
     def __call__(self, request: Request) -> Response | Awaitable[Response]:
         if self._sync:
-            return self._run_sync(request)
+            result: Response | Awaitable[Response] = self._run_sync(request)
+            return result
         return self._run_async(request)
 
     # -- the synchronous fast path ------------------------------------------------------
 
     def _run_sync(self, request: Request) -> Response | Awaitable[Response]:
         try:
-            response = self._before_and_handler_sync(request)
+            response: Response | Awaitable[Any] = self._before_and_handler_sync(request)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a response
             response = self._handle_error_sync(request, exc)
         if inspect.isawaitable(response):
@@ -199,7 +200,7 @@ class Endpoint:
                 response = self._handle_error_sync(request, exc)
         return response
 
-    def _before_and_handler_sync(self, request: Request) -> Any:
+    def _before_and_handler_sync(self, request: Request) -> Response | Awaitable[Any]:
         for hook in self._before:
             early = hook(request)
             if early is not None:
@@ -211,7 +212,8 @@ class Endpoint:
         if type(result) is dict:
             return Response._fast(200, dumps(result), JSON)
         if inspect.isawaitable(result):
-            return result
+            pending: Awaitable[Any] = result
+            return pending
         return to_response(result, self._sse_keepalive)
 
     def _after_sync(self, request: Request, response: Response) -> Response:

@@ -24,6 +24,9 @@ class State:
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
+
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"request state has no attribute {name!r}")
 

@@ -149,7 +149,8 @@ class Response:
 
         if not isinstance(stream, SseStream):
             stream = SseStream(stream)
-        return stream.to_response()
+        response: Response = stream.to_response()
+        return response
 
     @classmethod
     def file(

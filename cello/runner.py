@@ -46,12 +46,14 @@ class RunOptions:
             changes["logs"] = False
         return dataclasses.replace(self, **changes)
 
-    @property
-    def is_debug(self) -> bool:
+    def debug_for(self, configured: bool) -> bool:
+        """``--debug`` wins, then ``--env``/``$CELLO_ENV``, then what the app was built with."""
         if self.debug is not None:
             return self.debug
-        env = self.env or os.environ.get("CELLO_ENV", "production")
-        return env.lower() in ("dev", "development")
+        env = self.env or os.environ.get("CELLO_ENV")
+        if env is not None:
+            return env.lower() in ("dev", "development")
+        return configured
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +84,7 @@ def run_app(app: App, options: RunOptions) -> int:
     from cello.server.config import ServerConfig
     from cello.server.serve import serve
 
-    debug = options.is_debug
+    debug = options.debug_for(app.config.debug)
     app.config.debug = debug
     if options.http:
         app.config.http = options.http
@@ -92,6 +94,7 @@ def run_app(app: App, options: RunOptions) -> int:
         from cello.middleware.debug import install as install_debug
 
         install_debug(app)
-    config = ServerConfig.from_settings(app.config, workers=options.workers)
+    # The start-up line goes through the log; print it only when logs are silenced.
+    config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))
     return serve(app, options.host, options.port, config)

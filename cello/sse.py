@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, TypeVar, Union, overload
 
 import orjson
 
 from cello.concurrency import iterate_in_threadpool
+
+if TYPE_CHECKING:
+    from cello.response import Response
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 KEEPALIVE = b": keep-alive\n\n"
@@ -60,6 +63,8 @@ class SseEvent:
     """One event. Non-str ``data`` is sent as JSON; multi-line data as several ``data:`` lines."""
 
     __slots__ = ("_data", "event", "id", "retry", "comment")
+
+    _data: Any
 
     def _make_data(cls, value: Any) -> SseEvent:  # noqa: N805 - bound by _FactoryOrField
         return SseEvent(value)
@@ -174,7 +179,7 @@ class SseStream:
     def events(self) -> list[SseEvent]:
         return list(self._events)
 
-    def to_response(self, keepalive: float | None = None) -> Any:
+    def to_response(self, keepalive: float | None = None) -> Response:
         from cello.response import Response
 
         interval = self.keepalive or keepalive or DEFAULT_KEEPALIVE
@@ -184,7 +189,7 @@ class SseStream:
         response._iter = self._encoded(interval)
         return response
 
-    async def _items(self) -> AsyncIterator[Any]:
+    async def _items(self) -> AsyncGenerator[Any, None]:
         for event in self._events:
             yield event
         source = self._source
@@ -206,7 +211,7 @@ class SseStream:
         The next item is awaited in a task that outlives a keep-alive tick: cancelling it on
         timeout (as ``wait_for`` would) would throw into the user's generator.
         """
-        items = self._items()
+        items: AsyncGenerator[Any, None] = self._items()
         pending: asyncio.Task[Any] | None = None
         try:
             while True:
