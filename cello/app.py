@@ -95,14 +95,16 @@ class App(Registrar):
 
     # -- registration (called by Registrar) -----------------------------------------------
 
+    def _check_routes(self, routes: list[tuple[RouteSpec, str, list[Scope]]]) -> None:
+        """Raise RouteError if any of ``routes`` conflicts with the table or with another."""
+        batch = RouteTable()
+        for spec, full_path, _ in routes:
+            for method in spec.methods:
+                self._table.check(method, full_path, spec.source)
+                batch.add(method, full_path, None, spec.source)
+
     def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
-        blueprint = ""
-        if len(scopes) > 1:
-            # The innermost blueprint's name, for `cello routes`.
-            blueprint = self._blueprint_name_for(scopes[-1])
-        # Check every method first so that a conflict leaves the table untouched.
-        for method in spec.methods:
-            self._table.check(method, full_path, spec.source)
+        blueprint = self._blueprint_name_for(scopes[-1]) if len(scopes) > 1 else ""
         for method in spec.methods:
             entry = RouteEntry(method, full_path, spec, scopes, blueprint)
             self._table.add(method, full_path, entry, spec.source, spec.name)

@@ -66,39 +66,53 @@ class Registrar:
         self.scope.guards.extend(guards or ())
         self._specs: list[RouteSpec] = []
         self._children: list[Blueprint] = []
-        self._parent: Registrar | None = None
+        # A blueprint may be registered in several places (Flask allows it too); each
+        # registration mounts all of its routes once more under that parent's prefix.
+        self._parents: list[Registrar] = []
 
     # -- where this registrar sits --------------------------------------------------------
 
-    def _root(self) -> App | None:
-        node: Registrar | None = self
-        while node is not None and node._parent is not None:
-            node = node._parent
+    def _chains(self) -> list[list[Registrar]]:
+        """Every path of registrars from a root down to this one."""
+        if not self._parents:
+            return [[self]]
+        return [chain + [self] for parent in self._parents for chain in parent._chains()]
+
+    def _roots(self) -> list[App]:
         from cello.app import App
 
-        return node if isinstance(node, App) else None
+        roots: list[App] = []
+        for chain in self._chains():
+            root = chain[0]
+            if isinstance(root, App) and root not in roots:
+                roots.append(root)
+        return roots
 
-    def _chain(self) -> list[Registrar]:
-        """The registrars from the app down to this one."""
-        chain: list[Registrar] = []
-        node: Registrar | None = self
-        while node is not None:
-            chain.append(node)
-            node = node._parent
-        chain.reverse()
-        return chain
-
-    def _full_path(self, path: str) -> str:
+    @staticmethod
+    def _join(chain: Sequence[Registrar], path: str) -> str:
         full = path
-        for registrar in reversed(self._chain()):
+        for registrar in reversed(chain):
             full = join_path(registrar.prefix, full) if registrar.prefix else full
         return full if full.startswith("/") else "/" + full
 
+    def _full_path(self, path: str) -> str:
+        return self._join(self._chains()[0], path)
+
     def _publish(self, spec: RouteSpec) -> None:
-        root = self._root()
-        if root is not None:
-            chain = self._chain()
-            root._add_route(spec, self._full_path(spec.path), [r.scope for r in chain])
+        _commit(self._publish_along(self._chains(), [spec], []))
+
+    def _publish_along(
+        self, chains: list[list[Registrar]], specs: list[RouteSpec], pending: list[PendingRoute]
+    ) -> list[PendingRoute]:
+        """Add ``specs`` of this registrar as mounted by ``chains``, all or nothing."""
+        from cello.app import App
+
+        for chain in chains:
+            root = chain[0]
+            if isinstance(root, App):
+                for spec in specs:
+                    pending.append((root, spec, self._join(chain, spec.path), [r.scope for r in chain]))
+        return pending
 
     # -- routes -------------------------------------------------------------------------
 
@@ -218,9 +232,9 @@ class Registrar:
         allows any origin; with ``credentials=True`` the origin is echoed, never ``*``."""
         from cello.middleware.cors import CorsPolicy
 
-        policy = CorsPolicy.create(origins, methods, headers, credentials, max_age, expose_headers)
-        self.scope.before.insert(0, policy.before)
-        self.scope.after.insert(0, policy.after)
+        # The innermost policy governs a route: a blueprint's CORS replaces the app's for
+        # its routes instead of stacking a second set of headers on them.
+        self.scope.cors = CorsPolicy.create(origins, methods, headers, credentials, max_age, expose_headers)
         self._changed()
 
     def enable_compression(self, min_size: int = 1024, level: int = 6, brotli: bool = True) -> None:
@@ -239,40 +253,40 @@ class Registrar:
         self._changed()
 
     def _changed(self) -> None:
-        root = self._root()
-        if root is not None:
+        for root in self._roots():
             root._invalidate()
 
     # -- blueprints -----------------------------------------------------------------------
 
     def register_blueprint(self, blueprint: Blueprint) -> Blueprint:
-        if blueprint._parent is not None:
-            raise RouteError(f"blueprint {blueprint.name!r} is already registered")
-        node: Registrar | None = self
-        while node is not None:
-            if node is blueprint:
-                raise RouteError(f"blueprint {blueprint.name!r} cannot be registered inside itself")
-            node = node._parent
-        root = self._root()
-        if root is not None:
+        if blueprint is self or blueprint in self._ancestors():
+            raise RouteError(f"blueprint {blueprint.name!r} cannot be registered inside itself")
+        for root in self._roots():
             root._check_blueprint_names(blueprint)
-        blueprint._parent = self
+        chains = [chain + [blueprint] for chain in self._chains()]
+        pending = blueprint._subtree_routes(chains, [])
+        blueprint._parents.append(self)
         self._children.append(blueprint)
         try:
-            blueprint._publish_all()
+            _commit(pending)
         except RouteError:
+            blueprint._parents.remove(self)
             self._children.remove(blueprint)
-            blueprint._parent = None
             raise
+        for root in self._roots():
+            root._invalidate()
         return blueprint
 
     register = register_blueprint
 
-    def _publish_all(self) -> None:
-        for spec in self._specs:
-            self._publish(spec)
+    def _ancestors(self) -> list[Registrar]:
+        return [node for chain in self._chains() for node in chain[:-1]]
+
+    def _subtree_routes(self, chains: list[list[Registrar]], pending: list[PendingRoute]) -> list[PendingRoute]:
+        self._publish_along(chains, self._specs, pending)
         for child in self._children:
-            child._publish_all()
+            child._subtree_routes([chain + [child] for chain in chains], pending)
+        return pending
 
     def _walk(self) -> list[Blueprint]:
         found: list[Blueprint] = []
@@ -283,10 +297,29 @@ class Registrar:
 
     def get_all_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         """``(method, full_path, handler)`` for this registrar's routes and its children's."""
-        routes = [(m, self._full_path(s.path), s.handler) for s in self._specs for m in s.methods]
+        found: list[tuple[str, str, Callable[..., Any]]] = []
+        self._collect_routes(self._chains()[0], found)
+        return found
+
+    def _collect_routes(self, chain: list[Registrar], found: list[tuple[str, str, Callable[..., Any]]]) -> None:
+        found.extend((m, self._join(chain, s.path), s.handler) for s in self._specs for m in s.methods)
         for child in self._children:
-            routes.extend(child.get_all_routes())
-        return routes
+            child._collect_routes(chain + [child], found)
+
+
+PendingRoute = tuple["App", RouteSpec, str, list[Scope]]
+
+
+def _commit(pending: list[PendingRoute]) -> None:
+    """Check every pending route of every app first, then add them: a conflict changes nothing."""
+    by_app: dict[int, tuple[App, list[tuple[RouteSpec, str, list[Scope]]]]] = {}
+    for app, spec, full_path, scopes in pending:
+        by_app.setdefault(id(app), (app, []))[1].append((spec, full_path, scopes))
+    for app, routes in by_app.values():
+        app._check_routes(routes)
+    for app, routes in by_app.values():
+        for spec, full_path, scopes in routes:
+            app._add_route(spec, full_path, scopes)
 
 
 class Blueprint(Registrar):

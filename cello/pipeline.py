@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 from concurrent.futures import Executor
-from typing import Any, Awaitable, Callable, Sequence, Union
+from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
 
 from cello.errors import HTTPException
 from cello.request import Request
@@ -100,6 +100,12 @@ def _from_tuple(value: tuple[Any, ...]) -> Response:
     return response
 
 
+class CorsHooks(Protocol):
+    def before(self, request: Request) -> Response | None: ...
+
+    def after(self, request: Request, response: Response) -> None: ...
+
+
 class Scope:
     """What one App or Blueprint contributes to the chains of its routes."""
 
@@ -109,6 +115,8 @@ class Scope:
         self.middleware: list[Middleware] = []
         self.guards: list[Handler] = []
         self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
+        # A CORS policy is not stacked like other hooks: the innermost one governs a route.
+        self.cors: CorsHooks | None = None
 
     def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
@@ -156,10 +164,16 @@ class Endpoint:
         self.handler = handler
         self._sse_keepalive = sse_keepalive
         self._scopes = tuple(reversed(scopes))  # innermost first, for error handlers
-        self._before = tuple(hook for scope in scopes for hook in scope.before)
-        self._after = tuple(
-            (hook, positional_arity(hook) >= 2) for scope in reversed(scopes) for hook in reversed(scope.after)
-        )
+        before: list[Handler] = [hook for scope in scopes for hook in scope.before]
+        after: list[Callable[..., Any]] = [hook for scope in reversed(scopes) for hook in reversed(scope.after)]
+        cors = next((scope.cors for scope in reversed(scopes) if scope.cors is not None), None)
+        if cors is not None:
+            # First in, last out: preflights are answered before anything else runs, and
+            # the CORS headers go on the final response.
+            before.insert(0, cors.before)
+            after.append(cors.after)
+        self._before = tuple(before)
+        self._after = tuple((hook, positional_arity(hook) >= 2) for hook in after)
         self._guards = tuple([guard for scope in scopes for guard in scope.guards] + list(route_guards))
         self._middleware = tuple(mw for scope in scopes for mw in scope.middleware)
         self._threaded = threaded

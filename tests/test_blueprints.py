@@ -1,0 +1,168 @@
+"""Blueprints, hooks, middleware, guards and error handlers over the network."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import httpx
+import pytest
+
+from apputil import RunningServer
+from cello import App, Blueprint, RouteError
+
+
+@pytest.fixture
+def seed(serve_app: Callable[..., RunningServer], variant: tuple[str, str]) -> httpx.Client:
+    with httpx.Client(base_url=serve_app("tests/apps/seed_blueprints.py", *variant).url) as client:
+        yield client  # type: ignore[misc]
+
+
+@pytest.fixture
+def layered(serve_app: Callable[..., RunningServer], variant: tuple[str, str]) -> httpx.Client:
+    with httpx.Client(base_url=serve_app("tests/apps/layered.py", *variant).url) as client:
+        yield client  # type: ignore[misc]
+
+
+def test_seed_examples(seed: httpx.Client) -> None:
+    assert seed.get("/users/").json() == {"users": []}
+    assert seed.get("/users/7").json() == {"id": "7"}
+    assert seed.get("/api/v1/users/").json() == {"users": []}
+    assert seed.get("/api/v1/users/7").json() == {"id": "7"}
+
+
+def test_blueprint_root_redirects_without_slash(seed: httpx.Client) -> None:
+    response = seed.get("/users")
+    assert (response.status_code, response.headers["location"]) == (308, "/users/")
+    response = seed.get("/api/v1/users?x=1")
+    assert (response.status_code, response.headers["location"]) == (308, "/api/v1/users/?x=1")
+
+
+def test_order_app_outer_inner(layered: httpx.Client) -> None:
+    response = layered.get("/outer/inner/trace")
+    assert response.status_code == 200
+    assert response.json()["trace"] == [
+        "app-mw-in",
+        "outer-mw-in",
+        "inner-mw-in",
+        "app-before",
+        "outer-before",
+        "inner-before",
+        "outer-guard",
+        "handler",
+    ]
+    assert response.headers["x-after"] == "inner-after,outer-after,app-after,inner-mw-out,outer-mw-out,app-mw-out"
+
+
+def test_app_route_sees_only_app_layer(layered: httpx.Client) -> None:
+    response = layered.get("/plain")
+    assert response.json()["trace"] == ["app-mw-in", "app-before"]
+    assert response.headers["x-after"] == "app-after,app-mw-out"
+
+
+def test_before_hook_short_circuits(layered: httpx.Client) -> None:
+    response = layered.get("/outer/inner/trace", headers={"x-short": "1"})
+    assert (response.status_code, response.text) == (299, "short-circuited")
+    # After-hooks still see the short-circuit response.
+    assert response.headers["x-after"] == "inner-after,outer-after,app-after,inner-mw-out,outer-mw-out,app-mw-out"
+
+
+def test_blueprint_guard_denies_with_403(layered: httpx.Client) -> None:
+    response = layered.get("/outer/inner/trace", headers={"x-deny": "outer"})
+    assert response.status_code == 403
+    assert response.json() == {"error": "Forbidden", "status": 403}
+
+
+def test_route_guard_runs_after_blueprint_guard(layered: httpx.Client) -> None:
+    response = layered.get("/outer/inner/secure")
+    assert response.status_code == 401
+    assert response.json() == {"error": "authentication required", "status": 401}
+    response = layered.get("/outer/inner/secure", headers={"x-auth": "yes"})
+    assert response.json()["trace"][-3:] == ["outer-guard", "route-guard", "handler"]
+
+
+@pytest.mark.parametrize(
+    ("which", "status", "by"),
+    [("inner", 422, "inner"), ("outer", 409, "outer"), ("app", 400, "app"), ("none", 500, None)],
+)
+def test_error_handler_innermost_first(layered: httpx.Client, which: str, status: int, by: str | None) -> None:
+    response = layered.get(f"/outer/inner/raise/{which}")
+    assert response.status_code == status
+    if by is None:
+        assert response.json() == {"error": "Internal Server Error", "status": 500}
+    else:
+        assert response.json()["handled_by"] == by
+    # Hooks run around error responses too.
+    assert "app-after" in response.headers["x-after"]
+
+
+def test_blueprint_status_handler(layered: httpx.Client) -> None:
+    assert layered.get("/outer/missing").json() == {"handled_by": "outer-404", "status": 404}
+
+
+def test_live_registration(layered: httpx.Client) -> None:
+    assert layered.get("/outer/inner/late").text == "late"
+
+
+# -- registration rules (no network needed) -------------------------------------------------
+
+
+def test_prefix_joining() -> None:
+    app = App()
+    bp = Blueprint("/a/")
+    child = Blueprint("b")
+
+    @child.get("")
+    def root(request: object) -> str:
+        return ""
+
+    @child.get("/c/")
+    def c(request: object) -> str:
+        return ""
+
+    bp.register(child)
+    app.register_blueprint(bp)
+    assert sorted(path for _, path, _ in app.get_all_routes()) == ["/a/b", "/a/b/c/"]
+
+
+def test_conflict_across_blueprints_names_both_places() -> None:
+    app = App()
+    one = Blueprint("/x", name="one")
+    two = Blueprint("/x", name="two")
+
+    @one.get("/{id}")
+    def first(request: object) -> str:
+        return ""
+
+    @two.get("/{name}")
+    def second(request: object) -> str:
+        return ""
+
+    app.register_blueprint(one)
+    with pytest.raises(RouteError) as info:
+        app.register_blueprint(two)
+    message = str(info.value)
+    assert "test_blueprints.py" in message and message.count(":") >= 2
+    # Nothing of the failed registration stayed behind.
+    assert [path for _, path, _ in app.get_all_routes()] == ["/x/{id}"]
+
+
+def test_duplicate_blueprint_names() -> None:
+    app = App()
+    app.register_blueprint(Blueprint("/a", name="same"))
+    with pytest.raises(RouteError, match="duplicate blueprint name"):
+        app.register_blueprint(Blueprint("/b", name="same"))
+
+
+def test_blueprint_cannot_contain_itself() -> None:
+    outer = Blueprint("/o")
+    inner = Blueprint("/i")
+    outer.register(inner)
+    with pytest.raises(RouteError):
+        inner.register(outer)
+
+
+def test_get_all_routes_of_nested_blueprint() -> None:
+    import seed_blueprints
+
+    routes = {(m, p) for m, p, _ in seed_blueprints.api.get_all_routes()}
+    assert routes == {("GET", "/api/v1/users/"), ("GET", "/api/v1/users/{id}")}
