@@ -252,6 +252,16 @@ class Registrar:
         self.scope.after.insert(0, timing.finish)
         self._changed()
 
+    def static(self, prefix: str, directory: str, index: str = "index.html") -> None:
+        """Serve the files below ``directory`` at ``prefix`` (``index.html`` for directories).
+
+        Paths that would leave the directory (``..``, absolute, NUL, symlinks out) get 404.
+        """
+        from cello.staticfiles import StaticFiles
+
+        handler = StaticFiles(directory, index)
+        self.route(join_path(prefix, "{*path}"), ["GET"], name=f"static:{prefix}")(handler)
+
     def _changed(self) -> None:
         for root in self._roots():
             root._invalidate()

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
 from cello.errors import HTTPException
 from cello.request import Request
 from cello.response import JSON, Response, dumps
+from cello.staticfiles import FileResponse
 
 Handler = Callable[[Request], Any]
 CallNext = Callable[[Request], Awaitable[Response]]
@@ -228,7 +229,7 @@ class Endpoint:
         if inspect.isawaitable(result):
             pending: Awaitable[Any] = result
             return pending
-        return to_response(result, self._sse_keepalive)
+        return _for_request(request, to_response(result, self._sse_keepalive))
 
     def _after_sync(self, request: Request, response: Response) -> Response:
         for hook, wants_request in self._after:
@@ -249,7 +250,7 @@ class Endpoint:
 
     async def _finish_async(self, request: Request, pending: Awaitable[Any]) -> Response:
         try:
-            response = to_response(await pending, self._sse_keepalive)
+            response = _for_request(request, to_response(await pending, self._sse_keepalive))
         except Exception as exc:  # noqa: BLE001
             response = await self._handle_error(request, exc)
         return await self._after_async(request, response)
@@ -282,7 +283,7 @@ class Endpoint:
             result = await loop.run_in_executor(self._executor(), self.handler, request)
         else:
             result = await _maybe_await(self.handler(request))
-        return to_response(result, self._sse_keepalive)
+        return _for_request(request, to_response(result, self._sse_keepalive))
 
     async def _after_async(self, request: Request, response: Response) -> Response:
         for hook, wants_request in self._after:
@@ -320,6 +321,13 @@ class Endpoint:
         if self._debug:
             return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
         return error_response(500, "Internal Server Error")
+
+
+def _for_request(request: Request, response: Response) -> Response:
+    """Let a file answer conditional and range requests before after-hooks see it."""
+    if isinstance(response, FileResponse):
+        return response.for_request(request)
+    return response
 
 
 def _call_error_handler(handler: ErrorHandler, request: Request, exc: Exception) -> Any:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import email.utils
-import mimetypes
 import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, Union
 from urllib.parse import quote
 
@@ -23,9 +21,6 @@ BINARY = "application/octet-stream"
 
 Body = Union[bytes, str, Mapping[str, Any], list[Any], None]
 ChunkSource = Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]
-
-_FILE_CHUNK = 256 * 1024
-
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Mapping):
@@ -159,18 +154,11 @@ class Response:
         filename: str | None = None,
         content_type: str | None = None,
     ) -> Response:
-        """Stream a file from disk with its size and modification time."""
-        file_path = Path(path)
-        stat = file_path.stat()
-        guessed = mimetypes.guess_type(filename or file_path.name)[0]
-        response = cls(None, 200, None, content_type or guessed or BINARY)
-        response._headers.append(("content-length", str(stat.st_size)))
-        modified = datetime.fromtimestamp(stat.st_mtime).astimezone()
-        response._headers.append(("last-modified", email.utils.format_datetime(modified, usegmt=False)))
-        if filename is not None:
-            response.set_header("content-disposition", _attachment(filename))
-        response._iter = _read_file(file_path)
-        return response
+        """Stream a file from disk with ``Content-Length``, ``Last-Modified`` and ``ETag``;
+        conditional and range requests are answered (304, 206, 416)."""
+        from cello.staticfiles import FileResponse
+
+        return FileResponse(path, filename, content_type)
 
     # -- instance API -----------------------------------------------------------------
 
@@ -242,20 +230,6 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.content_type() or ''}>"
-
-
-def _attachment(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
-async def _read_file(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as f:
-        while True:
-            chunk = f.read(_FILE_CHUNK)
-            if not chunk:
-                return
-            yield chunk
 
 
 def _to_bytes(chunk: bytes | str) -> bytes:

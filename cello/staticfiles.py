@@ -1,0 +1,203 @@
+"""Files from disk: validators, conditional requests, single ranges, and static directories.
+
+A file is streamed in chunks, never read whole. ``FileResponse.for_request`` applies the
+request's ``If-None-Match`` / ``If-Modified-Since`` (304) and ``Range`` (206/416) before
+the response leaves the handler chain.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import os
+import stat as stat_module
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, AsyncIterator
+from urllib.parse import quote
+
+from cello.errors import HTTPException
+from cello.response import BINARY, Response
+
+if TYPE_CHECKING:
+    from cello.request import Request
+
+CHUNK = 256 * 1024
+
+
+def http_date(timestamp: float) -> str:
+    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), usegmt=True)
+
+
+def _attachment(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+async def read_range(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = f.read(min(CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+
+class FileResponse(Response):
+    """A file streamed from disk, with ``Content-Length``, ``Last-Modified`` and ``ETag``."""
+
+    __slots__ = ("path", "size", "mtime", "etag")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        filename: str | None = None,
+        content_type: str | None = None,
+        status: int = 200,
+    ) -> None:
+        file_path = Path(path)
+        info = file_path.stat()
+        if not stat_module.S_ISREG(info.st_mode):
+            raise HTTPException(404, "Not Found")
+        guessed = mimetypes.guess_type(filename or file_path.name)[0]
+        kind = content_type or guessed or BINARY
+        if kind.startswith("text/") and "charset" not in kind:
+            kind += "; charset=utf-8"
+        super().__init__(None, status, None, kind)
+        self.path = file_path
+        self.size = info.st_size
+        self.mtime = info.st_mtime
+        self.etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
+        self._headers.append(("content-length", str(self.size)))
+        self._headers.append(("last-modified", http_date(self.mtime)))
+        self._headers.append(("etag", self.etag))
+        self._headers.append(("accept-ranges", "bytes"))
+        if filename is not None:
+            self.set_header("content-disposition", _attachment(filename))
+        self._iter = read_range(file_path, 0, self.size)
+
+    def for_request(self, request: Request) -> Response:
+        """Answer 304, 206 or 416 where the request's validators and Range call for it."""
+        if self.status != 200 or request.method not in ("GET", "HEAD"):
+            return self
+        if self._not_modified(request):
+            return self._replace(304, None)
+        range_header = request.headers.get("range")
+        if range_header is None or not self._if_range_holds(request):
+            return self
+        parsed = _parse_range(range_header, self.size)
+        if parsed is None:
+            return self  # not a single byte range we understand: send the whole file
+        if parsed == (-1, -1):
+            response = self._replace(416, None)
+            response.set_header("content-range", f"bytes */{self.size}")
+            response.set_header("content-length", "0")
+            return response
+        start, end = parsed
+        response = self._replace(206, read_range(self.path, start, end - start + 1))
+        response.set_header("content-range", f"bytes {start}-{end}/{self.size}")
+        response.set_header("content-length", str(end - start + 1))
+        return response
+
+    def _not_modified(self, request: Request) -> bool:
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None:
+            tags = [tag.strip() for tag in if_none_match.split(",")]
+            weak_self = self.etag
+            return "*" in tags or any(tag.removeprefix("W/") == weak_self for tag in tags)
+        since = request.headers.get("if-modified-since")
+        if since is not None:
+            try:
+                parsed = email.utils.parsedate_to_datetime(since)
+            except (TypeError, ValueError):
+                return False
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return int(self.mtime) <= parsed.timestamp()
+        return False
+
+    def _if_range_holds(self, request: Request) -> bool:
+        if_range = request.headers.get("if-range")
+        if if_range is None:
+            return True
+        if if_range.startswith('"') or if_range.startswith("W/"):
+            return if_range == self.etag
+        return if_range == http_date(self.mtime)
+
+    def _replace(self, status: int, chunks: AsyncIterator[bytes] | None) -> Response:
+        # The whole-file iterator was never started, so it holds no open file: drop it.
+        response = Response(None, status)
+        response._headers = [
+            (name, value) for name, value in self._headers if name not in ("content-length", "content-type")
+        ]
+        if status == 206:
+            response._headers.insert(0, ("content-type", self.content_type() or BINARY))
+        response._iter = chunks
+        return response
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=`` range -> (start, end) inclusive; (-1, -1) if unsatisfiable;
+    None if the header is not a single byte range (the whole file is sent then)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":
+        if last == "":
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return (-1, -1)
+        return (max(0, size - suffix), size - 1)
+    start = int(first)
+    if start >= size:
+        return (-1, -1)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return (start, min(end, size - 1))
+
+
+class StaticFiles:
+    """Serves files below ``directory`` for ``app.static(prefix, directory)``.
+
+    The router gives the percent-decoded rest of the path; anything that could leave the
+    root (``..``, absolute paths, NUL, a symlink pointing outside) is a 404, like a missing file.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], index: str = "index.html") -> None:
+        self.root = Path(directory).resolve()
+        self.index = index
+        if not self.root.is_dir():
+            raise ValueError(f"static directory {directory!r} does not exist")
+
+    def resolve(self, relative: str) -> Path | None:
+        if "\x00" in relative or "\\" in relative:
+            return None
+        parts = [part for part in relative.split("/") if part not in ("", ".")]
+        if any(part == ".." for part in parts):
+            return None
+        candidate = self.root.joinpath(*parts) if parts else self.root
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if real != self.root and self.root not in real.parents:
+            return None
+        if real.is_dir():
+            real = real / self.index
+            if not real.is_file():
+                return None
+        return real if real.is_file() else None
+
+    def __call__(self, request: Request) -> Response:
+        found = self.resolve(str(request.params.get("path", "")))
+        if found is None:
+            raise HTTPException(404, f"Not Found: {request.method} {request.path}")
+        return FileResponse(found).for_request(request)
