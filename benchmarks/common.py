@@ -112,7 +112,7 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def run_wrk(wrk: str, url: str, seconds: float, connections: int = 64, script: str | None = None) -> WrkResult:
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     if script:
         argv[1:1] = ["-s", script]
     out = subprocess.run(pinned(1, argv), capture_output=True, text=True, check=True).stdout
