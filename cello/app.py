@@ -7,15 +7,18 @@ route's pre-composed :class:`~cello.pipeline.Endpoint`. The app never touches a 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import sys
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException, RouteError
+from cello.forms import FormLimits, limits_from, receive_multipart
 from cello.pipeline import Endpoint, Handler, Scope
 from cello.request import Request
 from cello.response import Response
@@ -59,9 +62,12 @@ class _Runtime:
         param_names: list[tuple[str, ...]],
         patterns: list[str],
         scopes: list[list[Scope]],
+        multipart: list[Endpoint | None],
     ) -> None:
         self.router = router
         self.scopes = scopes
+        # Per route id: the variant that parses a multipart body as it streams in, or None.
+        self.multipart = multipart
         self.dispatch = router.dispatch
         self.endpoints = endpoints
         self.param_names = param_names
@@ -180,13 +186,16 @@ class App(Registrar):
                 log.warning("routes changed since %s was built; using the interpreted router", compiled[2])
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
-        endpoints = [self._endpoint_for(self._entry(route)) for route in routes]
+        entries = [self._entry(route) for route in routes]
+        endpoints = [self._endpoint_for(entry) for entry in entries]
+        multipart = [self._multipart_endpoint_for(entry) for entry in entries]
         return _Runtime(
             router,
             endpoints,
             [route.pattern.param_names for route in routes],
             [route.pattern.raw for route in routes],
-            [self._entry(route).scopes for route in routes],
+            [entry.scopes for entry in entries],
+            multipart,
         )
 
     @staticmethod
@@ -219,6 +228,26 @@ class App(Registrar):
             sse_keepalive=self.config.sse_keepalive,
         )
 
+    def _multipart_endpoint_for(self, entry: RouteEntry) -> Endpoint | None:
+        """The route's chain with a handler that first streams a multipart body into
+        spooled files, so an upload is never held whole in memory."""
+        spec = entry.spec
+        if entry.method not in FORM_METHODS or spec.stream:
+            return None
+        limits = limits_from(self.config, spec.options)
+        handler = _multipart_handler(spec.handler, spec.threaded, limits, self._executor_factory)
+        return Endpoint(
+            handler,
+            entry.scopes,
+            route_guards=spec.guards,
+            stream_body=True,
+            max_body_size=int(spec.options.get("max_body_size", self.config.max_body_size)),
+            debug=self.config.debug,
+            executor=self._executor_factory,
+            options=spec.options,
+            sse_keepalive=self.config.sse_keepalive,
+        )
+
     def _app_endpoint(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
         """An endpoint for the router's own answers (404, 405, OPTIONS, 308, 426): it runs the
         hooks of the app, or of the blueprints of the routes the path matched."""
@@ -241,6 +270,11 @@ class App(Registrar):
             if values:
                 request.params = dict(zip(runtime.param_names[code], values))
             request.route = runtime.patterns[code]
+            multipart = runtime.multipart[code]
+            if multipart is not None:
+                content_type = request.headers.get("content-type")
+                if content_type is not None and content_type[:19].lower() == "multipart/form-data":
+                    return multipart
             return runtime.endpoints[code]
         return self._resolve_miss(runtime, request, code)
 
@@ -312,6 +346,29 @@ class App(Registrar):
         from cello.asgi import handle
 
         await handle(self, scope, receive, send)
+
+
+FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _multipart_handler(
+    handler: Callable[..., Any], threaded: bool, limits: FormLimits, executor: Callable[[], Executor]
+) -> Callable[[Request], Awaitable[Any]]:
+    async def run(request: Request) -> Any:
+        form = await receive_multipart(request.headers.get("content-type") or "", request.stream(), limits)
+        request._form = form
+        try:
+            if threaded:
+                return await asyncio.get_running_loop().run_in_executor(executor(), handler, request)
+            result = handler(request)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        finally:
+            # The handler is done with the uploads: their temporary files go now.
+            form.close()
+
+    return run
 
 
 def _toggle_slash(path: str) -> str | None:

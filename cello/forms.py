@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
-from typing import IO, Any, Generator, Iterator, Mapping
+from typing import IO, Any, AsyncIterator, Generator, Iterator, Mapping
 from urllib.parse import parse_qsl
 
 import filetype
@@ -315,6 +315,21 @@ def multipart_boundary(content_type_header: str) -> bytes:
     return boundary
 
 
+async def receive_multipart(
+    content_type_header: str, chunks: AsyncIterator[bytes], limits: FormLimits = DEFAULT_LIMITS
+) -> FormData:
+    """Parse a multipart body as it arrives; file parts go to their spooled files chunk by chunk."""
+    receiver = MultipartReceiver(multipart_boundary(content_type_header), limits)
+    try:
+        async for chunk in chunks:
+            receiver.feed(chunk)
+        return receiver.finish()
+    except BaseException:
+        # A limit, a malformed part, a disconnect: no temporary file survives.
+        receiver.discard()
+        raise
+
+
 def parse_form(content_type_header: str, body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> FormData:
     """Parse a whole buffered body (the streaming path feeds a MultipartReceiver instead)."""
     media = content_type_header.split(";", 1)[0].strip().lower()
@@ -326,3 +341,20 @@ def parse_form(content_type_header: str, body: bytes, limits: FormLimits = DEFAU
         text = body.decode("utf-8", "replace")
         return FormData(parse_qsl(text, keep_blank_values=True))
     raise HTTPException(415, f"Unsupported form content type: {media}")
+
+
+def limits_from(settings: Any, overrides: Mapping[str, Any] | None = None) -> FormLimits:
+    """FormLimits from the App's Config, with a route's own ``max_file_size`` etc. on top."""
+    values = {
+        "max_file_size": settings.max_file_size,
+        "max_field_size": settings.max_form_field_size,
+        "max_parts": settings.max_form_parts,
+        "max_part_header_size": settings.max_part_header_size,
+        "max_part_headers": settings.max_part_headers,
+    }
+    for key in values:
+        if overrides and key in overrides:
+            values[key] = int(overrides[key])
+    if overrides and "max_form_field_size" in overrides:
+        values["max_field_size"] = int(overrides["max_form_field_size"])
+    return FormLimits(**values)
