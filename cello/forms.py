@@ -225,8 +225,11 @@ class MultipartReceiver:
     def feed(self, chunk: bytes) -> None:
         try:
             self._parser.write(chunk)
-        except MultipartParseError as exc:
+        except (MultipartParseError, ValueError) as exc:
             self.discard()
+            if "Maximum header" in str(exc):
+                # python-multipart's own part-header limits: a size, not a malformed body.
+                raise HTTPException(413, f"Multipart part headers too large: {exc}") from None
             raise HTTPException(400, f"Malformed multipart body: {exc}") from None
         except HTTPException:
             self.discard()
@@ -266,7 +269,8 @@ class MultipartReceiver:
 
     def _on_header_end(self) -> None:
         name = self._header_field.decode("latin-1").strip().lower()
-        self._part_headers[name] = self._header_value.decode("utf-8", "replace").strip()
+        # latin-1 keeps the bytes as they are: filenames are decoded as UTF-8 below.
+        self._part_headers[name] = self._header_value.decode("latin-1").strip()
         self._header_field = b""
         self._header_value = b""
 
@@ -275,12 +279,13 @@ class MultipartReceiver:
         if disposition != b"form-data" or b"name" not in options:
             raise HTTPException(400, "Malformed multipart body: part without a form-data name")
         self._field_name = options[b"name"].decode("utf-8", "replace")
+        content_type = self._part_headers.get("content-type")
         if b"filename" in options:
             self._upload = UploadedFile(
                 self._field_name,
                 options[b"filename"].decode("utf-8", "replace"),
-                self._part_headers.get("content-type"),
-                self._part_headers,
+                content_type,
+                {k: v.encode("latin-1").decode("utf-8", "replace") for k, v in self._part_headers.items()},
             )
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
