@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from cello.build_artifacts import MANIFEST, Manifest
-from cello.codegen.compile import CompileError, check_toolchain, compile_module
-from cello.codegen.generate import generate_source, module_name
+from .compile import CompileError, check_toolchain, compile_module
+from .generate import generate_source, module_name
 from cello.routing import build_plan
 
 if TYPE_CHECKING:
