@@ -172,6 +172,6 @@ def test_response_file(tmp_path: object) -> None:
     path.write_bytes(b"hello")
     response = Response.file(path, filename="résumé.txt")
     assert response.headers["content-length"] == "5"
-    assert response.content_type() == "text/plain"
+    assert response.content_type() == "text/plain; charset=utf-8"
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9.txt" in response.headers["content-disposition"]
     assert response.is_streaming

@@ -1,0 +1,64 @@
+"""Server settings: parser choice, request limits, timeouts, identity."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+KiB = 1024
+
+PARSERS = ("httptools", "h11")
+
+
+@dataclass
+class ServerConfig:
+    # "httptools" (llhttp, the fast default) or "h11" (pure Python, the reference).
+    http: str = "httptools"
+    # Request line (method SP target SP version, without CRLF) longer than this: 414.
+    max_request_line: int = 8 * KiB
+    # Header block measured as sum(len(name) + len(value) + 4) over the fields ("Name: value\r\n",
+    # whitespace around the value not counted, so both parsers measure the same): 431.
+    max_header_size: int = 16 * KiB
+    # More header fields than this: 431.
+    max_header_count: int = 100
+    # Seconds an idle keep-alive connection is kept open.
+    keep_alive_timeout: float = 5.0
+    # Seconds from the first byte of a request head (or from accept) to its end; not reset per byte,
+    # so a client trickling one byte at a time cannot hold a connection.
+    request_head_timeout: float = 10.0
+    # Seconds without any body bytes while a body is expected.
+    body_idle_timeout: float = 30.0
+    # Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    graceful_timeout: float = 10.0
+    # Value of the Server header; None leaves it out.
+    server_header: str | None = "cello"
+    # Bytes of a streamed request body queued for the handler before reading pauses.
+    stream_high_water: int = 64 * KiB
+    backlog: int = 2048
+    # Worker processes (see supervisor.py); 1 serves in the calling process.
+    workers: int = 1
+    # Set by the supervisor so that several processes can bind the same port.
+    reuse_port: bool = False
+    # Print the start-up line on stdout (the logger gets it in any case).
+    announce: bool = True
+
+    def __post_init__(self) -> None:
+        if self.http not in PARSERS:
+            raise ValueError(f"unknown http parser {self.http!r}; choose one of {', '.join(PARSERS)}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> ServerConfig:
+        """Take every field this class shares by name with ``settings`` (e.g. the App's Config),
+        then ``overrides``; an override of None (an option not given) keeps the value, except
+        for ``server_header``, where None means "no Server header"."""
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            if hasattr(settings, item.name):
+                values[item.name] = getattr(settings, item.name)
+        for name, value in overrides.items():
+            if value is not None or name == "server_header":
+                values[name] = value
+        return cls(**values)

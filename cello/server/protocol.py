@@ -1,0 +1,718 @@
+"""The HTTP/1.1 connection: one class for both parser backends.
+
+``HttpProtocol`` moves bytes between the socket and a parser adapter (parsers.py), turns the
+adapter's four events into calls of the application, and writes responses in request order.
+Byte-level rules live elsewhere: head validation in head.py, response bytes in wire.py.
+
+Life of a request: ``on_head`` builds the Request and resolves the endpoint (refusing an
+oversized declared body at once); ``on_body`` buffers or streams the body; ``on_end`` calls the
+endpoint. A sync handler's Response is written at once, inside the same ``data_received``;
+an awaitable runs as a task. Requests that arrive while a response is in progress (pipelining)
+wait in ``_pipeline``, and reading pauses until they are answered, so read-ahead is bounded
+by one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, Final, cast
+
+from cello.errors import HTTPException
+from cello.request import Request
+from cello.response import Response
+from cello.server import wire
+from cello.server.body import RequestStream
+from cello.server.config import ServerConfig
+from cello.server.errors import ClientDisconnect
+from cello.server.head import HeadValidator, split_target
+from cello.server.parsers import create_parser
+from cello.server.wire import LENGTH_LINES, STATUS_LINES
+
+if TYPE_CHECKING:
+    from cello.server.interface import Application, Endpoint, EndpointResult
+
+logger = logging.getLogger("cello.server")
+
+NEVER: Final = math.inf
+# Seconds a refused connection keeps reading (and dropping) input after its last response.
+LINGER: Final = 2.0
+# Largest body concatenated with its head into one buffer; larger ones go out with writelines
+# (still one call) to spare the copy.
+_JOIN_LIMIT: Final = 64 * 1024
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(wire.error_body(status, message), status, None, "application/json")
+
+
+class _FailedEndpoint:
+    """Stands in when ``resolve`` raises: the request is read normally and answered with 500."""
+
+    stream_body = False
+    max_body_size = 1 << 62
+
+    def __call__(self, request: Request) -> EndpointResult:
+        return error_response(500, "Internal Server Error")
+
+
+class ServerState:
+    """What all connections of one server share: the application, the settings, a clock and
+    the Date header (both refreshed by one timer instead of per request), and the open
+    connections (for timeouts and graceful shutdown)."""
+
+    def __init__(self, app: Application, config: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.config = config
+        self.loop = loop
+        self.connections: set[HttpProtocol] = set()
+        self.tails = wire.HeadTails(config.server_header)
+        self.now = loop.time()
+        self.shutting_down = False
+        self._timer: asyncio.TimerHandle | None = None
+        smallest = min(config.keep_alive_timeout, config.request_head_timeout, config.body_idle_timeout)
+        # Timeouts fire within a quarter of the smallest one (and at least twice a second, for Date).
+        self.tick = max(0.01, min(0.5, smallest / 4))
+        self.tails.update(time.time())
+
+    def start(self) -> None:
+        self._on_tick()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_tick(self) -> None:
+        self._timer = self.loop.call_later(self.tick, self._on_tick)
+        now = self.loop.time()
+        self.now = now
+        self.tails.update(time.time())
+        for connection in list(self.connections):
+            connection.check_timeout(now)
+
+    def begin_shutdown(self) -> None:
+        """Responses from now on close their connection; idle connections close at once."""
+        self.shutting_down = True
+        for connection in list(self.connections):
+            connection.shutdown()
+
+    def abort_all(self) -> None:
+        for connection in list(self.connections):
+            connection.abort()
+
+
+class _Queued:
+    """A pipelined request waiting for the responses before it, or a refusal (request None)."""
+
+    __slots__ = ("request", "endpoint", "keep_alive", "status", "reason")
+
+    def __init__(
+        self,
+        request: Request | None,
+        endpoint: Endpoint | None,
+        keep_alive: bool,
+        status: int,
+        reason: str,
+    ) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.keep_alive = keep_alive
+        self.status = status
+        self.reason = reason
+
+
+class HttpProtocol(asyncio.Protocol):
+    _transport: asyncio.Transport
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._app = state.app
+        self._loop = state.loop
+        config = state.config
+        self._config = config
+        self._tails = state.tails  # updated in place every second
+        self._head_timeout = config.request_head_timeout
+        self._keep_alive_timeout = config.keep_alive_timeout
+        self._body_timeout = config.body_idle_timeout
+        self._parser = create_parser(config.http, self, config)
+        self._client: tuple[str, int] | None = None
+        self._scheme = "http"
+        # Receiving side: the request whose head or body is being parsed.
+        self._rx_request: Request | None = None
+        self._rx_endpoint: Endpoint = _FAILED
+        self._rx_keep_alive = False
+        self._rx_parts: list[bytes] = []
+        self._rx_size = 0
+        self._rx_limit = 0
+        self._rx_stream: RequestStream | None = None
+        # A pipelined request asked for 100 Continue: sent once the responses before it are out.
+        self._continue_pending = False
+        # Sending side: the request being answered.
+        self._busy = False
+        self._tx_request: Request | None = None
+        self._tx_keep_alive = False
+        self._task: asyncio.Task[None] | None = None
+        self._streaming = False
+        self._pipeline: deque[_Queued] = deque()
+        # No more requests will be read (refused input, a non-keep-alive request, EOF).
+        self._input_done = False
+        self._eof = False
+        # Nothing more is written (the transport is closing, closed, or lingering).
+        self._closed = False
+        self._lingering = False
+        self._lost = False
+        self._read_paused = False
+        self._stream_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # Waiting for the first byte of a request (keep-alive idle), and until when.
+        self._idle = True
+        self._deadline = NEVER
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._client = (str(peer[0]), int(peer[1]))
+        if transport.get_extra_info("sslcontext") is not None:
+            self._scheme = "https"
+        state = self._state
+        state.connections.add(self)
+        # A fresh connection gets the head timeout for its first request.
+        self._deadline = state.now + self._config.request_head_timeout
+        if state.shutting_down:
+            self._close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._lost = True
+        self._input_done = True
+        self._state.connections.discard(self)
+        self._parser.stop()
+        disconnect = ClientDisconnect("client disconnected")
+        stream = self._rx_stream
+        if stream is not None:
+            self._rx_stream = None
+            stream.fail(disconnect)
+        for queued in self._pipeline:
+            request = queued.request
+            if request is not None and isinstance(request._stream, RequestStream):
+                request._stream.fail(disconnect)
+        self._pipeline.clear()
+        if self._streaming and self._task is not None:
+            # Stop a streaming response now (an SSE generator may wait for events for a long
+            # time); its generator's ``finally`` runs. Plain handlers finish on their own.
+            self._task.cancel()
+        self._wake_writer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._idle:
+            if self._lingering:
+                return
+            self._idle = False
+            self._deadline = self._state.now + self._head_timeout
+        self._parser.feed(data)
+
+    def eof_received(self) -> bool | None:
+        # The client sent everything it will send: answer what is complete, then close. A
+        # client that stops sending during a streaming response (SSE) has gone away: a half
+        # close cannot be told apart from a close until a write fails, which may take long.
+        if self._lingering:
+            return None
+        self._parser.stop()
+        self._input_done = True
+        self._eof = True
+        if self._streaming:
+            return None  # connection_lost stops the stream
+        stream = self._rx_stream
+        if stream is not None:
+            self._rx_stream = None
+            stream.fail(ClientDisconnect("client closed before the end of the body"))
+        self._rx_request = None
+        if self._busy or self._pipeline:
+            return True  # keep the transport open for the responses
+        return None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+        if not self._busy and self._pipeline:
+            self._next()
+
+    # -- parser events ----------------------------------------------------------------
+
+    def on_head(
+        self,
+        method: str,
+        target: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        head: HeadValidator,
+    ) -> None:
+        if self._input_done:
+            return
+        raw_path, query = split_target(target)
+        request = Request._from_wire(
+            method, raw_path, query, headers, self._client, self._scheme, http_version
+        )
+        try:
+            endpoint = self._app.resolve(request)
+        except Exception:
+            logger.exception("error resolving %s %s", method, raw_path)
+            endpoint = _FAILED
+        limit = endpoint.max_body_size
+        chunked = head.chunked
+        if not chunked and head.content_length > limit:
+            # Refused before reading: with "Expect: 100-continue" the client never sends it.
+            self._refuse(413, "Payload Too Large")
+            return
+        keep_alive = head.keep_alive
+        self._rx_request = request
+        self._rx_endpoint = endpoint
+        self._rx_keep_alive = keep_alive
+        self._rx_size = 0
+        self._rx_limit = limit
+        expects_body = chunked or head.content_length > 0
+        if endpoint.stream_body:
+            stream = RequestStream(self, self._loop, self._config.stream_high_water, head.expect_continue)
+            request._stream = stream
+            self._rx_stream = stream
+            self._submit(request, endpoint, keep_alive)
+            if expects_body and not self._closed:
+                self._deadline = self._state.now + self._body_timeout
+            return
+        self._deadline = self._state.now + self._body_timeout if expects_body else NEVER
+        if head.expect_continue:
+            if self._busy or self._pipeline:
+                self._continue_pending = True
+            else:
+                self._transport.write(wire.CONTINUE)
+
+    def on_body(self, data: bytes) -> None:
+        if self._input_done:
+            return
+        size = self._rx_size + len(data)
+        self._rx_size = size
+        if size > self._rx_limit:
+            self._refuse(413, "Payload Too Large")
+            return
+        self._deadline = self._state.now + self._body_timeout
+        stream = self._rx_stream
+        if stream is not None:
+            stream.feed(data)
+        else:
+            self._rx_parts.append(data)
+
+    def on_end(self) -> None:
+        if self._input_done:
+            return
+        request = self._rx_request
+        if request is None:
+            return
+        self._rx_request = None
+        self._continue_pending = False
+        keep_alive = self._rx_keep_alive
+        if not keep_alive:
+            # Nothing after this request is read; the connection closes after its response.
+            self._input_done = True
+            self._parser.stop()
+            self._update_reading()
+        stream = self._rx_stream
+        if stream is not None:
+            self._rx_stream = None
+            stream.end()
+            return
+        parts = self._rx_parts
+        if parts:
+            request._body = b"".join(parts)
+            parts.clear()
+        if self._busy or self._pipeline:
+            self._submit(request, self._rx_endpoint, keep_alive)
+        else:
+            self._dispatch(request, self._rx_endpoint, keep_alive)
+
+    def on_error(self, status: int, reason: str) -> None:
+        self._refuse(status, reason)
+
+    # -- flow control (RequestStream's owner) -------------------------------------------
+
+    def send_continue(self) -> None:
+        if not self._closed:
+            self._transport.write(wire.CONTINUE)
+
+    def pause_for_stream(self) -> None:
+        self._stream_paused = True
+        self._update_reading()
+
+    def resume_for_stream(self) -> None:
+        self._stream_paused = False
+        self._deadline = self._state.now + self._body_timeout
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._closed:
+            return
+        pause = self._stream_paused or bool(self._pipeline) or self._input_done
+        if pause != self._read_paused:
+            self._read_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
+
+    # -- refusing input ---------------------------------------------------------------
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` in turn and read nothing more."""
+        if self._input_done:
+            return
+        self._input_done = True
+        self._parser.stop()
+        self._update_reading()
+        self._rx_request = None
+        stream = self._rx_stream
+        if stream is not None:
+            # The handler already has this request: it sees the error while reading the body
+            # and answers it itself (an HTTPException becomes the error response).
+            self._rx_stream = None
+            stream.fail(HTTPException(status, reason))
+            return
+        if self._busy or self._pipeline:
+            self._pipeline.append(_Queued(None, None, False, status, reason))
+        else:
+            self._send_refusal(status, reason)
+
+    def _send_refusal(self, status: int, reason: str) -> None:
+        if not self._closed:
+            self._transport.write(wire.render_error(status, reason, self._state.tails.close))
+        self._close(linger=True)
+
+    # -- calling the application ------------------------------------------------------
+
+    def _submit(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
+        if self._busy or self._pipeline:
+            self._pipeline.append(_Queued(request, endpoint, keep_alive, 0, ""))
+            self._update_reading()
+        else:
+            self._dispatch(request, endpoint, keep_alive)
+
+    def _dispatch(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
+        self._busy = True
+        self._tx_request = request
+        self._tx_keep_alive = keep_alive
+        self._deadline = NEVER
+        try:
+            result = endpoint(request)
+        except Exception:
+            # Endpoints promise not to raise; a broken one must not take the connection down.
+            logger.exception("unhandled error in %s %s", request.method, request.raw_path)
+            result = error_response(500, "Internal Server Error")
+        if isinstance(result, Response):
+            self._send(result)
+        else:
+            self._task = self._loop.create_task(self._complete(result))
+
+    async def _complete(self, pending: Awaitable[Response]) -> None:
+        try:
+            response = await pending
+        except Exception:
+            request = self._tx_request
+            logger.exception(
+                "unhandled error in %s %s",
+                request.method if request is not None else "?",
+                request.raw_path if request is not None else "?",
+            )
+            response = error_response(500, "Internal Server Error")
+        if not isinstance(response, Response):
+            logger.error("endpoint returned %r instead of a Response", type(response).__name__)
+            response = error_response(500, "Internal Server Error")
+        if response._iter is None:
+            self._send(response)
+        else:
+            await self._send_stream(response)
+
+    def _keep_alive_now(self) -> bool:
+        """Whether the connection stays open after the response being written."""
+        if not self._tx_keep_alive or self._state.shutting_down:
+            return False
+        if self._input_done and not self._pipeline:
+            return False  # nothing more will be read: this is the last response
+        # A handler that answered before its body arrived: the rest of the body is unread.
+        return self._rx_request is None or self._rx_request is not self._tx_request
+
+    def _tail(self, keep_alive: bool, request: Request) -> bytes:
+        tails = self._tails
+        if not keep_alive:
+            return tails.close
+        if request.http_version == "1.0":
+            return tails.keep_alive_10
+        return tails.keep_alive
+
+    def _send(self, response: Response) -> None:
+        """Write a complete response (head and body in one write)."""
+        if response._iter is not None:
+            self._task = self._loop.create_task(self._send_stream(response))
+            return
+        request = self._tx_request
+        assert request is not None
+        keep_alive = self._keep_alive_now()
+        self._tx_keep_alive = keep_alive
+        tail = self._tail(keep_alive, request)
+        status = response.status
+        body = response._body
+        # Most responses: one buffer holding head and body. A large body is not copied into
+        # it (writelines), HEAD and bodiless statuses send the head alone.
+        large = b""
+        try:
+            if status >= 200 and status != 204 and status != 304:
+                line = STATUS_LINES.get(status)
+                if line is None:
+                    line = wire.status_line(status)
+                size = len(body)
+                length = LENGTH_LINES[size] if size < 4096 else wire.content_length_line(size)
+                headers = wire.render_headers(response.raw_headers())
+                if request.method == "HEAD":
+                    data = b"".join((line, headers, length, tail))
+                elif size > _JOIN_LIMIT:
+                    data = b"".join((line, headers, length, tail))
+                    large = body
+                else:
+                    data = b"".join((line, headers, length, tail, body))
+            else:
+                headers = wire.render_headers(wire.without_framing(response.raw_headers()))
+                data = wire.status_line(status) + headers + tail
+        except Exception:
+            # e.g. a header value that is not latin-1
+            logger.exception("cannot render the response to %s %s", request.method, request.raw_path)
+            data = wire.render_error(500, "Internal Server Error", tail, request.method != "HEAD")
+        if not self._closed:
+            if large:
+                self._transport.writelines((data, large))
+            else:
+                self._transport.write(data)
+        self._finish()
+
+    async def _send_stream(self, response: Response) -> None:
+        iterator = response._iter
+        assert iterator is not None
+        request = self._tx_request
+        assert request is not None
+        status = response.status
+        headers = response.raw_headers()
+        length = wire.declared_length(headers)
+        body_allowed = wire.has_body(status)
+        # Without a length, HTTP/1.1 gets chunks; HTTP/1.0 gets the body up to the close.
+        chunked = body_allowed and length < 0 and request.http_version == "1.1"
+        if body_allowed and length < 0 and not chunked:
+            self._tx_keep_alive = False
+        keep_alive = self._keep_alive_now()
+        self._tx_keep_alive = keep_alive
+        stream_body = body_allowed and request.method != "HEAD"
+        tail = self._tail(keep_alive, request)
+        try:
+            if not body_allowed:
+                head = wire.status_line(status) + wire.render_headers(wire.without_framing(headers))
+            elif chunked:
+                head = wire.status_line(status) + wire.render_headers(headers) + wire.CHUNKED
+            else:
+                head = wire.status_line(status) + wire.render_headers(headers)
+            head += tail
+        except Exception:
+            logger.exception("cannot render the response to %s %s", request.method, request.raw_path)
+            head = wire.render_error(500, "Internal Server Error", tail, request.method != "HEAD")
+            stream_body = False
+        if self._eof and stream_body:
+            # See eof_received: the client is gone, nothing is written.
+            self._tx_keep_alive = False
+        elif not self._closed:
+            self._transport.write(head)
+            if stream_body:
+                self._streaming = True
+                sent = await self._pump(iterator, chunked)
+                self._streaming = False
+                if length >= 0 and sent != length:
+                    if sent >= 0:
+                        logger.error("streamed %d bytes but Content-Length said %d", sent, length)
+                    # The client cannot find the end of this response: close.
+                    self._tx_keep_alive = False
+        await _aclose(iterator)
+        self._finish()
+
+    async def _pump(self, iterator: Any, chunked: bool) -> int:
+        """Write the chunks as they come, flushing each at once; -1 when the stream broke."""
+        sent = 0
+        transport = self._transport
+        try:
+            async for data in iterator:
+                if self._closed:
+                    break
+                if not data:
+                    continue  # an empty chunk would end a chunked body
+                if chunked:
+                    transport.write(wire.chunk(data))
+                else:
+                    transport.write(data)
+                sent += len(data)
+                if self._write_paused:
+                    await self._drain()
+            else:
+                if chunked and not self._closed:
+                    transport.write(wire.LAST_CHUNK)
+        except asyncio.CancelledError:
+            return -1  # the client went away (connection_lost cancels us)
+        except Exception:
+            logger.exception("error while streaming a response")
+            # The head is out: all that can still be said is that the response is broken.
+            self._tx_keep_alive = False
+            if not self._closed:
+                self._transport.abort()
+            return -1
+        return sent
+
+    async def _drain(self) -> None:
+        if not self._write_paused or self._closed:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiter = waiter
+        await waiter
+
+    def _wake_writer(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _finish(self) -> None:
+        """The current response is fully written."""
+        self._busy = False
+        self._task = None
+        self._tx_request = None
+        if self._closed:
+            return
+        if not self._tx_keep_alive:
+            self._close(linger=True)
+            return
+        if self._pipeline:
+            self._next()
+        else:
+            self._became_idle()
+
+    def _next(self) -> None:
+        # A loop, not recursion: sync handlers finish inside _dispatch.
+        while not self._busy and self._pipeline and not self._closed:
+            if self._write_paused:
+                return  # resume_writing continues
+            queued = self._pipeline.popleft()
+            request = queued.request
+            endpoint = queued.endpoint
+            if request is None or endpoint is None:
+                self._send_refusal(queued.status, queued.reason)
+                return
+            self._dispatch(request, endpoint, queued.keep_alive)
+            if self._read_paused:
+                # A queued request streaming its body needs reading back on.
+                self._update_reading()
+        if not self._busy and not self._pipeline and not self._closed:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        if self._read_paused:
+            self._update_reading()
+        if self._rx_request is None:
+            if self._input_done:
+                self._close()  # EOF came while answering
+                return
+            self._idle = True
+            self._deadline = self._state.now + self._keep_alive_timeout
+        else:
+            self._deadline = self._state.now + self._body_timeout
+            if self._continue_pending:
+                self._continue_pending = False
+                self._transport.write(wire.CONTINUE)
+
+    # -- closing ----------------------------------------------------------------------
+
+    def _close(self, linger: bool = False) -> None:
+        """Stop reading and writing. With ``linger``, first half-close and drop input for a
+        moment: closing a socket with unread input makes the kernel send a reset, which can
+        destroy the response before the client reads it (a refused upload, a pipelined
+        request after a refusal)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._input_done = True
+        self._parser.stop()
+        transport = self._transport
+        if linger and not self._eof and transport.can_write_eof():
+            self._lingering = True
+            self._idle = True
+            self._deadline = self._state.now + LINGER
+            transport.write_eof()
+            if self._read_paused:
+                self._read_paused = False
+                transport.resume_reading()
+            return
+        transport.close()
+
+    def check_timeout(self, now: float) -> None:
+        """Called by the server's timer."""
+        if now < self._deadline:
+            return
+        if self._lingering:
+            self._lingering = False
+            self._transport.close()
+            return
+        if self._closed:
+            return
+        if self._busy:
+            # A handler waiting for a streamed body that stopped coming (not one that stopped
+            # reading it: reading is paused then and the client is not to blame).
+            if self._rx_stream is not None and not self._stream_paused:
+                self._refuse(408, "Request Timeout")
+            return
+        if self._idle:
+            self._close()  # keep-alive idle timeout: nothing to say
+        else:
+            self._refuse(408, "Request Timeout")
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close if idle, otherwise after the response in progress."""
+        if self._lingering:
+            self._lingering = False
+            self._transport.close()
+        elif self._closed:
+            return
+        elif self._idle and not self._busy and not self._pipeline:
+            self._close()
+
+    def abort(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._closed = True
+        if not self._lost:
+            self._transport.abort()
+
+
+_FAILED: Final = _FailedEndpoint()
+
+
+async def _aclose(iterator: Any) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        logger.exception("error while closing a response stream")

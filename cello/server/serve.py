@@ -1,0 +1,247 @@
+"""Running a server: socket, event loop, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import sys
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from cello.server.config import ServerConfig
+from cello.server.protocol import HttpProtocol, ServerState
+
+if TYPE_CHECKING:
+    from cello.server.interface import Application
+
+logger = logging.getLogger("cello.server")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (it is a dependency except on Windows), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class BindError(OSError):
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        if cause.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        else:
+            reason = (cause.strerror or str(cause)).lower()
+        self.message = f"cannot bind {format_host(host)}:{port}: {reason}"
+        super().__init__(cause.errno, self.message)
+
+
+def format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def bind_socket(
+    host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048, listen: bool = True
+) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket; BindError says why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(host, port, exc) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise BindError(host, port, exc) from None
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    address = sock.getsockname()
+    return f"http://{format_host(str(address[0]))}:{address[1]}"
+
+
+class Server:
+    """One process serving an Application on a socket until asked to stop.
+
+    ``run`` blocks; ``shutdown`` (thread-safe, also what SIGINT/SIGTERM do) stops accepting,
+    closes idle connections and lets in-flight requests finish within ``graceful_timeout``;
+    a second request (or ``force_exit``) closes everything at once.
+    """
+
+    def __init__(self, app: Application, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._state: ServerState | None = None
+        self._stopping = False
+        self._forced = False
+        self._lock = threading.Lock()
+        self._pending_stop = False
+
+    def run(
+        self,
+        sock: socket.socket,
+        *,
+        on_ready: Callable[[str], None] | None = None,
+        handle_signals: bool = True,
+    ) -> int:
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self._serve(sock, on_ready, handle_signals))
+        finally:
+            _cancel_remaining(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown (a second call forces it). Safe from any thread."""
+        with self._lock:
+            loop = self._loop
+            if loop is None:
+                self._pending_stop = True
+                return
+        loop.call_soon_threadsafe(self._on_stop_request)
+
+    def force_exit(self) -> None:
+        with self._lock:
+            loop = self._loop
+            if loop is None:
+                self._pending_stop = True
+                self._forced = True
+                return
+        loop.call_soon_threadsafe(self._force)
+
+    # -- inside the loop ----------------------------------------------------------------
+
+    async def _serve(
+        self,
+        sock: socket.socket,
+        on_ready: Callable[[str], None] | None,
+        handle_signals: bool,
+    ) -> int:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        state = ServerState(self.app, config, loop)
+        self._state = state
+        self._stop = asyncio.Event()
+        server = await loop.create_server(
+            lambda: HttpProtocol(state), sock=sock, backlog=config.backlog
+        )
+        state.start()
+        signals = _install_signals(loop, self._on_stop_request) if handle_signals else []
+        with self._lock:
+            self._loop = loop
+            pending = self._pending_stop
+        url = socket_url(sock)
+        line = f"Cello serving on {url} (parser: {config.http})"
+        logger.info(line)
+        if config.announce:
+            print(line, flush=True)
+        if on_ready is not None:
+            on_ready(url)
+        if pending:
+            self._on_stop_request()
+        try:
+            await self._stop.wait()
+            server.close()
+            state.begin_shutdown()
+            await self._wait_for_connections(state)
+            if state.connections:
+                logger.warning("closing %d connection(s) still busy", len(state.connections))
+                state.abort_all()
+                await asyncio.sleep(0)
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            state.stop()
+            server.close()
+        return 1 if self._forced else 0
+
+    async def _wait_for_connections(self, state: ServerState) -> None:
+        deadline = state.loop.time() + self.config.graceful_timeout
+        while state.connections and not self._forced:
+            remaining = deadline - state.loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(0.05, remaining))
+
+    def _on_stop_request(self) -> None:
+        if self._stopping:
+            logger.warning("second stop request: closing all connections now")
+            self._force()
+            return
+        self._stopping = True
+        logger.info("shutting down (in-flight requests get %ss)", self.config.graceful_timeout)
+        if self._stop is not None:
+            self._stop.set()
+
+    def _force(self) -> None:
+        self._forced = True
+        self._stopping = True
+        if self._state is not None:
+            self._state.abort_all()
+        if self._stop is not None:
+            self._stop.set()
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> list[int]:
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, callback)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # Windows, or a loop that cannot
+        installed.append(signum)
+    return installed
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def serve(
+    app: Application,
+    host: str,
+    port: int,
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Serve ``app`` until SIGINT/SIGTERM; the process exit status (0 after a clean stop).
+
+    ``port`` 0 picks a free port; ``on_ready`` receives the URL once the socket accepts.
+    With ``config.workers > 1`` the supervisor forks that many worker processes.
+    """
+    if config.workers > 1:
+        from cello.server.supervisor import supervise
+
+        return supervise(app, host, port, config, on_ready=on_ready)
+    try:
+        sock = bind_socket(host, port, reuse_port=config.reuse_port, backlog=config.backlog)
+    except BindError as exc:
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        return 1
+    return Server(app, config).run(sock, on_ready=on_ready)

@@ -1,0 +1,316 @@
+"""The sans-I/O layer: parser adapters, head rules, chunk framing, response bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from serverutil import PARSERS
+from test_server_malformed import Recorder, parse
+
+from cello.server import wire
+from cello.server.config import ServerConfig
+from cello.server.head import ChunkedFraming, HeadValidator, parse_raw_head, split_target
+from cello.server.parsers import create_parser
+
+# -- adapters: same events from both ------------------------------------------------------
+
+
+def both(data: bytes) -> list[tuple[Any, ...]]:
+    results = [parse(http, data) for http in PARSERS]
+    assert results[0] == results[1], results
+    return results[0]
+
+
+def test_simple_get_events() -> None:
+    events = both(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n")
+    assert events == [
+        ("head", "GET", b"/a?b=1", "1.1", [(b"Host", b"x"), (b"User-Agent", b"t")], True, False, 0),
+        ("end",),
+    ]
+
+
+def test_pipelined_messages_in_one_feed() -> None:
+    data = (
+        b"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        b"POST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nd\r\n0\r\n\r\n"
+        b"GET /3 HTTP/1.0\r\n\r\n"
+    )
+    events = both(data)
+    kinds = [e[0] for e in events]
+    assert kinds == ["head", "body", "end", "head", "body", "end", "head", "end"]
+    assert events[1] == ("body", b"abc") and events[4] == ("body", b"d")
+    assert events[3][6] is True  # chunked
+    assert events[6][5] is False  # HTTP/1.0 without keep-alive
+
+
+def test_keep_alive_decisions() -> None:
+    cases = {
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n": True,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n": False,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n": False,
+        b"GET / HTTP/1.0\r\n\r\n": False,
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n": True,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n": False,
+        b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n": False,
+    }
+    for data, keep_alive in cases.items():
+        events = both(data)
+        assert events[0][5] is keep_alive, data
+
+
+def test_nothing_read_after_an_upgrade_request() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+    events = parse("httptools", data)
+    # httptools stops at the upgrade; the connection stops reading after a non-keep-alive
+    # request in any case (the protocol calls stop()), so h11 may parse further harmlessly.
+    assert [e[0] for e in events] == ["head", "end"]
+
+
+def test_stop_drops_input() -> None:
+    for http in PARSERS:
+        recorder = Recorder()
+        parser = create_parser(http, recorder, ServerConfig(http=http))
+        parser.stop()
+        parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recorder.events == []
+
+
+def test_refusal_is_final() -> None:
+    for http in PARSERS:
+        events = parse(http, b"GET / HTTP/1.1\r\n\r\n" + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert events == [("error", 400)]
+
+
+# Valid requests, split anywhere: both parsers agree, whatever the split.
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).filter(
+    lambda t: t.lower() not in ("host", "content-length", "transfer-encoding", "connection", "expect", "upgrade")
+)
+_value = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30).map(str.strip)
+_path = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/._~%-", max_size=30).map(lambda p: "/" + p)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]))
+    head = f"{method} {draw(_path)} HTTP/1.1\r\nHost: h\r\n"
+    for name, value in draw(st.lists(st.tuples(_token, _value), max_size=6)):
+        head += f"{name}: {value}\r\n"
+    body = draw(st.binary(max_size=200))
+    if draw(st.booleans()) and body:
+        pieces = draw(st.lists(st.binary(min_size=1, max_size=50), max_size=4))
+        framed = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+        return head.encode() + b"Transfer-Encoding: chunked\r\n\r\n" + framed
+    return head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(requests(), min_size=1, max_size=3), st.lists(st.integers(min_value=1, max_value=40), max_size=20))
+def test_parsers_agree_on_any_split(messages: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(messages)
+    results = []
+    for http in PARSERS:
+        recorder = Recorder()
+        parser = create_parser(http, recorder, ServerConfig(http=http))
+        pos = 0
+        for cut in cuts:
+            parser.feed(data[pos : pos + cut])
+            pos += cut
+        parser.feed(data[pos:])
+        results.append(recorder.events)
+    assert results[0] == results[1]
+    assert [e[0] for e in results[0]].count("end") == len(messages)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab",
+            b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        ]
+    ),
+    st.integers(min_value=0, max_value=80),
+    st.sampled_from([b"\x00", b"\n", b"\r", b" ", b"\t", b"\x01", b"\x7f", b":", b"\xff", b"0", b"-", b"z", b","]),
+)
+def test_parsers_agree_on_mutations(base: bytes, position: int, byte: bytes) -> None:
+    """Insert one byte anywhere: both backends accept or both refuse (with the same status)."""
+    position = min(position, len(base))
+    # A complete request follows, so that a parser waiting for more input cannot pass for one
+    # that accepted (when an error is seen within an unfinished line may differ).
+    data = base[:position] + byte + base[position:] + b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    results = [parse(http, data) for http in PARSERS]
+    statuses = [[e[1] for e in r if e[0] == "error"] for r in results]
+    assert statuses[0] == statuses[1], (data, results)
+    if not statuses[0]:
+        assert results[0] == results[1], (data, results)
+
+
+# -- head rules ---------------------------------------------------------------------------
+
+
+def validator(**settings: Any) -> HeadValidator:
+    head = HeadValidator(ServerConfig(**settings))
+    head.begin()
+    return head
+
+
+def test_validator_counts_canonical_bytes() -> None:
+    head = validator(max_header_size=20)
+    assert head.add_field(b"Host", b"abc")  # 4 + 3 + 4 = 11
+    assert head.add_field(b"X", b"1234")  # 1 + 4 + 4 = 9 -> 20
+    assert not head.add_field(b"Y", b"")
+    assert head.status == 431
+
+
+def test_validator_resets_between_requests() -> None:
+    head = validator()
+    head.add_field(b"Content-Length", b"5")
+    head.add_field(b"Connection", b"close")
+    head.add_field(b"Host", b"x")
+    assert head.finish("POST", "1.1")
+    assert (head.content_length, head.keep_alive) == (5, False)
+    head.begin()
+    head.add_field(b"Host", b"x")
+    assert head.finish("GET", "1.1")
+    assert (head.content_length, head.keep_alive, head.chunked) == (0, True, False)
+
+
+@pytest.mark.parametrize(
+    "fields,version,status",
+    [
+        ([], "1.1", 400),
+        ([(b"Host", b"a"), (b"host", b"b")], "1.1", 400),
+        ([], "1.0", 0),
+        ([(b"Host", b"a")], "2.0", 400),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"1")], "1.1", 400),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"CHUNKED")], "1.1", 0),
+        ([(b"Host", b"a"), (b"Content-Length", b"1, 1")], "1.1", 400),
+        ([(b"Host", b"a"), (b"Expect", b"100-Continue")], "1.1", 0),
+        ([(b"Host", b"a"), (b"Expect", b"other")], "1.1", 417),
+    ],
+)
+def test_validator_rules(fields: list[tuple[bytes, bytes]], version: str, status: int) -> None:
+    head = validator()
+    ok = all(head.add_field(n, v) for n, v in fields) and head.finish("GET", version)
+    assert (0 if ok else head.status) == status
+
+
+def test_expect_continue_only_with_a_body() -> None:
+    head = validator()
+    head.add_field(b"Host", b"a")
+    head.add_field(b"Expect", b"100-continue")
+    head.finish("POST", "1.1")
+    assert not head.expect_continue
+    head.begin()
+    head.add_field(b"Host", b"a")
+    head.add_field(b"Expect", b"100-continue")
+    head.add_field(b"Content-Length", b"3")
+    head.finish("POST", "1.1")
+    assert head.expect_continue
+
+
+def test_parse_raw_head_fields() -> None:
+    head = validator()
+    fields = parse_raw_head(b"GET / HTTP/1.1\r\nHost:  a \r\nX-Y:\tb c\t\r\nZ:\r\n\r\n", head)
+    assert fields == [(b"Host", b"a"), (b"X-Y", b"b c"), (b"Z", b"")]
+
+
+@pytest.mark.parametrize(
+    "target,path,query",
+    [
+        (b"/", "/", ""),
+        (b"/a/b?x=1&y=2", "/a/b", "x=1&y=2"),
+        (b"/a%20b?q=%2F", "/a%20b", "q=%2F"),
+        (b"/p?", "/p", ""),
+        (b"/p#frag", "/p", ""),
+        (b"/p?q=1#frag", "/p", "q=1"),
+        (b"http://host:80/x?y", "/x", "y"),
+        (b"HTTPS://host", "/", ""),
+        (b"*", "*", ""),
+        (b"host:443", "host:443", ""),
+    ],
+)
+def test_split_target(target: bytes, path: str, query: str) -> None:
+    assert split_target(target) == (path, query)
+
+
+# -- chunk framing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body,ok",
+    [
+        (b"3\r\nabc\r\n0\r\n\r\n", True),
+        (b"3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n", True),
+        (b"A\r\n0123456789\r\n0\r\n\r\n", True),
+        (b"3 \r\nabc\r\n0\r\n\r\n", False),
+        (b"3\nabc\r\n0\r\n\r\n", False),
+        (b"3\r\nabcd\r\n0\r\n\r\n", False),
+        (b"3\r\nabc\r\n0\r\nbad trailer\r\n\r\n", False),
+        (b"10000000000000000\r\n", False),
+        (b"g\r\n", False),
+    ],
+)
+def test_chunked_framing(body: bytes, ok: bool) -> None:
+    for step in (len(body), 1, 3):
+        framing = ChunkedFraming()
+        result = all(framing.feed(body[i : i + step]) for i in range(0, len(body), step))
+        assert result is ok, (body, step, framing.error)
+        if ok:
+            assert framing.done
+
+
+def test_chunked_framing_stops_at_message_end() -> None:
+    framing = ChunkedFraming()
+    assert framing.feed(b"0\r\n\r\nGARBAGE\n\n")
+    assert framing.done
+
+
+# -- response bytes -----------------------------------------------------------------------
+
+
+def test_status_lines() -> None:
+    assert wire.status_line(200) == b"HTTP/1.1 200 OK\r\n"
+    assert wire.status_line(418) == b"HTTP/1.1 418 I'm a Teapot\r\n"
+    assert wire.status_line(599) == b"HTTP/1.1 599 \r\n"
+
+
+def test_content_length_lines() -> None:
+    assert wire.content_length_line(0) == b"content-length: 0\r\n"
+    assert wire.content_length_line(4095) == b"content-length: 4095\r\n"
+    assert wire.content_length_line(123456) == b"content-length: 123456\r\n"
+
+
+def test_head_tails() -> None:
+    tails = wire.HeadTails("cello")
+    tails.update(0.0)
+    assert tails.keep_alive == b"date: Thu, 01 Jan 1970 00:00:00 GMT\r\nserver: cello\r\n\r\n"
+    assert tails.close.endswith(b"connection: close\r\n\r\n")
+    assert tails.keep_alive_10.endswith(b"connection: keep-alive\r\n\r\n")
+    bare = wire.HeadTails(None)
+    bare.update(0.0)
+    assert b"server" not in bare.keep_alive
+
+
+def test_render_error() -> None:
+    tails = wire.HeadTails(None)
+    tails.update(0.0)
+    data = wire.render_error(404, "Not Found: GET /x", tails.close)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n")
+    assert body == b'{"error":"Not Found: GET /x","status":404}'
+    assert b"content-length: %d" % len(body) in head
+
+
+def test_framing_helpers() -> None:
+    headers = [("content-type", "text/plain"), ("Content-Length", "5"), ("transfer-encoding", "x")]
+    assert wire.without_framing(headers) == [("content-type", "text/plain")]
+    assert wire.declared_length(headers) == 5
+    assert wire.declared_length([("a", "b")]) == -1
+    assert wire.chunk(b"hello") == b"5\r\nhello\r\n"
+    assert wire.render_headers([("a", "1"), ("b", "2")]) == b"a: 1\r\nb: 2\r\n"
+    assert wire.render_headers([]) == b""
