@@ -103,3 +103,27 @@ def start_server(app_ref: str, http: str = "httptools", router: str = "interpret
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from None
     return RunningServer(app_ref, http, router, port, process, log)
+
+
+# Every test app served with the compiled router. `make test` builds them before pytest
+# (`python tests/apputil.py`): the documented way to produce compiled artifacts in CI.
+TEST_APPS = [
+    "tests/apps/basic.py",
+    "tests/apps/debug_errors.py",
+    "tests/apps/debug_errors.py:custom",
+    "tests/apps/seed_blueprints.py",
+    "tests/apps/layered.py",
+    "tests/apps/middleware_app.py",
+    "tests/apps/streams.py",
+    "tests/apps/uploads.py",
+]
+
+
+def build_all(app_refs: list[str] | None = None) -> None:
+    for app_ref in app_refs or TEST_APPS:
+        out = build_dir(app_ref)
+        subprocess.run([sys.executable, "-m", "cello", "build", app_ref, "--out", str(out)], cwd=ROOT, check=True)
+
+
+if __name__ == "__main__":
+    build_all(sys.argv[1:] or None)
