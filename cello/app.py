@@ -13,7 +13,7 @@ import logging
 import sys
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, MutableMapping, Sequence
 
 from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
@@ -134,6 +134,14 @@ class App(Registrar):
 
     def _invalidate(self) -> None:
         self._runtime = None
+
+    async def startup(self) -> None:
+        """Run the on_startup hooks (the server calls this before accepting connections)."""
+        await _run_hooks(self.startup_handlers)
+
+    async def shutdown(self) -> None:
+        """Run the on_shutdown hooks (after the last connection closed)."""
+        await _run_hooks(self.shutdown_handlers)
 
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         self.startup_handlers.append(fn)
@@ -342,10 +350,22 @@ class App(Registrar):
 
     # -- ASGI -----------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
         from cello.asgi import handle
 
         await handle(self, scope, receive, send)
+
+
+async def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    for hook in hooks:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
 
 
 FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -6,8 +6,7 @@ remains the fast path; this adapter maps ASGI messages onto the same Request/Res
 
 from __future__ import annotations
 
-import inspect
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, MutableMapping
 
 from cello.pipeline import error_response
 from cello.request import Request
@@ -16,9 +15,9 @@ from cello.response import Response
 if TYPE_CHECKING:
     from cello.app import App
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def handle(app: App, scope: Scope, receive: Receive, send: Send) -> None:
@@ -33,25 +32,18 @@ async def handle(app: App, scope: Scope, receive: Receive, send: Send) -> None:
         await _lifespan(app, receive, send)
 
 
-async def run_hooks(hooks: list[Callable[[], Any]]) -> None:
-    for hook in hooks:
-        result = hook()
-        if inspect.isawaitable(result):
-            await result
-
-
 async def _lifespan(app: App, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
-                await run_hooks(app.startup_handlers)
+                await app.startup()
             except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
                 await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                 return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await run_hooks(app.shutdown_handlers)
+            await app.shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

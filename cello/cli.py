@@ -107,9 +107,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print(f"out of date: {exc}", file=sys.stderr)
             return 1
         return 0
-    from cello.codegen.build import run_build
-
-    return run_build(app, args.app, Path(args.out), compile=not args.no_compile)
+    # Build-time code, imported only by this command (the runtime never imports codegen).
+    build = importlib.import_module("cello.codegen.build")
+    code: int = build.run_build(app, args.app, Path(args.out), compile=not args.no_compile)
+    return code
 
 
 def make_parser() -> argparse.ArgumentParser:

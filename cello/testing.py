@@ -60,9 +60,7 @@ class _SyncASGITransport(httpx.BaseTransport):
 
 
 async def _lifespan(app: App, phase: str) -> None:
-    from cello.asgi import run_hooks
-
-    await run_hooks(app.startup_handlers if phase == "startup" else app.shutdown_handlers)
+    await (app.startup() if phase == "startup" else app.shutdown())
 
 
 class TestClient(httpx.Client):

@@ -156,6 +156,8 @@ class HttpProtocol(asyncio.Protocol):
         self._tx_request: Request | None = None
         self._tx_keep_alive = False
         self._task: asyncio.Task[None] | None = None
+        self._event_stream = False
+        self._ending_stream = False
         self._streaming = False
         self._pipeline: deque[_Queued] = deque()
         # No more requests will be read (refused input, a non-keep-alive request, EOF).
@@ -519,6 +521,8 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = self._keep_alive_now()
         self._tx_keep_alive = keep_alive
         stream_body = body_allowed and request.method != "HEAD"
+        # An event stream never ends by itself: shutdown ends it instead of waiting for it.
+        self._event_stream = wire.is_event_stream(headers)
         tail = self._tail(keep_alive, request)
         try:
             if not body_allowed:
@@ -570,6 +574,10 @@ class HttpProtocol(asyncio.Protocol):
                 if chunked and not self._closed:
                     transport.write(wire.LAST_CHUNK)
         except asyncio.CancelledError:
+            if self._ending_stream and chunked and not self._closed:
+                # Server shutdown: end the stream properly so the client sees a clean end.
+                transport.write(wire.LAST_CHUNK)
+                return sent
             return -1  # the client went away (connection_lost cancels us)
         except Exception:
             logger.exception("error while streaming a response")
@@ -696,6 +704,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         elif self._idle and not self._busy and not self._pipeline:
             self._close()
+        elif self._streaming and self._event_stream and self._task is not None:
+            self._ending_stream = True
+            self._task.cancel()
 
     def abort(self) -> None:
         if self._task is not None:

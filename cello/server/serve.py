@@ -138,6 +138,10 @@ class Server:
     ) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
+        failure = await _lifespan(self.app, "startup")
+        if failure is not None:
+            print(f"error: startup failed: {failure}", file=sys.stderr, flush=True)
+            return 3
         state = ServerState(self.app, config, loop)
         self._state = state
         self._stop = asyncio.Event()
@@ -172,6 +176,9 @@ class Server:
                 loop.remove_signal_handler(signum)
             state.stop()
             server.close()
+        failure = await _lifespan(self.app, "shutdown")
+        if failure is not None:
+            logger.error("shutdown hook failed: %s", failure)
         return 1 if self._forced else 0
 
     async def _wait_for_connections(self, state: ServerState) -> None:
@@ -199,6 +206,19 @@ class Server:
             self._state.abort_all()
         if self._stop is not None:
             self._stop.set()
+
+
+async def _lifespan(app: Application, phase: str) -> str | None:
+    """Run the application's startup or shutdown hooks, if it has any; why they failed."""
+    hook = getattr(app, phase, None)
+    if hook is None:
+        return None
+    try:
+        await hook()
+    except Exception as exc:
+        logger.exception("%s hook failed", phase)
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> list[int]:

@@ -120,3 +120,10 @@ def render_error(status: int, message: str, tail: bytes, with_body: bool = True)
         + tail
     )
     return head + body if with_body else head
+
+
+def is_event_stream(headers: list[tuple[str, str]]) -> bool:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value.startswith("text/event-stream")
+    return False
