@@ -262,6 +262,8 @@ class App(Registrar):
         return Endpoint(
             handler,
             scopes or [self.scope],
+            # Guards protect routes; the router's own 405/OPTIONS answers reveal nothing.
+            scope_guards=False,
             max_body_size=self.config.max_body_size,
             debug=self.config.debug,
             executor=self._executor_factory,

@@ -161,6 +161,7 @@ class Endpoint:
         executor: Callable[[], Executor],
         options: dict[str, Any] | None = None,
         sse_keepalive: float | None = None,
+        scope_guards: bool = True,
     ) -> None:
         self.handler = handler
         self._sse_keepalive = sse_keepalive
@@ -175,7 +176,8 @@ class Endpoint:
             after.append(cors.after)
         self._before = tuple(before)
         self._after = tuple((hook, positional_arity(hook) >= 2) for hook in after)
-        self._guards = tuple([guard for scope in scopes for guard in scope.guards] + list(route_guards))
+        guards = [guard for scope in scopes for guard in scope.guards] if scope_guards else []
+        self._guards = tuple(guards + list(route_guards))
         self._middleware = tuple(mw for scope in scopes for mw in scope.middleware)
         self._threaded = threaded
         self._debug = debug

@@ -1,0 +1,110 @@
+"""The example apps' pages in a real browser (headless Chromium driven by Playwright).
+
+Skipped, with the reason, only when Playwright or Chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import pytest
+
+from apputil import RunningServer
+from browserutil import expect, launch_chromium, make_file, open_page
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+Serve = Callable[..., RunningServer]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with open_page(browser) as page:
+        yield page
+
+
+def count(page: Page) -> int:
+    return int(page.locator("#count").inner_text())
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_live_events(page: Page, serve_app: Serve) -> None:
+    page.goto(serve_app("examples/dashboard.py").url)
+    expect(page.locator("#status")).to_have_text("live")
+    # Events keep arriving: the counter goes up by itself while the user watches.
+    page.wait_for_function("Number(document.getElementById('count').textContent) >= 2")
+    seen = count(page)
+    page.wait_for_function(f"Number(document.getElementById('count').textContent) > {seen}")
+    assert count(page) > seen
+    # The latest values are on the page.
+    number = re.compile(r"^\d+(\.\d+)?$")
+    for metric in ("uptime_s", "load1", "cpu_percent", "rss_mib", "orders_per_min", "seq"):
+        expect(page.locator(f"#m-{metric}")).to_have_text(number)
+    assert int(page.locator("#m-clients").inner_text()) >= 1
+    expect(page.locator("#updated")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+def unique(stem: str, suffix: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def test_upload_with_the_html_form(page: Page, serve_app: Serve, tmp_path: Path) -> None:
+    page.goto(serve_app("examples/upload.py").url)
+    report = make_file(tmp_path, unique("report", ".txt"), 2345)
+    page.set_input_files("#classic-files", str(report))
+    with page.expect_navigation():
+        page.click("#classic-submit")
+    expect(page.locator("#notice")).to_have_text(f"Uploaded {report.name}.")
+    row = page.locator(f'#files li[data-name="{report.name}"]')
+    expect(row).to_have_attribute("data-size", "2345")
+    expect(row.locator(".size")).to_have_text("2.3 KiB")
+
+
+def test_upload_with_fetch(page: Page, serve_app: Serve, tmp_path: Path) -> None:
+    page.goto(serve_app("examples/upload.py").url)
+    before = int(page.locator("#file-count").inner_text())
+    first = make_file(tmp_path, unique("one", ".csv"), 12, b"a,b\n")
+    second = make_file(tmp_path, unique("two", ".txt"), 700)
+    page.set_input_files("#js-files", [str(first), str(second)])
+    page.click("#js-submit")
+    expect(page.locator("#js-status")).to_have_text(
+        f"Uploaded {first.name} (12 bytes), {second.name} (700 bytes)."
+    )
+    # The list is redrawn in place, without a page load.
+    expect(page.locator(f'#files li[data-name="{first.name}"] .size')).to_have_text("12 bytes")
+    expect(page.locator(f'#files li[data-name="{second.name}"] .size')).to_have_text("700 bytes")
+    assert int(page.locator("#file-count").inner_text()) >= before + 2
+
+
+def test_disallowed_type_is_refused_with_415(page: Page, serve_app: Serve, tmp_path: Path) -> None:
+    page.goto(serve_app("examples/upload.py").url)
+    program = make_file(tmp_path, unique("setup", ".exe"), 64, b"MZ\x90\x00")
+
+    # The fetch form says so in place...
+    page.set_input_files("#js-files", str(program))
+    page.click("#js-submit")
+    expect(page.locator("#js-status")).to_have_text(re.compile(rf"^Upload refused \(415\): {re.escape(program.name)}: type "))
+
+    # ...and the classic form lands on a 415 page that says why.
+    page.set_input_files("#classic-files", str(program))
+    with page.expect_navigation() as navigation:
+        page.click("#classic-submit")
+    response = navigation.value
+    assert response is not None and response.status == 415
+    expect(page.locator("#error")).to_contain_text(f"Upload refused: {program.name}: type")
+    expect(page.locator(f'#files li[data-name="{program.name}"]')).to_have_count(0)
