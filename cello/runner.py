@@ -28,6 +28,8 @@ class RunOptions:
     http: str | None = None
     build_dir: str = "build"
     require_compiled: bool = False
+    # app.run() looks for a matching `cello build` in ./build; `cello serve` has done so already.
+    load_build: bool = False
 
     def with_argv(self, argv: Sequence[str]) -> RunOptions:
         """Command-line flags win over the values given in code (``app.run(port=...)``)."""
@@ -90,6 +92,12 @@ def run_app(app: App, options: RunOptions) -> int:
         app.config.http = options.http
     app._invalidate()
     configure_logging(debug, options.logs)
+    if options.load_build:
+        from pathlib import Path
+
+        from cello.build_artifacts import attach_build
+
+        attach_build(app, Path(options.build_dir))
     if debug:
         from cello.middleware.debug import install as install_debug
 

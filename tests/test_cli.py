@@ -1,0 +1,187 @@
+"""The `cello` command and `app.run()`: build, serve, routes, flags, fallbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from apputil import ROOT, free_port
+
+HELLO = ROOT / "examples" / "hello.py"
+
+
+def cello(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cello", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class Served:
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.port = free_port()
+        self.log = cwd / f"serve-{self.port}.log"
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [*argv, "--port", str(self.port)], cwd=cwd, stdout=sink, stderr=subprocess.STDOUT
+            )
+
+    def wait(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited {self.process.returncode}: {self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("did not start")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(15)
+        return self.process.returncode
+
+    def __enter__(self) -> Served:
+        self.wait()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of examples/hello.py, built once."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copy(HELLO, folder / "hello.py")
+    result = cello("build", "hello.py", cwd=folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[4/4] compiled" in result.stdout
+    return folder
+
+
+def test_build_writes_manifest_and_readable_module(project: Path) -> None:
+    manifest = json.loads((project / "build" / "manifest.json").read_text())
+    assert manifest["app"] == "hello.py"
+    assert manifest["compiled"] is True
+    assert manifest["route_count"] == 6
+    assert ["GET", "/users/{id:int}"] in manifest["routes"]
+    assert manifest["artifact"].endswith(".so")
+    assert {"collect", "plan", "render", "compile"} <= set(manifest["timings"])
+    source = (project / "build" / manifest["generated"]).read_text()
+    assert f'FINGERPRINT: Final = "{manifest["fingerprint"]}"' in source or manifest["fingerprint"] in source
+    assert "/users/{id:int}" in source  # terminals name their patterns
+
+
+def test_serve_uses_compiled_module_without_argument(project: Path) -> None:
+    with Served([sys.executable, "-m", "cello", "serve"], project) as served:
+        assert httpx.get(f"http://127.0.0.1:{served.port}/users/1").json() == {"id": 1, "name": "Ada"}
+        assert "router: compiled" in served.output()
+    assert served.stop() == 0
+
+
+def test_changed_routes_fall_back_and_require_compiled_refuses(project: Path, tmp_path: Path) -> None:
+    changed = tmp_path / "hello.py"
+    changed.write_text((project / "hello.py").read_text() + '\n\n@app.get("/added")\ndef added(request):\n    return "new"\n')
+    shutil.copytree(project / "build", tmp_path / "build", ignore=shutil.ignore_patterns(".mypyc-build"))
+    with Served([sys.executable, "-m", "cello", "serve", "hello.py"], tmp_path) as served:
+        assert httpx.get(f"http://127.0.0.1:{served.port}/added").text == "new"
+        output = served.output()
+        assert "routes changed since the build" in output
+        assert "router: interpreted" in output
+    refused = cello("serve", "hello.py", "--require-compiled", "--port", str(free_port()), cwd=tmp_path, timeout=30)
+    assert refused.returncode != 0
+    assert "routes changed since the build" in refused.stderr
+
+
+def test_no_compile_and_py_fallback(tmp_path: Path) -> None:
+    shutil.copy(HELLO, tmp_path / "hello.py")
+    result = cello("build", "hello.py", "--no-compile", cwd=tmp_path)
+    assert result.returncode == 0
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert manifest["compiled"] is False and manifest["artifact"].endswith(".py")
+    with Served([sys.executable, "-m", "cello", "serve"], tmp_path) as served:
+        assert httpx.get(f"http://127.0.0.1:{served.port}/").status_code == 200
+        assert "router: compiled (_dispatch_" in served.output()
+
+
+def test_missing_compiler_explains_in_one_line(tmp_path: Path) -> None:
+    shutil.copy(HELLO, tmp_path / "hello.py")
+    env = {**os.environ, "CC": "/nonexistent/cc"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cello", "build", "hello.py"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0
+    assert "not compiled: no C compiler" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert json.loads((tmp_path / "build" / "manifest.json").read_text())["compiled"] is False
+
+
+def test_routes_command(project: Path) -> None:
+    result = cello("routes", "hello.py", "--tree", cwd=project)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["METHOD", "PATTERN", "HANDLER", "BLUEPRINT"]
+    assert any(line.split()[:3] == ["GET", "/users/{id:int}", "hello.get_user"] for line in lines)
+    assert "users" in result.stdout.split("\n\n", 1)[1]  # the tree
+
+
+def test_routes_shows_blueprints() -> None:
+    result = cello("routes", "tests/apps/seed_blueprints.py", cwd=ROOT)
+    assert any(line.split() == ["GET", "/api/v1/users/{id}", "seed_blueprints.get_user", "/users"] for line in result.stdout.splitlines())
+
+
+def test_version_and_help() -> None:
+    assert cello("--version", cwd=ROOT).stdout.strip() == "cello 0.3.0"
+    for command in ("build", "serve", "routes"):
+        result = cello(command, "--help", cwd=ROOT)
+        assert result.returncode == 0 and "usage: cello " + command in result.stdout
+
+
+def test_bad_app_reference() -> None:
+    result = cello("serve", "no_such_module:app", cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: no module named 'no_such_module' (run from the app's directory or pass a file path)"
+
+
+def test_port_taken_is_one_clear_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = cello("serve", "examples/hello.py", "--port", str(port), cwd=ROOT, timeout=30)
+    assert result.returncode != 0
+    assert f"error: cannot bind 127.0.0.1:{port}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_app_run_flags_override_code_and_use_build(project: Path) -> None:
+    script = project / "runner.py"
+    script.write_text("from hello import app\napp.run(port=1)\n")  # --port on the command line wins
+    with Served([sys.executable, "runner.py", "--debug"], project) as served:
+        assert httpx.get(f"http://127.0.0.1:{served.port}/hello/x").text == "Hello, x!"
+        output = served.output()
+        assert f"Cello serving on http://127.0.0.1:{served.port}" in output
+        assert "router: compiled" in output  # app.run() found the matching build in ./build
+
+
+def test_no_logs_still_prints_start_line(project: Path) -> None:
+    with Served([sys.executable, "-m", "cello", "serve", "hello.py", "--no-logs"], project) as served:
+        httpx.get(f"http://127.0.0.1:{served.port}/")
+        time.sleep(0.2)
+        output = served.output()
+    assert f"Cello serving on http://127.0.0.1:{served.port}" in output
+    assert "INFO" not in output
