@@ -1,0 +1,100 @@
+"""Upload throughput and memory: a 100 MB multipart upload, Cello vs Starlette (uvicorn).
+
+    .venv/bin/python benchmarks/upload.py [--runs 3] [--mb 100]
+
+The client (CPU 1) sends a pre-built multipart body over a raw socket in 1 MiB writes;
+the server (CPU 0) parses it into a spooled temporary file and answers with its size.
+MB/s is body size over the time to the response; peak RSS is the server's VmHWM growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import HERE, ROOT, Server, ensure_peers, free_port, machine_facts, table  # noqa: E402
+
+
+def peak_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def upload(port: int, size: int) -> float:
+    head = b'--B\r\nContent-Disposition: form-data; name="f"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    tail = b"\r\n--B--\r\n"
+    block = b"\xab" * (1 << 20)
+    request = (
+        f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        f"Content-Length: {len(head) + size + len(tail)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.perf_counter()
+        sock.sendall(request + head)
+        for _ in range(size // len(block)):
+            sock.sendall(block)
+        sock.sendall(tail)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        elapsed = time.perf_counter() - started
+    if f'"size":{size}'.encode() not in reply.replace(b" ", b""):
+        raise RuntimeError(f"unexpected reply: {reply[-200:]!r}")
+    return size / elapsed / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mb", type=int, default=100)
+    args = parser.parse_args()
+    size = args.mb * (1 << 20)
+    peer = str(ensure_peers(["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]))
+    cello = str(ROOT / ".venv" / "bin" / "cello")
+    servers = [
+        Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
+        Server(
+            "starlette (uvicorn)",
+            [peer, "-m", "uvicorn", "starlette_streams:app", "--port", "{port}", "--loop", "uvloop",
+             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+            cwd=HERE / "apps",
+        ),
+    ]
+    speed: dict[str, list[float]] = {s.name: [] for s in servers}
+    growth: dict[str, list[float]] = {s.name: [] for s in servers}
+    for run in range(args.runs):
+        for server in servers:
+            port = free_port()
+            server.start(port)
+            try:
+                assert server.process is not None
+                before = peak_mib(server.process.pid)
+                speed[server.name].append(upload(port, size))
+                growth[server.name].append(peak_mib(server.process.pid) - before)
+                print(f"run {run + 1} {server.name}: {speed[server.name][-1]:.0f} MB/s", flush=True)
+            finally:
+                server.stop()
+    base = statistics.median(speed[servers[1].name])
+    rows = [
+        [s.name, f"{statistics.median(speed[s.name]):.0f}", f"{statistics.median(speed[s.name]) / base:.2f}x",
+         f"{max(growth[s.name]):.1f}"]
+        for s in servers
+    ]
+    print()
+    print(f"Machine: {machine_facts()}; {args.mb} MiB upload, median of {args.runs} runs; the client is taskset to CPU 1")
+    print(table(["server", "MB/s", "vs starlette", "peak RSS growth (MiB)"], rows))
+
+
+if __name__ == "__main__":
+    main()
