@@ -7,6 +7,7 @@ from cello.forms import FormData, UploadedFile
 from cello.request import Request
 from cello.response import Response
 from cello.sse import SseEvent, SseStream
+from cello.websocket import WebSocket, WebSocketDisconnect, WebSocketMessage
 
 __all__ = [
     "App",
@@ -19,5 +20,8 @@ __all__ = [
     "SseEvent",
     "SseStream",
     "UploadedFile",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketMessage",
     "__version__",
 ]

@@ -19,7 +19,7 @@ from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException, RouteError
 from cello.forms import FormLimits, limits_from, receive_multipart
-from cello.pipeline import Endpoint, Handler, Scope
+from cello.pipeline import Endpoint, Handler, Scope, with_timeout
 from cello.request import Request
 from cello.response import Response
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
@@ -234,6 +234,7 @@ class App(Registrar):
             executor=self._executor_factory,
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
+            timeout=self.config.handler_timeout,
         )
 
     def _multipart_endpoint_for(self, entry: RouteEntry) -> Endpoint | None:
@@ -243,7 +244,10 @@ class App(Registrar):
         if entry.method not in FORM_METHODS or spec.stream:
             return None
         limits = limits_from(self.config, spec.options)
-        handler = _multipart_handler(spec.handler, spec.threaded, limits, self._executor_factory)
+        # The handler timeout starts once the upload is in (its pace is body_idle_timeout's).
+        handler = _multipart_handler(
+            spec.handler, spec.threaded, limits, self._executor_factory, self.config.handler_timeout
+        )
         return Endpoint(
             handler,
             entry.scopes,
@@ -275,7 +279,9 @@ class App(Registrar):
         runtime = self._runtime
         if runtime is None:
             runtime = self._ensure_runtime()
-        code, values = runtime.dispatch(request.method, request.raw_path)
+        # WebSocket handshakes are GET requests routed to the "WEBSOCKET" pseudo-method.
+        method = WEBSOCKET if request.upgrade else request.method
+        code, values = runtime.dispatch(method, request.raw_path)
         if code >= 0:
             if values:
                 request.params = dict(zip(runtime.param_names[code], values))
@@ -286,10 +292,9 @@ class App(Registrar):
                 if content_type is not None and content_type[:19].lower() == "multipart/form-data":
                     return multipart
             return runtime.endpoints[code]
-        return self._resolve_miss(runtime, request, code)
+        return self._resolve_miss(runtime, request, method, code)
 
-    def _resolve_miss(self, runtime: _Runtime, request: Request, code: int) -> Endpoint:
-        method = request.method
+    def _resolve_miss(self, runtime: _Runtime, request: Request, method: str, code: int) -> Endpoint:
         if code == -1:
             if self.config.redirect_slashes and method != WEBSOCKET:
                 toggled = _toggle_slash(request.raw_path)
@@ -374,17 +379,22 @@ FORM_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _multipart_handler(
-    handler: Callable[..., Any], threaded: bool, limits: FormLimits, executor: Callable[[], Executor]
+    handler: Callable[..., Any],
+    threaded: bool,
+    limits: FormLimits,
+    executor: Callable[[], Executor],
+    timeout: float | None = None,
 ) -> Callable[[Request], Awaitable[Any]]:
     async def run(request: Request) -> Any:
         form = await receive_multipart(request.headers.get("content-type") or "", request.stream(), limits)
         request._form = form
         try:
             if threaded:
-                return await asyncio.get_running_loop().run_in_executor(executor(), handler, request)
+                pending = asyncio.get_running_loop().run_in_executor(executor(), handler, request)
+                return await with_timeout(pending, timeout, request)
             result = handler(request)
             if inspect.isawaitable(result):
-                result = await result
+                result = await with_timeout(result, timeout, request)
             return result
         finally:
             # The handler is done with the uploads: their temporary files go now.

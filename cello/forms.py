@@ -70,9 +70,9 @@ class UploadedFile:
         self._size = 0
         self._head = b""
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         if len(self._head) < 262:
-            self._head += data[: 262 - len(self._head)]
+            self._head += bytes(data[: 262 - len(self._head)])
         self._file.write(data)
         self._size += len(data)
 
@@ -291,9 +291,10 @@ class MultipartReceiver:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         upload = self._upload
         if upload is not None:
-            if upload.size() + (end - start) > self._limits.max_file_size:
+            if upload._size + (end - start) > self._limits.max_file_size:
                 raise HTTPException(413, f"File too large (limit {self._limits.max_file_size} bytes)")
-            upload._write(data[start:end])
+            # A view, not a slice: file data is written without another copy.
+            upload._write(memoryview(data)[start:end])
         else:
             if len(self._field_data) + (end - start) > self._limits.max_field_size:
                 raise HTTPException(413, f"Form field too large (limit {self._limits.max_field_size} bytes)")

@@ -69,6 +69,7 @@ class Request:
         "http_version",
         "_state",
         "route",
+        "upgrade",
     )
 
     def __init__(
@@ -101,6 +102,8 @@ class Request:
         self.http_version = "1.1"
         self._state: State | None = None
         self.route: str | None = None
+        # A WebSocket opening handshake: the app dispatches it to its ``@websocket`` routes.
+        self.upgrade = False
 
     @classmethod
     def _from_wire(
@@ -112,6 +115,7 @@ class Request:
         client: tuple[str, int] | None,
         scheme: str,
         http_version: str,
+        upgrade: bool = False,
     ) -> Request:
         """The server's constructor: nothing is decoded until a handler asks."""
         request = cls.__new__(cls)
@@ -132,6 +136,7 @@ class Request:
         request.http_version = http_version
         request._state = None
         request.route = None
+        request.upgrade = upgrade
         return request
 
     # -- the request line -------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import os
 from datetime import datetime
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, Union
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Union
 from urllib.parse import quote
 
 import orjson
@@ -13,6 +13,9 @@ import orjson
 from cello.concurrency import iterate_in_threadpool
 
 from cello.headers import MutableHeaders, check_header_value
+
+if TYPE_CHECKING:
+    from cello.server.interface import WebSocketSession
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -54,7 +57,7 @@ def _encode(body: Body) -> tuple[bytes, str | None]:
 class Response:
     """An HTTP response. The server writes ``status``, the header list and the body."""
 
-    __slots__ = ("status", "_headers", "_body", "_iter")
+    __slots__ = ("status", "_headers", "_body", "_iter", "_idle")
 
     def __init__(
         self,
@@ -67,7 +70,12 @@ class Response:
         self.status = status
         self._body = data
         self._iter: AsyncIterator[bytes] | None = None
+        # For streams: (seconds, bytes) the server writes after that long without a chunk.
+        self._idle: tuple[float, bytes] | None = None
         pairs: list[tuple[str, str]] = []
+        if content_type is not None:
+            # Often the client's own words (an upload's type): no CR/LF into the head.
+            check_header_value("content-type", content_type)
         kind = content_type or implied
         if kind is not None and (data or content_type is not None):
             pairs.append(("content-type", kind))
@@ -84,6 +92,7 @@ class Response:
         response.status = status
         response._body = body
         response._iter = None
+        response._idle = None
         response._headers = [("content-type", content_type)]
         return response
 
@@ -230,6 +239,24 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.content_type() or ''}>"
+
+
+class WebSocketUpgrade(Response):
+    """What a WebSocket endpoint answers when its hooks and guards let the handshake through.
+
+    Not sent as such: the server (or the ASGI adapter) recognises it, hands ``run`` a session
+    for the connection and performs the handshake when the handler accepts (see
+    ``cello.server.interface``). Headers set on it (by after-hooks, say) go on the 101.
+    """
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[WebSocketSession], Awaitable[None]]) -> None:
+        super().__init__(None, 101)
+        self.run = run
+
+    def __repr__(self) -> str:
+        return "<WebSocketUpgrade>"
 
 
 def _to_bytes(chunk: bytes | str) -> bytes:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Generic, Iterable, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Union
 
 import orjson
 
+from cello._descriptors import FactoryOrField
 from cello.concurrency import iterate_in_threadpool
 
 if TYPE_CHECKING:
@@ -15,37 +15,6 @@ if TYPE_CHECKING:
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 KEEPALIVE = b": keep-alive\n\n"
 DEFAULT_KEEPALIVE = 15.0
-
-T = TypeVar("T")
-
-
-class _FactoryOrField(Generic[T]):
-    """``SseEvent.data(x)`` builds an event; ``event.data`` reads the field.
-
-    Cello's documentation uses both spellings, so the name must act as a classmethod on
-    the class and as an attribute on instances.
-    """
-
-    def __init__(self, factory: Callable[..., Any]) -> None:
-        self._factory = factory
-        self._slot = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = "_" + name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> Callable[..., SseEvent]: ...
-
-    @overload
-    def __get__(self, obj: object, owner: type) -> T: ...
-
-    def __get__(self, obj: object | None, owner: type) -> Any:
-        if obj is None:
-            return self._factory.__get__(owner, owner)
-        return getattr(obj, self._slot)
-
-    def __set__(self, obj: object, value: T) -> None:
-        setattr(obj, self._slot, value)
 
 
 def _check_field(name: str, value: str | None) -> str | None:
@@ -66,10 +35,10 @@ class SseEvent:
 
     _data: Any
 
-    def _make_data(cls, value: Any) -> SseEvent:  # noqa: N805 - bound by _FactoryOrField
+    def _make_data(cls, value: Any) -> SseEvent:  # noqa: N805 - bound by FactoryOrField
         return SseEvent(value)
 
-    data: _FactoryOrField[Any] = _FactoryOrField(_make_data)
+    data: FactoryOrField[Any, SseEvent] = FactoryOrField(_make_data)
 
     def __init__(
         self,
@@ -186,7 +155,10 @@ class SseStream:
         response = Response(None, 200, None, SSE_CONTENT_TYPE)
         response.set_header("cache-control", "no-cache")
         response.set_header("x-accel-buffering", "no")
-        response._iter = self._encoded(interval)
+        response._iter = self._encoded()
+        # The server writes the keep-alive comment itself when the stream has been silent
+        # that long: no timeout wraps each event, and the generator is never interrupted.
+        response._idle = (interval, KEEPALIVE)
         return response
 
     async def _items(self) -> AsyncGenerator[Any, None]:
@@ -205,30 +177,10 @@ class SseStream:
             if close is not None:
                 await close()
 
-    async def _encoded(self, keepalive: float) -> AsyncIterator[bytes]:
-        """Encoded events, with a keep-alive comment after ``keepalive`` seconds of silence.
-
-        The next item is awaited in a task that outlives a keep-alive tick: cancelling it on
-        timeout (as ``wait_for`` would) would throw into the user's generator.
-        """
-        items: AsyncGenerator[Any, None] = self._items()
-        pending: asyncio.Task[Any] | None = None
+    async def _encoded(self) -> AsyncIterator[bytes]:
+        items = self._items()
         try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(items.__anext__())
-                done, _ = await asyncio.wait((pending,), timeout=keepalive)
-                if not done:
-                    yield KEEPALIVE
-                    continue
-                task, pending = pending, None
-                if task.exception() is not None:
-                    if isinstance(task.exception(), StopAsyncIteration):
-                        return
-                    raise task.exception()  # type: ignore[misc]
-                yield SseEvent.from_item(task.result()).encode()
+            async for item in items:
+                yield SseEvent.from_item(item).encode()
         finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
             await items.aclose()

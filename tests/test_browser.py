@@ -108,3 +108,29 @@ def test_disallowed_type_is_refused_with_415(page: Page, serve_app: Serve, tmp_p
     assert response is not None and response.status == 415
     expect(page.locator("#error")).to_contain_text(f"Upload refused: {program.name}: type")
     expect(page.locator(f'#files li[data-name="{program.name}"]')).to_have_count(0)
+
+
+# -- chat --------------------------------------------------------------------------------------
+
+
+def test_chat_message_sent_in_one_tab_appears_in_the_other(page: Page, serve_app: Serve) -> None:
+    url = serve_app("examples/chat.py").url
+    page.goto(url + "/?name=ada")
+    expect(page.locator("#status")).to_have_text("connected")
+    other = page.context.new_page()
+    other.goto(url + "/?name=grace")
+    expect(other.locator("#status")).to_have_text("connected")
+    expect(page.locator("#messages li.info").last).to_have_text("grace joined")
+
+    text = f"hello from ada {uuid.uuid4().hex[:6]}"
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    expect(other.locator("#messages li:not(.info)").last).to_have_text(f"ada: {text}")
+    expect(page.locator("#messages li:not(.info)").last).to_have_text(f"ada: {text}")
+
+    other.fill("#text", "hi ada")
+    other.click("button")
+    expect(page.locator("#messages li:not(.info)").last).to_have_text("grace: hi ada")
+
+    other.close()
+    expect(page.locator("#messages li.info").last).to_have_text("grace left")

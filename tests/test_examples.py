@@ -240,3 +240,25 @@ def test_rest_cors(rest: httpx.Client) -> None:
     assert response.headers["access-control-expose-headers"] == "location"
     response = rest.get("/api/v1/users/1", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+# -- chat --------------------------------------------------------------------------------------
+
+
+async def test_chat_broadcasts_to_everyone(serve_app: Callable[..., RunningServer]) -> None:
+    import websockets
+
+    server = serve_app("examples/chat.py")
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "new WebSocket(" in page.text
+    base = f"ws://127.0.0.1:{server.port}/ws"
+    async with websockets.connect(base + "?name=ada") as ada:
+        assert json.loads(await ada.recv())["type"] == "join"
+        async with websockets.connect(base + "?name=grace") as grace:
+            assert json.loads(await ada.recv()) == {"type": "join", "name": "grace", "online": 2}
+            assert json.loads(await grace.recv()) == {"type": "join", "name": "grace", "online": 2}
+            await grace.send("hello, room")
+            expected = {"type": "message", "name": "grace", "text": "hello, room"}
+            assert json.loads(await ada.recv()) == expected
+            assert json.loads(await grace.recv()) == expected
+        assert json.loads(await ada.recv()) == {"type": "leave", "name": "grace", "online": 1}

@@ -132,6 +132,9 @@ class Recorder:
     def on_error(self, status: int, reason: str) -> None:
         self.events.append(("error", status))
 
+    def on_upgrade(self, data: bytes) -> None:
+        self.events.append(("upgrade", data))
+
 
 def parse(http: str, data: bytes, bytewise: bool = False, **settings: Any) -> list[tuple[Any, ...]]:
     recorder = Recorder()

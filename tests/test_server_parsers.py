@@ -63,10 +63,11 @@ def test_keep_alive_decisions() -> None:
 
 def test_nothing_read_after_an_upgrade_request() -> None:
     data = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
-    events = parse("httptools", data)
-    # httptools stops at the upgrade; the connection stops reading after a non-keep-alive
-    # request in any case (the protocol calls stop()), so h11 may parse further harmlessly.
-    assert [e[0] for e in events] == ["head", "end"]
+    # Both stop at the upgrade and hand over what followed it (it belongs to the new protocol).
+    for http in PARSERS:
+        events = parse(http, data)
+        assert [e[0] for e in events] == ["head", "end", "upgrade"], http
+        assert events[2][1] == b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def test_stop_drops_input() -> None:
@@ -314,3 +315,17 @@ def test_framing_helpers() -> None:
     assert wire.chunk(b"hello") == b"5\r\nhello\r\n"
     assert wire.render_headers([("a", "1"), ("b", "2")]) == b"a: 1\r\nb: 2\r\n"
     assert wire.render_headers([]) == b""
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_many_pipelined_messages_after_a_split_head_are_not_counted_as_one_head(http: str) -> None:
+    # A head split across reads, then a read holding many whole requests and the start of
+    # another: only the unfinished head counts against the head limit, not the whole read.
+    recorder = Recorder()
+    parser = create_parser(http, recorder, ServerConfig(http=http, max_request_line=100, max_header_size=200))
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    parser.feed(request[:20])
+    parser.feed(request[20:] + request * 400 + request[:20])
+    parser.feed(request[20:])
+    assert [e[0] for e in recorder.events].count("end") == 402
+    assert not [e for e in recorder.events if e[0] == "error"]

@@ -130,6 +130,10 @@ class CompressionPolicy:
         add_vary(response, "Accept-Encoding")
         if response.headers.get("content-encoding") is not None:
             return  # already encoded (by the handler or an inner middleware): never twice
+        if response._idle is not None:
+            # An event stream: the server writes keep-alive comments between chunks, which
+            # cannot enter a compressed stream. Event streams go uncompressed.
+            return
         streaming = response._iter is not None
         if not streaming and len(response._body) < self.min_size:
             return

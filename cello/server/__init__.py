@@ -4,8 +4,9 @@
 workers); ``Server`` is the same with a thread-safe ``shutdown()`` (tests, embedding).
 
 Modules: protocol.py (the connection, one class for both parsers), parsers.py (httptools and
-h11 adapters emitting the same four events), head.py (request-head rules both share),
-wire.py (response bytes), body.py (streamed request bodies), serve.py, supervisor.py.
+h11 adapters emitting the same five events), head.py (request-head rules both share),
+wire.py (response bytes), body.py (streamed request bodies), ws.py (WebSocket connections
+after the upgrade), serve.py, supervisor.py.
 
 Choices worth knowing (identical on both parsers):
 
@@ -19,8 +20,10 @@ Choices worth knowing (identical on both parsers):
   version, and both backends must answer alike. Unknown methods (not in llhttp's list) get 400.
 * Runs of spaces between the parts of a request line are accepted (as llhttp does;
   RFC 9112 section 3 allows it). Nothing else lenient is: no obs-fold, no bare LF.
-* Upgrade (Connection: upgrade + Upgrade) and CONNECT requests are answered like any other
-  request, then the connection closes.
+* A WebSocket handshake (GET, HTTP/1.1, ``Upgrade: websocket``, ``Connection: upgrade``) is
+  marked (``request.upgrade``) and routed to the app's WebSocket routes; when the app answers
+  with a WebSocketUpgrade, ws.py takes the connection over. Other Upgrade and CONNECT requests
+  are answered like any other request, then the connection closes.
 * A client that closes its side while a streaming response is being sent is taken as gone
   (the stream stops, its generator is closed); otherwise a half-closed client still gets the
   responses to the requests it completed.

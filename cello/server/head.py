@@ -264,6 +264,8 @@ class HeadValidator:
         "connection_keep_alive",
         "connection_upgrade",
         "upgrade",
+        "upgrade_websocket",
+        "websocket",
         "expect_continue",
         "expect_other",
         "keep_alive",
@@ -289,6 +291,10 @@ class HeadValidator:
         self.connection_keep_alive = False
         self.connection_upgrade = False
         self.upgrade = False
+        self.upgrade_websocket = False
+        # A WebSocket opening handshake (RFC 6455 4.1: GET, HTTP/1.1, Upgrade: websocket,
+        # Connection: upgrade); decided in finish().
+        self.websocket = False
         self.expect_continue = False
         self.expect_other = False
         self.keep_alive = False
@@ -310,6 +316,8 @@ class HeadValidator:
             self.connection_keep_alive = False
             self.connection_upgrade = False
             self.upgrade = False
+            self.upgrade_websocket = False
+            self.websocket = False
             self.expect_continue = False
             self.expect_other = False
 
@@ -363,6 +371,9 @@ class HeadValidator:
                 self.expect_other = True
         elif name == b"upgrade":
             self.upgrade = True
+            for token in value.lower().split(b","):
+                if token.strip() == b"websocket":
+                    self.upgrade_websocket = True
         return True
 
     def _connection_tokens(self, value: bytes) -> None:
@@ -407,6 +418,7 @@ class HeadValidator:
             # Both headers matter here: llhttp calls it an upgrade only with both.
             if self.upgrade and self.connection_upgrade:
                 keep_alive = False
+                self.websocket = self.upgrade_websocket and method == "GET"
         else:
             keep_alive = self.connection_keep_alive and not self.connection_close
             self.expect_continue = False  # RFC 9110 10.1.1: ignore 100-continue from HTTP/1.0

@@ -3,17 +3,30 @@
 The server parses a request head, asks the application to ``resolve`` it into an
 :class:`Endpoint`, receives the body within the endpoint's limits, then calls the endpoint.
 It never looks at routes; the application never touches a socket.
+
+WebSocket handshakes take the same path. The server marks the request (``request.upgrade``)
+and the application routes it to a WebSocket endpoint, which runs the route's hooks and
+guards and answers either a normal Response (the handshake is refused with it) or a
+:class:`~cello.response.WebSocketUpgrade`. Given the latter, the server checks the
+handshake, creates a :class:`WebSocketSession` for the connection and awaits
+``upgrade.run(session)``, which runs the handler: the 101 is sent when the handler accepts,
+and the connection closes when it returns. The ASGI adapter implements the same session
+over ASGI messages, so the application's WebSocket object works on both.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Protocol, Union
 
+from cello.response import WebSocketUpgrade
+
 if TYPE_CHECKING:
     from cello.request import Request
     from cello.response import Response
 
 EndpointResult = Union["Response", Awaitable["Response"]]
+
+__all__ = ["Application", "Endpoint", "EndpointResult", "WebSocketSession", "WebSocketUpgrade"]
 
 
 class Endpoint(Protocol):
@@ -35,4 +48,42 @@ class Endpoint(Protocol):
 class Application(Protocol):
     def resolve(self, request: Request) -> Endpoint:
         """Pick the endpoint for a parsed head. Called once per request, before the body."""
+        ...
+
+
+class WebSocketSession(Protocol):
+    """One WebSocket connection as the server offers it to the application.
+
+    Messages are whole (fragments reassembled, size limits enforced, control frames answered
+    by the server). A session starts unaccepted: ``accept`` sends the 101, ``deny`` an HTTP
+    response instead. Once the connection is closed (by either side, or lost), ``receive``
+    returns the close code and ``send`` returns False.
+    """
+
+    @property
+    def close_code(self) -> int:
+        """0 while open; then the code the connection closed with (1006: lost without one)."""
+        ...
+
+    @property
+    def close_reason(self) -> str: ...
+
+    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> bool:
+        """Complete the handshake; False if the client is already gone."""
+        ...
+
+    async def deny(self, response: Response) -> None:
+        """Refuse the handshake with an HTTP response (only before ``accept``)."""
+        ...
+
+    async def receive(self) -> str | bytes | int:
+        """The next message (str: text, bytes: binary), or the close code once closed."""
+        ...
+
+    async def send(self, data: str | bytes) -> bool:
+        """Send one message, waiting while the client reads too slowly; False once closed."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (the server finishes it and closes the TCP connection)."""
         ...

@@ -1,7 +1,9 @@
-"""Parser backends: each turns its parser's output into the same four events.
+"""Parser backends: each turns its parser's output into the same five events.
 
 ``on_head`` (a complete, validated request head), ``on_body`` (a chunk of body bytes, already
-de-chunked), ``on_end`` (the message is complete) and ``on_error`` (refuse with this status; the
+de-chunked), ``on_end`` (the message is complete), ``on_error`` (refuse with this status; the
+parser delivers nothing more) and ``on_upgrade`` (after the end of a request with
+``Connection: upgrade``: the bytes that followed it, which belong to the next protocol; the
 parser delivers nothing more). The connection class (protocol.py) implements those events
 once; the adapters below hold no connection logic, only translation.
 
@@ -46,6 +48,8 @@ class ParserEvents(Protocol):
     def on_end(self) -> None: ...
 
     def on_error(self, status: int, reason: str) -> None: ...
+
+    def on_upgrade(self, data: bytes) -> None: ...
 
 
 class RequestParser(Protocol):
@@ -113,22 +117,27 @@ class HttptoolsParser:
     def feed(self, data: bytes) -> None:
         if self._stopped:
             return
-        was_in_head = self._in_head
         self._completed = False
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
             # llhttp stops after an Upgrade or CONNECT request; those requests never keep the
-            # connection alive (HeadValidator), so nothing after them is read.
+            # connection alive (HeadValidator), so nothing after them is parsed as HTTP. What
+            # follows belongs to the protocol switched to (WebSocket frames a client sent
+            # without waiting for the 101).
             self._stopped = True
+            head = self._head
+            if self._completed and head.upgrade and head.connection_upgrade:  # not CONNECT
+                offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+                self._events.on_upgrade(data[offset:])
             return
         except httptools.HttpParserError as exc:
             self._parser_error(exc)
             return
-        if self._in_head and (was_in_head or not self._completed):
+        if self._in_head and not self._completed:
             # httptools buffers an unfinished header field without bound: cap the bytes of an
             # unfinished head. A chunk in which another message ended is not counted (part of it
-            # is that message): at most one read too few, still bounded.
+            # is that message, or many pipelined ones): at most one read too few, still bounded.
             self._head_bytes += len(data)
             if self._head_bytes > self._head_limit:
                 self._refuse(431, "Request header fields too large")
@@ -327,14 +336,19 @@ class H11Parser:
         elif isinstance(event, h11.Request):
             self._on_request(event)
         elif isinstance(event, h11.EndOfMessage):
-            # The rest of the input belongs to the next request, if the connection stays.
+            # The rest of the input belongs to the next request, if the connection stays, or
+            # to the next protocol after an upgrade request.
             self._conn = None
-            if self._head.keep_alive:
-                self._buffer = _to_bytes(cast(Any, conn).trailing_data[0])
+            head = self._head
+            rest = _to_bytes(cast(Any, conn).trailing_data[0])
+            if head.keep_alive:
+                self._buffer = rest
             else:
                 self._stopped = True
                 self._buffer = b""
             self._events.on_end()
+            if head.upgrade and head.connection_upgrade:
+                self._events.on_upgrade(rest)
         return True
 
     def _on_request(self, event: h11.Request) -> None:

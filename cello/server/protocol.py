@@ -8,8 +8,12 @@ Life of a request: ``on_head`` builds the Request and resolves the endpoint (ref
 oversized declared body at once); ``on_body`` buffers or streams the body; ``on_end`` calls the
 endpoint. A sync handler's Response is written at once, inside the same ``data_received``;
 an awaitable runs as a task. Requests that arrive while a response is in progress (pipelining)
-wait in ``_pipeline``, and reading pauses until they are answered, so read-ahead is bounded
-by one read.
+wait in ``_pipeline``; while any wait, further input is held unparsed (``_held``) and reading
+pauses once that exceeds ``input_high_water``, so a flood costs bounded memory however long.
+
+A WebSocket handshake answered with a WebSocketUpgrade (status 101, so it never meets the
+common response path) hands the connection to a ws.WebSocketConnection: it runs the handler,
+and on accept writes the 101 and becomes the transport's protocol.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import logging
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Final, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Final, Protocol, cast
 
 from cello.errors import HTTPException
 from cello.request import Request
-from cello.response import Response
+from cello.response import Response, WebSocketUpgrade
 from cello.server import wire
 from cello.server.body import RequestStream
 from cello.server.config import ServerConfig
@@ -31,6 +35,7 @@ from cello.server.errors import ClientDisconnect
 from cello.server.head import HeadValidator, split_target
 from cello.server.parsers import create_parser
 from cello.server.wire import LENGTH_LINES, STATUS_LINES
+from cello.server.ws import WebSocketConnection, check_handshake
 
 if TYPE_CHECKING:
     from cello.server.interface import Application, Endpoint, EndpointResult
@@ -43,6 +48,10 @@ LINGER: Final = 2.0
 # Largest body concatenated with its head into one buffer; larger ones go out with writelines
 # (still one call) to spare the copy.
 _JOIN_LIMIT: Final = 64 * 1024
+# Input goes to the parser in pieces of at most this size, and no further piece while requests
+# wait in the pipeline: a read full of pipelined requests becomes a few hundred Request objects
+# at a time, not thousands (the rest waits as bytes, counted against input_high_water).
+_FEED_SLICE: Final = 16 * 1024
 
 
 def error_response(status: int, message: str) -> Response:
@@ -59,6 +68,16 @@ class _FailedEndpoint:
         return error_response(500, "Internal Server Error")
 
 
+class Connection(Protocol):
+    """What the server's timer and shutdown need of a connection (HTTP or WebSocket)."""
+
+    def check_timeout(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class ServerState:
     """What all connections of one server share: the application, the settings, a clock and
     the Date header (both refreshed by one timer instead of per request), and the open
@@ -68,12 +87,17 @@ class ServerState:
         self.app = app
         self.config = config
         self.loop = loop
-        self.connections: set[HttpProtocol] = set()
+        self.connections: set[Connection] = set()
         self.tails = wire.HeadTails(config.server_header)
         self.now = loop.time()
         self.shutting_down = False
+        # Connections refused for max_connections, and when that was last logged.
+        self.refused_connections = 0
+        self.refusal_logged = -math.inf
         self._timer: asyncio.TimerHandle | None = None
-        smallest = min(config.keep_alive_timeout, config.request_head_timeout, config.body_idle_timeout)
+        timeouts = [config.keep_alive_timeout, config.request_head_timeout, config.body_idle_timeout]
+        timeouts += [t for t in (config.ws_ping_interval, config.ws_ping_timeout) if t > 0]
+        smallest = min(timeouts)
         # Timeouts fire within a quarter of the smallest one (and at least twice a second, for Date).
         self.tick = max(0.01, min(0.5, smallest / 4))
         self.tails.update(time.time())
@@ -158,6 +182,8 @@ class HttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._event_stream = False
         self._ending_stream = False
+        self._last_chunk = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._streaming = False
         self._pipeline: deque[_Queued] = deque()
         # No more requests will be read (refused input, a non-keep-alive request, EOF).
@@ -174,6 +200,17 @@ class HttpProtocol(asyncio.Protocol):
         # Waiting for the first byte of a request (keep-alive idle), and until when.
         self._idle = True
         self._deadline = NEVER
+        # A WebSocket handshake whose handler has not accepted or denied yet, and the bytes
+        # that followed the handshake request.
+        self._ws: WebSocketConnection | None = None
+        self._upgrade_data = b""
+        # Input read but not parsed yet (``_held[_held_at:]``), see _FEED_SLICE; EOF that came
+        # after it, applied once it is parsed.
+        self._held = b""
+        self._held_at = 0
+        self._high_water = config.input_high_water
+        self._feeding = False
+        self._eof_held = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -187,6 +224,9 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         state = self._state
+        if len(state.connections) >= self._config.max_connections:
+            self._refuse_connection()
+            return
         state.connections.add(self)
         # A fresh connection gets the head timeout for its first request.
         self._deadline = state.now + self._config.request_head_timeout
@@ -199,6 +239,7 @@ class HttpProtocol(asyncio.Protocol):
         self._input_done = True
         self._state.connections.discard(self)
         self._parser.stop()
+        self._held = b""
         disconnect = ClientDisconnect("client disconnected")
         stream = self._rx_stream
         if stream is not None:
@@ -209,6 +250,10 @@ class HttpProtocol(asyncio.Protocol):
             if request is not None and isinstance(request._stream, RequestStream):
                 request._stream.fail(disconnect)
         self._pipeline.clear()
+        ws = self._ws
+        if ws is not None:
+            self._ws = None
+            ws.lost_before_accept()
         if self._streaming and self._task is not None:
             # Stop a streaming response now (an SSE generator may wait for events for a long
             # time); its generator's ``finally`` runs. Plain handlers finish on their own.
@@ -216,6 +261,12 @@ class HttpProtocol(asyncio.Protocol):
         self._wake_writer()
 
     def data_received(self, data: bytes) -> None:
+        if self._held or self._pipeline or len(data) > _FEED_SLICE:
+            self._hold(data)
+        else:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         if self._idle:
             if self._lingering:
                 return
@@ -223,25 +274,72 @@ class HttpProtocol(asyncio.Protocol):
             self._deadline = self._state.now + self._head_timeout
         self._parser.feed(data)
 
+    def _hold(self, data: bytes) -> None:
+        if self._lingering or self._closed:
+            return
+        held = self._held
+        self._held = held[self._held_at :] + data if held else data
+        self._held_at = 0
+        self._feed_held()
+        if len(self._held) > self._high_water:
+            self._update_reading()
+
+    def _feed_held(self) -> None:
+        """Parse held input, a slice at a time, until requests wait in the pipeline (or the
+        handler of a streamed body stops reading it)."""
+        if self._feeding or not self._held:
+            return
+        self._feeding = True
+        try:
+            while (
+                self._held
+                and not self._pipeline
+                and not self._stream_paused
+                and not self._input_done
+                and not self._closed
+            ):
+                start = self._held_at
+                end = start + _FEED_SLICE
+                piece = self._held[start:end]
+                if end >= len(self._held):
+                    self._held = b""
+                    self._held_at = 0
+                else:
+                    self._held_at = end
+                self._feed(piece)
+        finally:
+            self._feeding = False
+        if self._eof_held and (not self._held or self._input_done):
+            self._eof_held = False
+            if not self._end_of_input():
+                self._close()
+        elif self._read_paused:
+            self._update_reading()
+
     def eof_received(self) -> bool | None:
         # The client sent everything it will send: answer what is complete, then close. A
         # client that stops sending during a streaming response (SSE) has gone away: a half
         # close cannot be told apart from a close until a write fails, which may take long.
         if self._lingering:
             return None
+        if self._held and not self._input_done and not self._streaming:
+            self._eof_held = True  # _feed_held ends the input once the held requests are parsed
+            return True
+        return True if self._end_of_input() else None
+
+    def _end_of_input(self) -> bool:
+        """No more input: whether the transport stays open for the responses still due."""
         self._parser.stop()
         self._input_done = True
         self._eof = True
         if self._streaming:
-            return None  # connection_lost stops the stream
+            return False  # connection_lost stops the stream
         stream = self._rx_stream
         if stream is not None:
             self._rx_stream = None
             stream.fail(ClientDisconnect("client closed before the end of the body"))
         self._rx_request = None
-        if self._busy or self._pipeline:
-            return True  # keep the transport open for the responses
-        return None
+        return self._busy or bool(self._pipeline)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -266,7 +364,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         raw_path, query = split_target(target)
         request = Request._from_wire(
-            method, raw_path, query, headers, self._client, self._scheme, http_version
+            method, raw_path, query, headers, self._client, self._scheme, http_version, head.websocket
         )
         try:
             endpoint = self._app.resolve(request)
@@ -347,6 +445,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_error(self, status: int, reason: str) -> None:
         self._refuse(status, reason)
 
+    def on_upgrade(self, data: bytes) -> None:
+        self._upgrade_data = data
+
     # -- flow control (RequestStream's owner) -------------------------------------------
 
     def send_continue(self) -> None:
@@ -360,12 +461,13 @@ class HttpProtocol(asyncio.Protocol):
     def resume_for_stream(self) -> None:
         self._stream_paused = False
         self._deadline = self._state.now + self._body_timeout
+        self._feed_held()
         self._update_reading()
 
     def _update_reading(self) -> None:
         if self._closed:
             return
-        pause = self._stream_paused or bool(self._pipeline) or self._input_done
+        pause = self._stream_paused or self._input_done or len(self._held) > self._high_water
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:
@@ -492,6 +594,9 @@ class HttpProtocol(asyncio.Protocol):
                 else:
                     data = b"".join((line, headers, length, tail, body))
             else:
+                if status == 101 and isinstance(response, WebSocketUpgrade):
+                    self._upgrade(request, response)
+                    return
                 headers = wire.render_headers(wire.without_framing(response.raw_headers()))
                 data = wire.status_line(status) + headers + tail
         except Exception:
@@ -504,6 +609,52 @@ class HttpProtocol(asyncio.Protocol):
             else:
                 self._transport.write(data)
         self._finish()
+
+    # -- WebSocket -----------------------------------------------------------------------
+
+    def _upgrade(self, request: Request, response: WebSocketUpgrade) -> None:
+        """Run the WebSocket handler; it accepts (``upgraded``) or denies (``denied``)."""
+        handshake = check_handshake(request) if request.upgrade else None
+        if handshake is None or handshake.status:
+            if handshake is None:
+                refusal = error_response(400, "Bad Request: not a WebSocket handshake")
+            else:
+                refusal = error_response(handshake.status, handshake.reason)
+                for name, value in handshake.headers.items():
+                    refusal.set_header(name, value)
+            self._tx_keep_alive = False
+            self._send(refusal)
+            return
+        ws = WebSocketConnection(self._state, self._transport, self, handshake, response)
+        self._ws = ws
+        ws.start()
+
+    def upgraded(self) -> bytes:
+        """The 101 is out: this connection is the WebSocket's now (ws.UpgradeOwner)."""
+        self._ws = None
+        self._state.connections.discard(self)
+        self._busy = False
+        self._task = None
+        self._tx_request = None
+        self._closed = True
+        # The transport is not ours to abort any more.
+        self._lost = True
+        data = self._upgrade_data
+        self._upgrade_data = b""
+        if self._held:
+            # Frames that came in a later slice than the handshake (see _FEED_SLICE).
+            data += self._held[self._held_at :]
+            self._held = b""
+        return data
+
+    def denied(self, response: Response) -> None:
+        """The handler refused the handshake (ws.UpgradeOwner)."""
+        self._ws = None
+        self._upgrade_data = b""
+        self._tx_keep_alive = False
+        if isinstance(response, WebSocketUpgrade):
+            response = error_response(500, "Internal Server Error")
+        self._send(response)
 
     async def _send_stream(self, response: Response) -> None:
         iterator = response._iter
@@ -543,7 +694,7 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.write(head)
             if stream_body:
                 self._streaming = True
-                sent = await self._pump(iterator, chunked)
+                sent = await self._pump(iterator, chunked, response._idle)
                 self._streaming = False
                 if length >= 0 and sent != length:
                     if sent >= 0:
@@ -553,10 +704,20 @@ class HttpProtocol(asyncio.Protocol):
         await _aclose(iterator)
         self._finish()
 
-    async def _pump(self, iterator: Any, chunked: bool) -> int:
-        """Write the chunks as they come, flushing each at once; -1 when the stream broke."""
+    async def _pump(self, iterator: Any, chunked: bool, idle: tuple[float, bytes] | None) -> int:
+        """Write the chunks as they come, flushing each at once; -1 when the stream broke.
+
+        ``idle`` (seconds, filler) asks for the filler after that long without a chunk (SSE
+        keep-alive comments): one timer per stream, instead of a timeout per chunk.
+        """
         sent = 0
         transport = self._transport
+        loop = self._loop
+        timer: asyncio.TimerHandle | None = None
+        if idle is not None:
+            filler = wire.chunk(idle[1]) if chunked else idle[1]
+            self._last_chunk = loop.time()
+            timer = loop.call_later(idle[0], self._idle_tick, idle[0], filler)
         try:
             async for data in iterator:
                 if self._closed:
@@ -568,6 +729,8 @@ class HttpProtocol(asyncio.Protocol):
                 else:
                     transport.write(data)
                 sent += len(data)
+                if timer is not None:
+                    self._last_chunk = loop.time()
                 if self._write_paused:
                     await self._drain()
             else:
@@ -586,7 +749,25 @@ class HttpProtocol(asyncio.Protocol):
             if not self._closed:
                 self._transport.abort()
             return -1
+        finally:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            elif timer is not None:
+                timer.cancel()
         return sent
+
+    def _idle_tick(self, interval: float, filler: bytes) -> None:
+        self._idle_timer = None
+        if self._closed or not self._streaming:
+            return
+        silent = self._loop.time() - self._last_chunk
+        if silent >= interval * 0.999:
+            if not self._write_paused:
+                self._transport.write(filler)
+            self._last_chunk = self._loop.time()
+            silent = 0.0
+        self._idle_timer = self._loop.call_later(interval - silent, self._idle_tick, interval, filler)
 
     async def _drain(self) -> None:
         if not self._write_paused or self._closed:
@@ -634,6 +815,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._update_reading()
         if not self._busy and not self._pipeline and not self._closed:
             self._became_idle()
+        elif not self._pipeline:
+            self._feed_held()
 
     def _became_idle(self) -> None:
         if self._read_paused:
@@ -649,6 +832,7 @@ class HttpProtocol(asyncio.Protocol):
             if self._continue_pending:
                 self._continue_pending = False
                 self._transport.write(wire.CONTINUE)
+        self._feed_held()
 
     # -- closing ----------------------------------------------------------------------
 
@@ -662,6 +846,7 @@ class HttpProtocol(asyncio.Protocol):
         self._closed = True
         self._input_done = True
         self._parser.stop()
+        self._held = b""
         transport = self._transport
         if linger and not self._eof and transport.can_write_eof():
             self._lingering = True
@@ -687,13 +872,28 @@ class HttpProtocol(asyncio.Protocol):
         if self._busy:
             # A handler waiting for a streamed body that stopped coming (not one that stopped
             # reading it: reading is paused then and the client is not to blame).
-            if self._rx_stream is not None and not self._stream_paused:
+            if self._rx_stream is not None and not self._stream_paused and not self._held:
                 self._refuse(408, "Request Timeout")
             return
         if self._idle:
             self._close()  # keep-alive idle timeout: nothing to say
         else:
             self._refuse(408, "Request Timeout")
+
+    def _refuse_connection(self) -> None:
+        """Over max_connections: the kernel accepted already, so answer 503 and close. Not in
+        ``state.connections`` (it must not count), hence its own timer for the linger."""
+        state = self._state
+        state.refused_connections += 1
+        if state.now - state.refusal_logged >= 10.0:
+            state.refusal_logged = state.now
+            logger.warning(
+                "more than %d connections: refusing new ones with 503 (%d so far)",
+                self._config.max_connections,
+                state.refused_connections,
+            )
+        self._send_refusal(503, "Service Unavailable: too many connections")
+        self._loop.call_later(LINGER, self._transport.close)
 
     def shutdown(self) -> None:
         """Graceful shutdown: close if idle, otherwise after the response in progress."""

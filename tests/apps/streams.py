@@ -9,7 +9,8 @@ from pathlib import Path
 
 from cello import App, Request, Response, SseEvent, SseStream
 
-app = App(sse_keepalive=0.2)
+# Room for the thousand-stream test plus its stats client (the default limit is 1000).
+app = App(sse_keepalive=0.2, max_connections=1100)
 
 STATS = {"open": 0, "finally": 0, "produced": 0}
 

@@ -1,0 +1,665 @@
+"""WebSocket handlers: the connection object they receive, its sync facade, and messages.
+
+    @app.websocket("/ws/{room}")
+    async def chat(ws):
+        async for message in ws:              # str for text, bytes for binary
+            await ws.send(f"Echo: {message}")
+
+The handshake request goes through the route's before-hooks and guards like any request
+(a refusal is a normal HTTP response); then the handler runs with a :class:`WebSocket`.
+``def`` handlers run in a worker thread with :class:`SyncWebSocket`. This module knows nothing
+of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the native
+server and the ASGI adapter (``asgi_websocket``) both provide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping, Sequence, TypeVar, Union
+
+import orjson
+
+from cello._descriptors import FactoryOrField
+from cello.errors import HTTPException
+from cello.pipeline import Endpoint, error_response, is_async
+from cello.request import Request, State
+from cello.response import Response, WebSocketUpgrade, dumps
+
+if TYPE_CHECKING:
+    from cello.app import App, RouteEntry
+    from cello.datastructures import QueryParams
+    from cello.headers import Headers
+    from cello.server.interface import WebSocketSession
+
+logger = logging.getLogger("cello.websocket")
+error_log = logging.getLogger("cello.error")
+
+T = TypeVar("T")
+Sendable = Union[str, bytes, bytearray, memoryview, "WebSocketMessage"]
+
+__all__ = ["SyncWebSocket", "WebSocket", "WebSocketDisconnect", "WebSocketMessage"]
+
+
+class WebSocketDisconnect(Exception):
+    """The connection is closed (``code`` 1000 normal, 1001 going away, 1006 lost...).
+
+    Raised by ``receive*`` once the peer has closed and by ``send*`` on a closed connection;
+    a handler that lets it escape ends normally.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"WebSocket closed with code {self.code}" + (f": {self.reason}" if self.reason else "")
+
+
+class WebSocketMessage:
+    """A text, binary or close message.
+
+    ``WebSocketMessage.text("hi")`` / ``.binary(b"..")`` / ``.close(code, reason)`` build one;
+    on an instance, ``msg.text`` / ``msg.binary`` read the payload (None for the other kind).
+    """
+
+    __slots__ = ("msg_type", "_text", "_binary", "code", "reason")
+
+    TEXT = "text"
+    BINARY = "binary"
+    CLOSE = "close"
+
+    _text: str | None
+    _binary: bytes | None
+
+    def _make_text(cls, data: str) -> WebSocketMessage:  # noqa: N805 - bound by FactoryOrField
+        return WebSocketMessage("text", data)
+
+    def _make_binary(cls, data: bytes) -> WebSocketMessage:  # noqa: N805 - bound by FactoryOrField
+        return WebSocketMessage("binary", data)
+
+    text: FactoryOrField[str | None, WebSocketMessage] = FactoryOrField(_make_text)
+    binary: FactoryOrField[bytes | None, WebSocketMessage] = FactoryOrField(_make_binary)
+
+    def __init__(self, msg_type: str, data: str | bytes | None = None, code: int = 1000, reason: str = "") -> None:
+        if msg_type not in ("text", "binary", "close"):
+            raise ValueError(f"msg_type must be 'text', 'binary' or 'close', not {msg_type!r}")
+        self.msg_type = msg_type
+        self.text = None
+        self.binary = None
+        if msg_type == "text":
+            if not isinstance(data, str):
+                raise TypeError("a text message holds a str")
+            self.text = data
+        elif msg_type == "binary":
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError("a binary message holds bytes")
+            self.binary = bytes(data)
+        self.code = code
+        self.reason = reason
+
+    @classmethod
+    def close(cls, code: int = 1000, reason: str = "") -> WebSocketMessage:
+        return cls("close", None, code, reason)
+
+    @property
+    def data(self) -> str | bytes | None:
+        """The payload: str for text, bytes for binary, None for close."""
+        return self._text if self._text is not None else self._binary
+
+    def is_text(self) -> bool:
+        return self.msg_type == "text"
+
+    def is_binary(self) -> bool:
+        return self.msg_type == "binary"
+
+    def is_close(self) -> bool:
+        return self.msg_type == "close"
+
+    def json(self) -> Any:
+        data = self.data
+        if data is None:
+            raise ValueError("a close message has no payload")
+        return orjson.loads(data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WebSocketMessage):
+            return NotImplemented
+        return (self.msg_type, self.data, self.code, self.reason) == (other.msg_type, other.data, other.code, other.reason)
+
+    def __repr__(self) -> str:
+        if self.msg_type == "close":
+            return f"WebSocketMessage.close({self.code}, {self.reason!r})"
+        return f"WebSocketMessage.{self.msg_type}({self.data!r})"
+
+
+def _check_close_code(code: int) -> None:
+    # RFC 6455 7.4: 1004-1006 and 1015 are never sent; 1016-2999 are reserved; 3000-4999 free.
+    if not (code == 1000 or 1001 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ValueError(f"{code} is not a close code an endpoint may send")
+
+
+class WebSocket:
+    """One WebSocket connection, as an ``async def`` handler sees it."""
+
+    def __init__(self, session: WebSocketSession, request: Request, subprotocols: Sequence[str] = ()) -> None:
+        self._session = session
+        self.request = request
+        # The route's own subprotocols, in order of preference (implicit accept picks one).
+        self._supported = tuple(subprotocols)
+        self._accepted = False
+        self.subprotocol: str | None = None
+        # Checked once: a debug line per message costs nothing when debug logging is off.
+        self._log = logger.isEnabledFor(logging.DEBUG)
+
+    # -- the handshake request ------------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.request.params
+
+    @property
+    def query(self) -> QueryParams:
+        return self.request.query
+
+    @property
+    def headers(self) -> Headers:
+        return self.request.headers
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return self.request.cookies
+
+    @property
+    def state(self) -> State:
+        """Per-connection scratch space (the handshake request's state: what guards set)."""
+        return self.request.state
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def url(self) -> str:
+        return self.request.url
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        return self.request.client
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order."""
+        offered: list[str] = []
+        for value in self.request.headers.get_all("sec-websocket-protocol"):
+            offered.extend(p.strip() for p in value.split(",") if p.strip())
+        return offered
+
+    @property
+    def accepted(self) -> bool:
+        return self._accepted
+
+    @property
+    def closed(self) -> bool:
+        return self._session.close_code != 0
+
+    @property
+    def close_code(self) -> int | None:
+        return self._session.close_code or None
+
+    # -- the handshake ------------------------------------------------------------------
+
+    async def accept(self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        """Complete the handshake (done on the first receive or send if not called)."""
+        if self._accepted:
+            raise RuntimeError("this WebSocket is already accepted")
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        pairs = list(headers.items()) if headers else []
+        if not await self._session.accept(subprotocol, pairs):
+            raise WebSocketDisconnect(self._session.close_code or 1006)
+        self._accepted = True
+        self.subprotocol = subprotocol
+        if self._log:
+            logger.debug(
+                "connect %s from %s%s",
+                self.request.path,
+                _peer(self.request.client),
+                f" (subprotocol {subprotocol})" if subprotocol else "",
+            )
+
+    async def _accept_implicitly(self) -> None:
+        chosen = None
+        if self._supported:
+            offered = self.subprotocols
+            chosen = next((p for p in self._supported if p in offered), None)
+        await self.accept(chosen)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        """The next message: str for text, bytes for binary. Raises WebSocketDisconnect once
+        the connection is closed."""
+        if not self._accepted:
+            await self._accept_implicitly()
+        item = await self._session.receive()
+        if isinstance(item, int):
+            raise WebSocketDisconnect(item, self._session.close_reason)
+        if self._log:
+            _log_message("received", item)
+        return item
+
+    async def receive_text(self) -> str:
+        item = await self.receive()
+        if not isinstance(item, str):
+            raise TypeError("expected a text message, got a binary one")
+        return item
+
+    async def receive_bytes(self) -> bytes:
+        item = await self.receive()
+        if not isinstance(item, bytes):
+            raise TypeError("expected a binary message, got a text one")
+        return item
+
+    async def receive_json(self) -> Any:
+        return orjson.loads(await self.receive())
+
+    async def receive_message(self) -> WebSocketMessage:
+        """The next message as a WebSocketMessage; a close message once closed (no exception)."""
+        try:
+            item = await self.receive()
+        except WebSocketDisconnect as exc:
+            return WebSocketMessage.close(exc.code, exc.reason)
+        return WebSocketMessage("text" if isinstance(item, str) else "binary", item)
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        if not self._accepted:
+            await self._accept_implicitly()
+        item = await self._session.receive()
+        if isinstance(item, int):
+            raise StopAsyncIteration
+        if self._log:
+            _log_message("received", item)
+        return item
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send(self, data: Sendable) -> None:
+        """str -> text message, bytes -> binary message; a close WebSocketMessage closes."""
+        if not self._accepted:
+            await self._accept_implicitly()
+        payload: str | bytes
+        if isinstance(data, (str, bytes)):
+            payload = data
+        elif isinstance(data, (bytearray, memoryview)):
+            payload = bytes(data)
+        elif isinstance(data, WebSocketMessage):
+            if data.msg_type == "close":
+                await self.close(data.code, data.reason)
+                return
+            message = data.data
+            assert message is not None
+            payload = message
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(data).__name__}; use send_json() for other values")
+        if not await self._session.send(payload):
+            raise WebSocketDisconnect(self._session.close_code or 1006, self._session.close_reason)
+        if self._log:
+            _log_message("sent", payload)
+
+    async def send_text(self, data: str) -> None:
+        if not isinstance(data, str):
+            raise TypeError("send_text() takes a str")
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("send_bytes() takes bytes")
+        await self.send(data)
+
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        """``data`` as JSON, in a text message (``mode="binary"``: a binary one)."""
+        encoded = dumps(data)
+        await self.send(encoded.decode("utf-8") if mode == "text" else encoded)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code``; before accept, refuse the handshake (HTTP 403)."""
+        _check_close_code(code)
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("a close reason is at most 123 bytes of UTF-8")
+        if not self._accepted:
+            if self._session.close_code == 0:
+                await self._session.deny(error_response(403, "Forbidden"))
+            return
+        await self._session.close(code, reason)
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+def _log_message(direction: str, item: str | bytes) -> None:
+    if isinstance(item, str):
+        logger.debug("message %s: text, %d chars", direction, len(item))
+    else:
+        logger.debug("message %s: binary, %d bytes", direction, len(item))
+
+
+class SyncWebSocket:
+    """The blocking facade a ``def`` handler gets; it runs in a worker thread and each call
+    waits for the event loop to carry it out."""
+
+    def __init__(self, ws: WebSocket, loop: asyncio.AbstractEventLoop) -> None:
+        self._ws = ws
+        self._loop = loop
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:
+            coro.close()  # the loop is closed: the server has stopped
+            raise WebSocketDisconnect(1001) from None
+        return future.result()
+
+    @property
+    def request(self) -> Request:
+        return self._ws.request
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self._ws.params
+
+    @property
+    def query(self) -> QueryParams:
+        return self._ws.query
+
+    @property
+    def headers(self) -> Headers:
+        return self._ws.headers
+
+    @property
+    def state(self) -> State:
+        return self._ws.state
+
+    @property
+    def path(self) -> str:
+        return self._ws.path
+
+    @property
+    def subprotocols(self) -> list[str]:
+        return self._ws.subprotocols
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+    def accept(self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        self._call(self._ws.accept(subprotocol, headers))
+
+    def recv(self) -> WebSocketMessage | None:
+        """The next message, or None once the connection is closed."""
+        try:
+            item = self._call(self._ws.receive())
+        except WebSocketDisconnect:
+            return None
+        return WebSocketMessage("text" if isinstance(item, str) else "binary", item)
+
+    receive = recv
+
+    def __iter__(self) -> Iterator[WebSocketMessage]:
+        while True:
+            message = self.recv()
+            if message is None:
+                return
+            yield message
+
+    def send(self, message: Sendable) -> None:
+        self._call(self._ws.send(message))
+
+    def send_text(self, data: str) -> None:
+        self._call(self._ws.send_text(data))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        self._call(self._ws.send_bytes(data))
+
+    send_bytes = send_binary
+
+    def send_json(self, data: Any, mode: str = "text") -> None:
+        self._call(self._ws.send_json(data, mode))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._call(self._ws.close(code, reason))
+
+
+# Sync handlers hold a thread for the life of their connection: they get their own pool, so
+# that they cannot starve ``threaded=True`` HTTP routes (and the other way round).
+SYNC_HANDLER_THREADS = 256
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="cello-ws")
+        return _pool
+
+
+# -- the endpoint: hooks, guards, Origin, then the handler ------------------------------------
+
+
+def websocket_endpoint(app: App, entry: RouteEntry) -> Endpoint:
+    """The chain of a ``@websocket`` route. It answers the handshake request with a
+    WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced)."""
+    spec = entry.spec
+    handler = spec.handler
+    run_sync = not is_async(handler)
+    subprotocols = tuple(spec.options.get("subprotocols", ()))
+    allowed = _allowed_origins(app.config.ws_allowed_origins)
+    debug = app.config.debug
+    route = entry.path
+
+    def upgrade(request: Request) -> Response:
+        if allowed is not None:
+            origin = request.headers.get("origin")
+            if origin is not None and origin.lower() not in allowed and "*" not in allowed:
+                raise HTTPException(403, f"Forbidden: origin {origin} is not allowed")
+        return WebSocketUpgrade(_runner(handler, run_sync, request, subprotocols, debug, route))
+
+    return Endpoint(
+        upgrade,
+        entry.scopes,
+        route_guards=spec.guards,
+        # A handshake has no body; one that declares one is refused (413).
+        max_body_size=0,
+        debug=debug,
+        executor=app._executor_factory,
+        options=spec.options,
+    )
+
+
+def _allowed_origins(origins: Sequence[str] | None) -> frozenset[str] | None:
+    if origins is None:
+        return None
+    return frozenset(origin.rstrip("/").lower() for origin in origins)
+
+
+def _runner(
+    handler: Callable[..., Any],
+    run_sync: bool,
+    request: Request,
+    subprotocols: Sequence[str],
+    debug: bool,
+    route: str,
+) -> Callable[[WebSocketSession], Awaitable[None]]:
+    async def run(session: WebSocketSession) -> None:
+        ws = WebSocket(session, request, subprotocols)
+        try:
+            if run_sync:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
+            else:
+                result = handler(ws)
+                if inspect.isawaitable(result):
+                    await result
+        except WebSocketDisconnect:
+            pass  # the peer went away while the handler was using the connection: a normal end
+        except HTTPException as exc:
+            # Raised before accepting, it refuses the handshake with its status.
+            if not ws.accepted:
+                await session.deny(error_response(exc.status, exc.detail, exc.headers))
+                return
+            await session.close(1011 if exc.status >= 500 else 1008, "")
+        except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection
+            error_log.error("unhandled error in WebSocket handler for %s", route, exc_info=exc)
+            if not ws.accepted:
+                message = f"Handler error: {type(exc).__name__}: {exc}" if debug else "Internal Server Error"
+                await session.deny(error_response(500, message))
+                return
+            await session.close(1011, "")
+        if not ws.accepted:
+            if session.close_code == 0:
+                # The handler returned without accepting: refuse, as ASGI servers do.
+                await session.deny(error_response(403, "Forbidden"))
+            return
+        if session.close_code == 0:
+            await session.close(1000, "")
+        if ws._log:
+            logger.debug("disconnect %s from %s: code %d", request.path, _peer(request.client), session.close_code)
+
+    return run
+
+
+# -- ASGI --------------------------------------------------------------------------------------
+
+AsgiMessage = MutableMapping[str, Any]
+
+
+class _AsgiSession:
+    """A WebSocketSession over ASGI messages (``App`` served by uvicorn, hypercorn...)."""
+
+    def __init__(
+        self,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Awaitable[AsgiMessage]],
+        send: Callable[[AsgiMessage], Awaitable[None]],
+    ) -> None:
+        self._receive = receive
+        self._send = send
+        extensions = scope.get("extensions") or {}
+        self._http_denial = "websocket.http.response" in extensions
+        self._code = 0
+        self._reason = ""
+
+    @property
+    def close_code(self) -> int:
+        return self._code
+
+    @property
+    def close_reason(self) -> str:
+        return self._reason
+
+    async def _emit(self, message: AsgiMessage) -> bool:
+        try:
+            await self._send(message)
+        except OSError:  # servers raise a ConnectionError/ClientDisconnected once the client left
+            if not self._code:
+                self._code = 1006
+            return False
+        return True
+
+    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> bool:
+        if self._code:
+            return False
+        return await self._emit(
+            {
+                "type": "websocket.accept",
+                "subprotocol": subprotocol,
+                "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+
+    async def deny(self, response: Response) -> None:
+        self._code = 1006
+        if not self._http_denial:
+            # Closing before accept: the ASGI server answers 403.
+            await self._emit({"type": "websocket.close", "code": 1008})
+            return
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.raw_headers()]
+        headers.append((b"content-length", str(len(response._body)).encode("ascii")))
+        await self._emit({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
+        await self._emit({"type": "websocket.http.response.body", "body": response._body})
+
+    async def receive(self) -> str | bytes | int:
+        if self._code:
+            return self._code
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                return str(text)
+            return bytes(message.get("bytes") or b"")
+        self._code = int(message.get("code") or 1005) if kind == "websocket.disconnect" else 1006
+        self._reason = str(message.get("reason") or "")
+        return self._code
+
+    async def send(self, data: str | bytes) -> bool:
+        if self._code:
+            return False
+        if isinstance(data, str):
+            return await self._emit({"type": "websocket.send", "text": data})
+        return await self._emit({"type": "websocket.send", "bytes": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._code:
+            return
+        self._code = code
+        self._reason = reason
+        await self._emit({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def asgi_websocket(
+    app: App,
+    scope: Mapping[str, Any],
+    receive: Callable[[], Awaitable[AsgiMessage]],
+    send: Callable[[AsgiMessage], Awaitable[None]],
+) -> None:
+    """Serve one ASGI ``websocket`` scope with the app's WebSocket routes."""
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    raw_path = scope.get("raw_path")
+    client = scope.get("client")
+    scheme = scope.get("scheme", "ws")
+    headers = [(bytes(name), bytes(value)) for name, value in scope.get("headers", [])]
+    offered = scope.get("subprotocols") or []
+    if offered and not any(name.lower() == b"sec-websocket-protocol" for name, _ in headers):
+        # Some servers keep the header for themselves and pass only the parsed list.
+        headers.append((b"sec-websocket-protocol", ", ".join(offered).encode("latin-1")))
+    request = Request._from_wire(
+        "GET",
+        raw_path.decode("latin-1") if raw_path else scope["path"],
+        scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        (str(client[0]), int(client[1])) if client else None,
+        "https" if scheme == "wss" else "http",
+        scope.get("http_version", "1.1"),
+        True,
+    )
+    endpoint = app.resolve(request)
+    result = endpoint(request)
+    response = result if isinstance(result, Response) else await result
+    session = _AsgiSession(scope, receive, send)
+    if isinstance(response, WebSocketUpgrade):
+        await response.run(session)
+    else:
+        await session.deny(response)
