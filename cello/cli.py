@@ -55,6 +55,18 @@ def load_app(reference: str) -> App:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from cello.build_artifacts import BuildError, attach_build, read_manifest
 
+    if args.reload:
+        from cello.reloader import is_reloader_child, run_with_reload
+
+        if not is_reloader_child():
+            # Before importing the app: an app that fails to import is reported by the
+            # child and retried on the next change, instead of ending the session.
+            target = (args.app or "").partition(":")[0]
+            watched = Path(target).resolve().parent if target.endswith(".py") else Path.cwd()
+            from cello.runner import configure_logging
+
+            configure_logging(False, False if args.no_logs else None)
+            return run_with_reload([watched])
     build_dir = Path(args.out)
     reference = args.app
     if reference is None:

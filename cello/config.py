@@ -30,6 +30,12 @@ class Config:
     request_head_timeout: float = 10.0
     body_idle_timeout: float = 30.0
     graceful_timeout: float = 10.0
+    # Seconds an async or threaded handler may take before the client gets 503 (None: no limit).
+    # A sync handler runs inline on the event loop and cannot be interrupted.
+    handler_timeout: float | None = None
+    # Connections: open at once per process (more get 503), and queued by the kernel.
+    max_connections: int = 1000
+    backlog: int = 2048
     # Server identity and behaviour.
     server_header: str | None = "cello"
     http: str = "httptools"
@@ -37,6 +43,7 @@ class Config:
     # WebSocket and SSE.
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
+    ws_close_timeout: float = 10.0
     ws_max_message_size: int = 1 * MiB
     ws_compression: bool = False
     ws_allowed_origins: list[str] | None = None

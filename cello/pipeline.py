@@ -146,6 +146,7 @@ class Endpoint:
         "max_body_size",
         "options",
         "_sse_keepalive",
+        "_timeout",
     )
 
     def __init__(
@@ -162,8 +163,10 @@ class Endpoint:
         options: dict[str, Any] | None = None,
         sse_keepalive: float | None = None,
         scope_guards: bool = True,
+        timeout: float | None = None,
     ) -> None:
         self.handler = handler
+        self._timeout = timeout
         self._sse_keepalive = sse_keepalive
         self._scopes = tuple(reversed(scopes))  # innermost first, for error handlers
         before: list[Handler] = [hook for scope in scopes for hook in scope.before]
@@ -252,7 +255,8 @@ class Endpoint:
 
     async def _finish_async(self, request: Request, pending: Awaitable[Any]) -> Response:
         try:
-            response = _for_request(request, to_response(await pending, self._sse_keepalive))
+            result = await with_timeout(pending, self._timeout, request)
+            response = _for_request(request, to_response(result, self._sse_keepalive))
         except Exception as exc:  # noqa: BLE001
             response = await self._handle_error(request, exc)
         return await self._after_async(request, response)
@@ -282,9 +286,12 @@ class Endpoint:
                 raise HTTPException(403, "Forbidden")
         if self._threaded:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor(), self.handler, request)
+            pending: Awaitable[Any] = loop.run_in_executor(self._executor(), self.handler, request)
+            result = await with_timeout(pending, self._timeout, request)
         else:
-            result = await _maybe_await(self.handler(request))
+            result = self.handler(request)
+            if inspect.isawaitable(result):
+                result = await with_timeout(result, self._timeout, request)
         return _for_request(request, to_response(result, self._sse_keepalive))
 
     async def _after_async(self, request: Request, response: Response) -> Response:
@@ -323,6 +330,44 @@ class Endpoint:
         if self._debug:
             return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
         return error_response(500, "Internal Server Error")
+
+
+async def with_timeout(pending: Awaitable[Any], timeout: float | None, request: Request) -> Any:
+    """Await a handler's result, or raise 503 after ``timeout`` seconds (None: no limit).
+
+    On timeout a coroutine is cancelled; a thread cannot be, and runs on to its end with its
+    result dropped. Only awaitables are covered: a sync handler running inline on the event
+    loop has returned before anything could time it out.
+    """
+    if timeout is None:
+        return await pending
+    task = asyncio.ensure_future(pending)
+    # Our own timer rather than asyncio.wait_for: its TimeoutError cannot be told apart from
+    # one the handler raised itself, and comparing clocks afterwards is off by a timer tick.
+    expiry = _Expiry(task)
+    timer = asyncio.get_running_loop().call_later(timeout, expiry.fire)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not expiry.fired:
+            task.cancel()  # we were cancelled (the client left): the handler goes too
+            raise
+        error_log.warning("handler of %s %s timed out after %gs", request.method, request.raw_path, timeout)
+        raise HTTPException(503, f"Service Unavailable: the handler took longer than {timeout:g}s") from None
+    finally:
+        timer.cancel()
+
+
+class _Expiry:
+    __slots__ = ("task", "fired")
+
+    def __init__(self, task: asyncio.Future[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
 
 
 def _for_request(request: Request, response: Response) -> Response:

@@ -28,6 +28,14 @@ class RunOptions:
     http: str | None = None
     build_dir: str = "build"
     require_compiled: bool = False
+    # None: the App's value (see cello/config.py).
+    keep_alive_timeout: float | None = None
+    request_head_timeout: float | None = None
+    body_idle_timeout: float | None = None
+    graceful_timeout: float | None = None
+    handler_timeout: float | None = None
+    max_connections: int | None = None
+    backlog: int | None = None
     # app.run() looks for a matching `cello build` in ./build; `cello serve` has done so already.
     load_build: bool = False
 
@@ -67,6 +75,22 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)")
     parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
     parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
+    # Limits and timeouts; without a flag the App's value holds (docs/security.md lists them).
+    for flag, kind, text in _SERVER_FLAGS:
+        parser.add_argument(flag, type=kind, default=None, metavar="N", help=text)
+
+
+_SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("--keep-alive-timeout", float, "seconds an idle keep-alive connection stays open (5)"),
+    ("--request-head-timeout", float, "seconds to receive a whole request head (10)"),
+    ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
+    ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
+    ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
+    ("--max-connections", int, "open connections per process; more get 503 (1000)"),
+    ("--backlog", int, "listen backlog (2048)"),
+)
+# RunOptions fields that are App settings of the same name.
+_APP_SETTINGS: tuple[str, ...] = tuple(flag[2:].replace("-", "_") for flag, _, _ in _SERVER_FLAGS)
 
 
 def configure_logging(debug: bool, logs: bool | None) -> None:
@@ -86,6 +110,16 @@ def run_app(app: App, options: RunOptions) -> int:
     from cello.server.config import ServerConfig
     from cello.server.serve import serve
 
+    if options.reload:
+        from cello.reloader import is_reloader_child, run_with_reload, script_directory
+
+        if not is_reloader_child():
+            configure_logging(False, options.logs)
+            return run_with_reload([script_directory()])
+    for name in _APP_SETTINGS:
+        value = getattr(options, name)
+        if value is not None:
+            setattr(app.config, name, value)
     debug = options.debug_for(app.config.debug)
     app.config.debug = debug
     if options.http:

@@ -35,6 +35,12 @@ class ServerConfig:
     server_header: str | None = "cello"
     # Bytes of a streamed request body queued for the handler before reading pauses.
     stream_high_water: int = 64 * KiB
+    # Bytes read but not yet parsed (pipelined requests waiting for the responses before them)
+    # before reading pauses.
+    input_high_water: int = 64 * KiB
+    # Open connections per process (HTTP and WebSocket); one more is answered 503 and closed.
+    max_connections: int = 1000
+    # Connections the kernel queues before this process accepts them.
     backlog: int = 2048
     # Worker processes (see supervisor.py); 1 serves in the calling process.
     workers: int = 1
@@ -42,12 +48,27 @@ class ServerConfig:
     reuse_port: bool = False
     # Print the start-up line on stdout (the logger gets it in any case).
     announce: bool = True
+    # WebSocket: seconds between server pings (0: none), seconds to wait for the pong before
+    # closing with 1011, seconds to wait for the peer's close frame after sending ours.
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
+    ws_close_timeout: float = 10.0
+    # Largest message (after reassembly and decompression); a larger one is closed with 1009.
+    ws_max_message_size: int = 1024 * KiB
+    # Offer permessage-deflate to clients that ask for it.
+    ws_compression: bool = False
+    # Received messages queued for a handler that does not read before reading pauses.
+    ws_max_queue: int = 32
 
     def __post_init__(self) -> None:
         if self.http not in PARSERS:
             raise ValueError(f"unknown http parser {self.http!r}; choose one of {', '.join(PARSERS)}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_connections < 1 or self.input_high_water < 1:
+            raise ValueError("max_connections and input_high_water must be positive")
+        if self.ws_max_message_size < 1 or self.ws_max_queue < 1:
+            raise ValueError("ws_max_message_size and ws_max_queue must be positive")
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ServerConfig:
