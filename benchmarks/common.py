@@ -70,29 +70,64 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
 
 @dataclass
 class Server:
+    """A server command line; ``{port}`` in ``argv`` is replaced by the port at start.
+
+    ``cpu`` is the CPU it is pinned to (None: not pinned). With ``log`` set, its stderr goes
+    to that file (else to a pipe); a server that exits or never listens raises RuntimeError
+    with the end of its stderr.
+    """
+
     name: str
     argv: list[str]
     cwd: Path = ROOT
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    cpu: int | None = 0
+    log: Path | None = None
 
-    def start(self, port: int) -> None:
+    def start(self, port: int, timeout: float = 20.0) -> None:
         argv = [part.replace("{port}", str(port)) for part in self.argv]
         env = {**os.environ, **self.env}
-        self.process = subprocess.Popen(
-            pinned(0, argv), cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        stderr = open(self.log, "wb") if self.log is not None else subprocess.PIPE  # noqa: SIM115
         try:
-            wait_for_port(port)
-        except RuntimeError:
-            self.stop()
-            raise
+            self.process = subprocess.Popen(
+                pinned(self.cpu, argv) if self.cpu is not None else argv,
+                cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+        finally:
+            if self.log is not None:
+                stderr.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            process = self.process
+            exited = process.poll() is not None
+            if exited or time.monotonic() > deadline:
+                why = f"exited with code {process.returncode}" if exited else f"no listener after {timeout:.0f}s"
+                self.stop()
+                raise RuntimeError(f"{self.name}: {why}; stderr: {self.stderr_tail(process=process) or '(empty)'}")
+            time.sleep(0.05)
+
+    def stderr_tail(self, lines: int = 5, process: subprocess.Popen[bytes] | None = None) -> str:
+        """The last lines of the server's stderr (from its log file, or its pipe once it has exited)."""
+        process = process or self.process
+        text = ""
+        if self.log is not None and self.log.exists():
+            text = self.log.read_text(errors="replace")
+        elif process is not None and process.stderr is not None and process.poll() is not None:
+            text = process.stderr.read().decode(errors="replace")
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
     def stop(self) -> None:
         process = self.process
         if process is None:
             return
-        process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -111,11 +146,21 @@ class WrkResult:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(wrk: str, url: str, seconds: float, connections: int = 64, script: str | None = None) -> WrkResult:
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+def run_wrk(
+    wrk: str,
+    url: str,
+    seconds: float,
+    connections: int = 64,
+    script: str | None = None,
+    cpu: int | None = 1,
+    threads: int = 1,
+) -> WrkResult:
+    """wrk against ``url``, pinned to ``cpu`` (None: not pinned); wrk's duration is whole seconds."""
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     if script:
         argv[1:1] = ["-s", script]
-    out = subprocess.run(pinned(1, argv), capture_output=True, text=True, check=True).stdout
+    argv = pinned(cpu, argv) if cpu is not None else argv
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     match = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99 = float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
