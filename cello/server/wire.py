@@ -76,10 +76,19 @@ class HeadTails:
         self.close = fixed + b"connection: close\r\n\r\n"
 
 
+# Most responses carry one header (their content type): its rendering is reused.
+_SINGLE: dict[tuple[str, str], bytes] = {}
+
+
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
     if len(headers) == 1:
-        name, value = headers[0]
-        return f"{name}: {value}\r\n".encode("latin-1")
+        pair = headers[0]
+        rendered = _SINGLE.get(pair)
+        if rendered is None:
+            rendered = f"{pair[0]}: {pair[1]}\r\n".encode("latin-1")
+            if len(_SINGLE) < 256:
+                _SINGLE[pair] = rendered
+        return rendered
     return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
 
 
