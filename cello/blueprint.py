@@ -213,11 +213,12 @@ class Registrar:
 
         return decorator
 
-    def enable_logging(self) -> None:
-        """Log one access line per request of this app or blueprint (logger ``cello.access``)."""
+    def enable_logging(self, file: str | None = None) -> None:
+        """Log one access line per request of this app or blueprint: to the ``cello.access``
+        logger, or with ``file=`` appended to that file in buffered batches."""
         from cello.middleware.logging import install
 
-        install(self)
+        install(self, file)
 
     def enable_cors(
         self,

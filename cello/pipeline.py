@@ -210,8 +210,9 @@ class Endpoint:
             response: Response | Awaitable[Any] = self._before_and_handler_sync(request)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a response
             response = self._handle_error_sync(request, exc)
-        if inspect.isawaitable(response):
-            # A "sync" function returned an awaitable: finish on the slow path.
+        if not isinstance(response, Response):
+            # A "sync" function returned an awaitable: finish on the slow path. (An isinstance
+            # check first: inspect.isawaitable falls back to a slow ABC check for Responses.)
             return self._finish_async(request, response)
         if self._after:
             try:

@@ -70,6 +70,7 @@ class Request:
         "_state",
         "route",
         "upgrade",
+        "started",
     )
 
     def __init__(
@@ -104,6 +105,8 @@ class Request:
         self.route: str | None = None
         # A WebSocket opening handshake: the app dispatches it to its ``@websocket`` routes.
         self.upgrade = False
+        # When a timing hook (access log, Server-Timing) saw the request start; 0.0 if none.
+        self.started = 0.0
 
     @classmethod
     def _from_wire(
@@ -137,6 +140,7 @@ class Request:
         request._state = None
         request.route = None
         request.upgrade = upgrade
+        request.started = 0.0
         return request
 
     # -- the request line -------------------------------------------------------------
@@ -260,6 +264,17 @@ class Request:
 
     def get_header(self, key: str, default: str | None = None) -> str | None:
         return self.headers.get(key, default)
+
+    def header(self, lower_name: bytes) -> str | None:
+        """The last value of one header, by its lower-case name, without building the
+        whole header mapping: what per-request middleware (CORS, compression) uses."""
+        if self._headers is not None or self._raw_headers is None:
+            return self.headers.get(lower_name.decode("latin-1"))
+        found: bytes | None = None
+        for name, value in self._raw_headers:
+            if len(name) == len(lower_name) and name.lower() == lower_name:
+                found = value
+        return None if found is None else found.decode("latin-1")
 
     def client_ip(self) -> str | None:
         """The peer's address. Proxy headers are not trusted: a client can forge them."""

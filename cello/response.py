@@ -221,6 +221,17 @@ class Response:
     def delete_cookie(self, key: str, path: str = "/", domain: str | None = None) -> Response:
         return self.set_cookie(key, "", max_age=0, path=path, domain=domain)
 
+    def find_header(self, lower_name: str) -> int:
+        """Index of the last ``lower_name`` header in ``raw_headers()``, or -1 (no copies)."""
+        found = -1
+        size = len(lower_name)
+        headers = self._headers
+        for i in range(len(headers)):
+            name = headers[i][0]
+            if len(name) == size and name.lower() == lower_name:
+                found = i
+        return found
+
     def body(self) -> bytes:
         return self._body
 

@@ -1,6 +1,5 @@
 """Hello world with the middleware named in $CELLO_BENCH_MIDDLEWARE (comma-separated)."""
 
-import logging
 import os
 
 from cello import App, Request
@@ -12,12 +11,7 @@ if "cors" in enabled:
 if "compression" in enabled:
     app.enable_compression(min_size=1024)
 if "logging" in enabled:
-    handler = logging.FileHandler(os.environ.get("CELLO_BENCH_LOGFILE", "/tmp/cello-bench-access.log"))
-    access = logging.getLogger("cello.access")
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    app.enable_logging()
+    app.enable_logging(file=os.environ.get("CELLO_BENCH_LOGFILE", "/tmp/cello-bench-access.log"))
 
 
 @app.get("/")

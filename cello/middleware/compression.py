@@ -38,9 +38,21 @@ _COMPRESSIBLE_TYPES = frozenset(
 )
 
 
+_VERDICTS: dict[str, bool] = {}
+
+
 def is_compressible(content_type: str | None) -> bool:
     if not content_type:
         return False
+    verdict = _VERDICTS.get(content_type)
+    if verdict is None:
+        verdict = _is_compressible(content_type)
+        if len(_VERDICTS) < 512:
+            _VERDICTS[content_type] = verdict
+    return verdict
+
+
+def _is_compressible(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return (
         media.startswith(_COMPRESSIBLE_PREFIXES)
@@ -125,11 +137,21 @@ class CompressionPolicy:
     def after(self, request: Request, response: Response) -> None:
         if response.status < 200 or response.status in (204, 206, 304):
             return
-        if not is_compressible(response.content_type()):
+        headers = response.raw_headers()
+        # The content type comes first in responses Cello builds: skip the scan then.
+        if headers and headers[0][0] == "content-type":
+            content_type: str | None = headers[0][1]
+        else:
+            content_type = response.content_type()
+        if not is_compressible(content_type):
             return
-        add_vary(response, "Accept-Encoding")
-        if response.headers.get("content-encoding") is not None:
-            return  # already encoded (by the handler or an inner middleware): never twice
+        if len(headers) == 1:
+            # Only the content type so far (the common case): no Vary, no Content-Encoding.
+            headers.append(("vary", "Accept-Encoding"))
+        else:
+            add_vary(response, "Accept-Encoding")
+            if response.find_header("content-encoding") >= 0:
+                return  # already encoded (by the handler or an inner middleware): never twice
         if response._idle is not None:
             # An event stream: the server writes keep-alive comments between chunks, which
             # cannot enter a compressed stream. Event streams go uncompressed.
@@ -137,7 +159,7 @@ class CompressionPolicy:
         streaming = response._iter is not None
         if not streaming and len(response._body) < self.min_size:
             return
-        encoding = choose_encoding(request.headers.get("accept-encoding"), self.available)
+        encoding = choose_encoding(request.header(b"accept-encoding"), self.available)
         if encoding is None:
             return
         compressor = _Compressor(encoding, self.level)

@@ -17,14 +17,19 @@ SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def add_vary(response: Response, value: str) -> None:
-    """Add ``value`` to ``Vary`` once, keeping what is there."""
-    existing = response.headers.get("vary")
-    if existing is None:
-        response.set_header("vary", value)
+    """Add ``value`` (a constant header name) to ``Vary`` once, keeping what is there."""
+    merge_vary(response.raw_headers(), response.find_header("vary"), value)
+
+
+def merge_vary(headers: list[tuple[str, str]], index: int, value: str) -> None:
+    """``add_vary`` for a caller that already knows the index of ``Vary`` (-1: none)."""
+    if index < 0:
+        headers.append(("vary", value))
         return
-    parts = [part.strip() for part in existing.split(",")]
-    if "*" not in parts and value.lower() not in (part.lower() for part in parts):
-        response.set_header("vary", f"{existing}, {value}")
+    existing = headers[index][1]
+    parts = [part.strip().lower() for part in existing.split(",")]
+    if "*" not in parts and value.lower() not in parts:
+        headers[index] = (headers[index][0], f"{existing}, {value}")
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,11 @@ class CorsPolicy:
     def before(self, request: Request) -> Response | None:
         if request.method != "OPTIONS":
             return None
-        origin = request.headers.get("origin")
-        requested = request.headers.get("access-control-request-method")
+        origin = request.header(b"origin")
+        requested = request.header(b"access-control-request-method")
         if origin is None or requested is None:
             return None  # a plain OPTIONS request: the route (or the automatic answer) handles it
-        return self.preflight(origin, requested.upper(), request.headers.get("access-control-request-headers"))
+        return self.preflight(origin, requested.upper(), request.header(b"access-control-request-headers"))
 
     def preflight(self, origin: str, method: str, request_headers: str | None) -> Response:
         if not self.allows(origin):
@@ -104,15 +109,25 @@ class CorsPolicy:
         return response
 
     def after(self, request: Request, response: Response) -> None:
-        origin = request.headers.get("origin")
-        if response.headers.get("access-control-allow-origin") is not None:
-            return  # a preflight answered by before(), or the handler set it itself
+        headers = response.raw_headers()
+        # One pass over the response headers: this runs on every response.
+        vary = -1
+        for i in range(len(headers)):
+            name = headers[i][0]
+            size = len(name)
+            if size == 4 and name.lower() == "vary":
+                vary = i
+            elif size == 27 and name.lower() == "access-control-allow-origin":
+                return  # a preflight answered by before(), or the handler set it itself
         if self.origins is not None or self.credentials:
-            add_vary(response, "Origin")
+            merge_vary(headers, vary, "Origin")
+        origin = request.header(b"origin")
         if origin is None or not self.allows(origin):
             return
-        response.set_header("access-control-allow-origin", self.allow_origin_value(origin))
+        # Appended directly: the origin came through the request parser, which refuses
+        # CR, LF and NUL in header values, and the other values are our own.
+        headers.append(("access-control-allow-origin", self.allow_origin_value(origin)))
         if self.credentials:
-            response.set_header("access-control-allow-credentials", "true")
+            headers.append(("access-control-allow-credentials", "true"))
         if self.expose_headers:
-            response.set_header("access-control-expose-headers", ", ".join(self.expose_headers))
+            headers.append(("access-control-expose-headers", ", ".join(self.expose_headers)))

@@ -9,12 +9,13 @@ from cello.response import Response
 
 
 def start(request: Request) -> None:
-    request.state.cello_timing = time.perf_counter()
+    if not request.started:
+        request.started = time.perf_counter()
 
 
 def finish(request: Request, response: Response) -> None:
-    started = request.state.get("cello_timing")
-    if started is None:
+    started = request.started
+    if not started:
         return
     elapsed = (time.perf_counter() - started) * 1000
     response.headers.add("server-timing", f"app;dur={elapsed:.3f}")

@@ -78,6 +78,7 @@ class HeadTails:
 
 # Most responses carry one header (their content type): its rendering is reused.
 _SINGLE: dict[tuple[str, str], bytes] = {}
+_FEW: dict[tuple[tuple[str, str], ...], bytes] = {}
 
 
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
@@ -88,6 +89,16 @@ def render_headers(headers: list[tuple[str, str]]) -> bytes:
             rendered = f"{pair[0]}: {pair[1]}\r\n".encode("latin-1")
             if len(_SINGLE) < 256:
                 _SINGLE[pair] = rendered
+        return rendered
+    if len(headers) <= 4:
+        # A few headers, often the same from response to response (content type, Vary, CORS):
+        # reuse their rendering until the cache is full.
+        key = tuple(headers)
+        rendered = _FEW.get(key)
+        if rendered is None:
+            rendered = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+            if len(_FEW) < 1024:
+                _FEW[key] = rendered
         return rendered
     return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
 
