@@ -171,6 +171,7 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_keep_alive = False
         self._rx_parts: list[bytes] = []
         self._rx_size = 0
+        self._rx_remaining = 0
         self._rx_limit = 0
         self._rx_stream: RequestStream | None = None
         # A pipelined request asked for 100 Continue: sent once the responses before it are out.
@@ -299,7 +300,12 @@ class HttpProtocol(asyncio.Protocol):
                 and not self._closed
             ):
                 start = self._held_at
-                end = start + _FEED_SLICE
+                # A body of known length goes to the parser whole (an upload must not be cut
+                # into 16 KiB pieces); heads, where a flood of pipelined requests hides, are sliced.
+                slice_size = _FEED_SLICE
+                if self._rx_request is not None and self._rx_remaining > slice_size:
+                    slice_size = self._rx_remaining
+                end = start + slice_size
                 piece = self._held[start:end]
                 if end >= len(self._held):
                     self._held = b""
@@ -382,6 +388,8 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_endpoint = endpoint
         self._rx_keep_alive = keep_alive
         self._rx_size = 0
+        # Body bytes still expected (Content-Length), fed to the parser in one piece.
+        self._rx_remaining = 0 if chunked else head.content_length
         self._rx_limit = limit
         expects_body = chunked or head.content_length > 0
         if endpoint.stream_body:
@@ -404,6 +412,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         size = self._rx_size + len(data)
         self._rx_size = size
+        self._rx_remaining -= len(data)
         if size > self._rx_limit:
             self._refuse(413, "Payload Too Large")
             return
