@@ -27,9 +27,18 @@ def merge_vary(headers: list[tuple[str, str]], index: int, value: str) -> None:
         headers.append(("vary", value))
         return
     existing = headers[index][1]
-    parts = [part.strip().lower() for part in existing.split(",")]
-    if "*" not in parts and value.lower() not in parts:
-        headers[index] = (headers[index][0], f"{existing}, {value}")
+    merged = _MERGED.get((existing, value))
+    if merged is None:
+        parts = [part.strip().lower() for part in existing.split(",")]
+        merged = existing if "*" in parts or value.lower() in parts else f"{existing}, {value}"
+        if len(_MERGED) < 256:
+            _MERGED[(existing, value)] = merged
+    if merged is not existing:
+        headers[index] = (headers[index][0], merged)
+
+
+# (Vary so far, name to add) -> the merged value: the same few pairs recur on every response.
+_MERGED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
