@@ -32,6 +32,7 @@ from cello.server import wire
 from cello.server.body import RequestStream
 from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
+from cello.server.flow import WriteGate
 from cello.server.head import HeadValidator, split_target
 from cello.server.parsers import create_parser
 from cello.server.wire import LENGTH_LINES, STATUS_LINES
@@ -197,7 +198,7 @@ class HttpProtocol(asyncio.Protocol):
         self._read_paused = False
         self._stream_paused = False
         self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_gate = WriteGate(self._loop)
         # Waiting for the first byte of a request (keep-alive idle), and until when.
         self._idle = True
         self._deadline = NEVER
@@ -779,18 +780,11 @@ class HttpProtocol(asyncio.Protocol):
         self._idle_timer = self._loop.call_later(interval - silent, self._idle_tick, interval, filler)
 
     async def _drain(self) -> None:
-        if not self._write_paused or self._closed:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiter = waiter
-        await waiter
+        if self._write_paused and not self._closed:
+            await self._write_gate.wait()
 
     def _wake_writer(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._write_gate.release()
 
     def _finish(self) -> None:
         """The current response is fully written."""

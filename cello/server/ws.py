@@ -45,6 +45,7 @@ from websockets.protocol import Side, State
 from cello.headers import check_header_value
 from cello.response import Response
 from cello.server import wire
+from cello.server.flow import WriteGate
 
 if TYPE_CHECKING:
     from cello.request import Request
@@ -431,7 +432,7 @@ class WebSocketConnection(asyncio.Protocol):
         # The HTTP side paused reading after the handshake request.
         self._read_paused = True
         self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_gate = WriteGate(self._loop)
         self._lost = False
         self._lingering = False
         interval = config.ws_ping_interval
@@ -656,20 +657,11 @@ class WebSocketConnection(asyncio.Protocol):
         self._deadline = min(self._next_ping, self._pong_deadline, self._close_deadline)
 
     async def _drain(self) -> None:
-        if not self._write_paused or self._lost:
-            return
-        waiter = self._drain_waiter
-        if waiter is None:
-            waiter = self._loop.create_future()
-            self._drain_waiter = waiter
-        await waiter
+        if self._write_paused and not self._lost:
+            await self._write_gate.wait()
 
     def _wake_writer(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._write_gate.release()
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
