@@ -194,3 +194,29 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def proc_status_mib(pid: int, field: str) -> float:
+    """A memory field of /proc/<pid>/status (``VmRSS``, ``VmHWM``...) in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+STREAM_PEERS = ["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]
+
+
+def stream_servers(peer_python: str, starlette_name: str) -> list[Server]:
+    """Cello and Starlette serving the SSE and upload benchmark apps (apps/*_streams.py)."""
+    cello = str(ROOT / ".venv" / "bin" / "cello")
+    return [
+        Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
+        Server(
+            starlette_name,
+            [peer_python, "-m", "uvicorn", "starlette_streams:app", "--port", "{port}", "--loop", "uvloop",
+             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+            cwd=HERE / "apps",
+        ),
+    ]

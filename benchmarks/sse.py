@@ -10,7 +10,6 @@ terminators; then the server's RSS with 1,000 open idle streams.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import HERE, ROOT, Server, ensure_peers, free_port, machine_facts, table  # noqa: E402
+from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
 
 CLIENT = r'''
 import asyncio, sys, time
@@ -58,14 +57,6 @@ asyncio.run(main())
 '''
 
 
-def rss_mib(pid: int) -> float:
-    # uvicorn and cello serve run the app in the process we started.
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def client(port: int, clients: int, events: int, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["taskset", "-c", "1", sys.executable, "-c", CLIENT, str(port), str(clients), str(events), mode],
@@ -77,17 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    peer = str(ensure_peers(["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]))
-    cello = str(ROOT / ".venv" / "bin" / "cello")
-    servers = [
-        Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
-        Server(
-            "starlette + sse-starlette (uvicorn)",
-            [peer, "-m", "uvicorn", "starlette_streams:app", "--port", "{port}", "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=HERE / "apps",
-        ),
-    ]
+    servers = stream_servers(str(ensure_peers(STREAM_PEERS)), "starlette + sse-starlette (uvicorn)")
     one: dict[str, list[float]] = {s.name: [] for s in servers}
     hundred: dict[str, list[float]] = {s.name: [] for s in servers}
     memory: dict[str, float] = {}
@@ -101,12 +82,12 @@ def main() -> None:
                     out = client(port, clients, events, "rate").communicate(timeout=300)[0]
                     bucket[server.name].append(float(out.strip()))
                 if run == 0:
-                    base = rss_mib(server.process.pid)
+                    base = proc_status_mib(server.process.pid, "VmRSS")
                     idle = client(port, 1000, 0, "idle")
                     assert idle.stdout is not None and idle.stdin is not None
                     idle.stdout.readline()
                     time.sleep(0.5)
-                    memory[server.name] = rss_mib(server.process.pid) - base
+                    memory[server.name] = proc_status_mib(server.process.pid, "VmRSS") - base
                     idle.stdin.write("\n")
                     idle.stdin.flush()
                     idle.wait(30)

@@ -18,14 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import HERE, ROOT, Server, ensure_peers, free_port, machine_facts, table  # noqa: E402
-
-
-def peak_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
 
 
 def upload(port: int, size: int) -> float:
@@ -60,17 +53,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     args = parser.parse_args()
     size = args.mb * (1 << 20)
-    peer = str(ensure_peers(["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]))
-    cello = str(ROOT / ".venv" / "bin" / "cello")
-    servers = [
-        Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
-        Server(
-            "starlette (uvicorn)",
-            [peer, "-m", "uvicorn", "starlette_streams:app", "--port", "{port}", "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=HERE / "apps",
-        ),
-    ]
+    servers = stream_servers(str(ensure_peers(STREAM_PEERS)), "starlette (uvicorn)")
     speed: dict[str, list[float]] = {s.name: [] for s in servers}
     growth: dict[str, list[float]] = {s.name: [] for s in servers}
     for run in range(args.runs):
@@ -79,9 +62,9 @@ def main() -> None:
             server.start(port)
             try:
                 assert server.process is not None
-                before = peak_mib(server.process.pid)
+                before = proc_status_mib(server.process.pid, "VmHWM")
                 speed[server.name].append(upload(port, size))
-                growth[server.name].append(peak_mib(server.process.pid) - before)
+                growth[server.name].append(proc_status_mib(server.process.pid, "VmHWM") - before)
                 print(f"run {run + 1} {server.name}: {speed[server.name][-1]:.0f} MB/s", flush=True)
             finally:
                 server.stop()
