@@ -150,6 +150,32 @@ def test_idle_keep_alive_connection_closed(server: RunningServer) -> None:
     fresh_ok(server.url)
 
 
+def test_head_begun_in_the_read_of_the_previous_request_gets_the_head_timeout(server: RunningServer) -> None:
+    # The first response makes the connection idle in the middle of a read that goes on into
+    # the next head; that head must not be cut off by the keep-alive timeout (a pipelined
+    # flood hit this when the client's sends stalled for a moment).
+    with connect(server.url) as sock:
+        sock.sendall(b"GET /n/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /n/2 HTTP/1.1\r\n")
+        reader = Reader(sock)
+        first = reader.response()
+        time.sleep(0.75)  # past keep_alive_timeout (0.5 s), within request_head_timeout (1.0 s)
+        sock.sendall(b"Host: a\r\n\r\n")
+        second = reader.response()
+    assert (first.status, first.body) == (200, b"1")
+    assert (second.status, second.body) == (200, b"2")
+
+
+def test_empty_lines_after_a_request_keep_the_keep_alive_timeout(server: RunningServer) -> None:
+    # Empty lines between requests start no head (RFC 9112 2.2): the connection is idle.
+    with connect(server.url) as sock:
+        sock.sendall(get("/") + b"\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.response().status == 200
+        started = time.monotonic()
+        assert reader.at_eof()
+        assert time.monotonic() - started < 0.95  # keep-alive (0.5 s), not the head timeout
+
+
 # -- clients that vanish ----------------------------------------------------------------
 
 

@@ -55,6 +55,10 @@ class ParserEvents(Protocol):
 class RequestParser(Protocol):
     def feed(self, data: bytes) -> None: ...
 
+    def in_head(self) -> bool:
+        """Part of a request head has been read, not all of it: the connection is not idle."""
+        ...
+
     def stop(self) -> None:
         """Deliver no more events; later input is dropped."""
         ...
@@ -113,6 +117,9 @@ class HttptoolsParser:
 
     def stop(self) -> None:
         self._stopped = True
+
+    def in_head(self) -> bool:
+        return self._in_head
 
     def feed(self, data: bytes) -> None:
         if self._stopped:
@@ -250,6 +257,11 @@ class H11Parser:
 
     def stop(self) -> None:
         self._stopped = True
+
+    def in_head(self) -> bool:
+        # A complete head moves to an h11.Connection at once; what waits in the buffer is partial.
+        # Empty lines between requests are skipped, as llhttp does: they do not start a head.
+        return self._conn is None and bool(self._buffer.lstrip(b"\r\n"))
 
     def feed(self, data: bytes) -> None:
         if self._stopped:

@@ -275,6 +275,12 @@ class HttpProtocol(asyncio.Protocol):
             self._idle = False
             self._deadline = self._state.now + self._head_timeout
         self._parser.feed(data)
+        if self._idle and self._parser.in_head():
+            # A response written during this feed made the connection idle, but the same read
+            # went on into the next request's head: that head has the head timeout, not the
+            # (shorter) keep-alive one, or a client sending a head in pieces would be cut off.
+            self._idle = False
+            self._deadline = self._state.now + self._head_timeout
 
     def _hold(self, data: bytes) -> None:
         if self._lingering or self._closed:
