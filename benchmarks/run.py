@@ -19,7 +19,7 @@ Endpoints (the same behaviour in every app, benchmarks/apps/*):
 Prints a markdown table per endpoint (req/s, p99, ratio to the best peer and to the limit
 server) with the machine facts and peer versions; --write also writes docs/benchmarks.md.
 --list shows the server and endpoint names for --only and --endpoints (--only cello
-selects the three Cello variants, --only starlette both Starlette servers).
+selects the four Cello variants, --only starlette both Starlette servers).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -125,20 +125,21 @@ class Target:
     kind: str  # "cello", "peer" or "limit"
     needs: list[str]  # peer packages it needs
     command: Callable[[str], tuple[list[str], Path]]  # app attribute -> (argv, cwd)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _peer_bin(name: str) -> str:
     return str(PEERS_VENV / "bin" / name)
 
 
-def _cello_target(key: str, name: str, compiled: bool, http: str) -> Target:
+def _cello_target(key: str, name: str, compiled: bool, http: str, env: dict[str, str] | None = None) -> Target:
     def command(attr: str) -> tuple[list[str], Path]:
         out = BUILD / (f"run-{attr}" if compiled else "run-none")
         argv = [str(CELLO_VENV / "cello"), "serve", f"benchmarks/apps/cello_app.py:{attr}", "--out", str(out),
                 "--port", "{port}", "--no-logs", "--http", http]
         return ([*argv, "--require-compiled"] if compiled else argv), ROOT
 
-    return Target(key, name, "cello", [], command)
+    return Target(key, name, "cello", [], command, env or {})
 
 
 def _uvicorn_target(framework: str, title: str) -> Target:
@@ -175,6 +176,9 @@ TARGETS = [
     _cello_target("cello", "Cello (compiled, httptools)", True, "httptools"),
     _cello_target("cello-interpreted", "Cello (interpreted, httptools)", False, "httptools"),
     _cello_target("cello-h11", "Cello (compiled, h11)", True, "h11"),
+    # The same server modules interpreted (what installs without a C compiler).
+    _cello_target("cello-pure", "Cello (compiled router, pure-Python server)", True, "httptools",
+                  {"CELLO_PURE_PYTHON": "1"}),
     *[t for fw, title in FRAMEWORKS for t in (_uvicorn_target(fw, title), _granian_target(fw, title))],
     Target("sanic", "Sanic (single process)", "peer", ["sanic", "uvloop"], _sanic_command),
     Target("limit", "limit: raw uvloop + httptools", "limit", [], _limit_command),
@@ -298,7 +302,7 @@ def measure(targets: list[Target], endpoints: list[Endpoint], args: argparse.Nam
                 if not todo:
                     continue
                 argv, cwd = target.command(attr)
-                server = Server(target.name, argv, cwd=cwd, log=logs / f"{target.key}-{attr}.log")
+                server = Server(target.name, argv, cwd=cwd, env=target.env, log=logs / f"{target.key}-{attr}.log")
                 port = free_port()
                 try:
                     server.start(port, timeout=30)
@@ -400,7 +404,9 @@ the kernel and the Python build, and only the ratios carry over to other machine
   request, and a 100-route app hit on its last 10 routes. Each server's answers are checked
   before it is measured.
 - **Servers.** Cello with its compiled router (`cello build`) and the httptools parser,
-  with the interpreted router, and with the pure-Python h11 parser; Starlette, FastAPI,
+  with the interpreted router, with the pure-Python h11 parser, and with its server modules
+  interpreted (`CELLO_PURE_PYTHON=1`: what installs without a C compiler; every other Cello
+  row runs the server compiled by mypyc at install time); Starlette, FastAPI,
   Falcon (ASGI), BlackSheep and Litestar each on uvicorn (httptools, uvloop, no access log)
   and on Granian (ASGI, one worker, uvloop); Sanic in single-process mode; and a *limit*
   server: a raw uvloop + httptools `asyncio.Protocol` that answers every request with a
@@ -486,7 +492,8 @@ def main() -> None:
                 scripts[endpoint.key] = str(path)
         outcome = measure(targets, endpoints, args, wrk, unavailable, scripts, Path(tmp))
 
-    facts = [machine_facts(), wrk_version(wrk)]
+    cello_version = subprocess.run([str(CELLO_VENV / "cello"), "--version"], capture_output=True, text=True)
+    facts = [machine_facts(), wrk_version(wrk), cello_version.stdout.strip()]
     extras = [extra for p in packages for extra in SERIALISERS.get(p, [])]
     facts += [f"{name} {version}" for name, version in versions([*packages, *extras]).items()]
     body = report(targets, endpoints, outcome, facts, command, args)

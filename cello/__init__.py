@@ -1,5 +1,10 @@
 """Cello: a fast Python web framework whose routes are compiled ahead of time."""
 
+from cello import _native
+
+# Before anything imports the server: it decides between the compiled and the source modules.
+_native.install()
+
 from cello.app import App, __version__
 from cello.blueprint import Blueprint
 from cello.errors import HTTPException, RouteError

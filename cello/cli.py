@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from cello import _native
 from cello.app import App, __version__
 from cello.runner import RunOptions, add_run_flags, run_app
 
@@ -127,7 +128,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cello", description="Cello: a fast Python web framework with compiled routes.")
-    parser.add_argument("--version", action="version", version=f"cello {__version__}")
+    parser.add_argument("--version", action="version", version=f"cello {__version__} (runtime: {_native.mode()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build = commands.add_parser("build", help="generate and compile the app's dispatch module")
