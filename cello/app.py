@@ -397,8 +397,10 @@ def _multipart_handler(
                 result = await with_timeout(result, timeout, request)
             return result
         finally:
-            # The handler is done with the uploads: their temporary files go now.
-            form.close()
+            # The handler is done with the uploads. Their temporary files go right after the
+            # response is written (the server writes it in this same step of the task), not
+            # before: freeing a large file's pages takes time the client need not wait for.
+            asyncio.get_running_loop().call_soon(form.close)
 
     return run
 
