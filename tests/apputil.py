@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "tests"
+# Compiled routers are ABI-specific: `make test-all` gives each Python its own root here, so
+# that one version's run does not rebuild (and clobber) another's.
+BUILD = ROOT / (os.environ.get("CELLO_TEST_BUILD") or "build/tests")
 PARSERS = ("httptools", "h11")
 ROUTERS = ("interpreted", "compiled")
 # Third-party servers that run the same test apps through cello.asgi (tests/test_asgi_*.py).
