@@ -38,7 +38,7 @@ test-all:
 	cat build/test-all.times; test -z "$$failed" || { echo "test-all failed on:$$failed"; exit 1; }
 
 test-py%:
-	@py=$$(ls -d $(HOME)/.pyenv/versions/$*.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	@mkdir -p build; py=$$(ls -d $(HOME)/.pyenv/versions/$*.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
 	test -n "$$py" || py=$$(command -v python$* || true); \
 	test -n "$$py" || { echo "test-all: no Python $* (pyenv install $*, or put python$* on PATH)" >&2; \
 		echo "Python $*: MISSING" >> build/test-all.times; exit 1; }; \
