@@ -7,7 +7,7 @@ NATIVE := $(VENV)/.native
 # The server modules setup.py compiles with mypyc (cello/_native.py lists them).
 NATIVE_SOURCES := $(wildcard cello/server/*.py) cello/_native.py setup.py
 
-.PHONY: demo test venv native build-test-artifacts typecheck bench clean
+.PHONY: demo test test-all venv native build-test-artifacts typecheck bench clean
 
 # Installed pure first (quick); `native` then compiles the runtime with the venv's own mypyc.
 $(STAMP): pyproject.toml setup.py
@@ -40,6 +40,37 @@ test: $(NATIVE)
 	$(BIN)/python -m pytest -q
 	CELLO_PURE_PYTHON=1 $(BIN)/cello --version
 	CELLO_PURE_PYTHON=1 $(BIN)/python -m pytest -q
+
+# The suite on every supported Python, each in its own .venv-3.X, with its own compiled test
+# artifacts (build/tests-3.X) and mypy cache. Interpreters: pyenv's, else python3.X on PATH.
+# Every version runs even when one fails; the summary says which failed and how long each took.
+PYTHONS := 3.10 3.11 3.12 3.13
+# The browser tests drive Chromium, not the interpreter: one Python runs them.
+BROWSER_PYTHON := 3.11
+
+test-all:
+	@mkdir -p build && rm -f build/test-all.times
+	@failed=""; for v in $(PYTHONS); do $(MAKE) --no-print-directory test-py$$v || failed="$$failed $$v"; done; \
+	cat build/test-all.times; test -z "$$failed" || { echo "test-all failed on:$$failed"; exit 1; }
+
+test-py%:
+	@mkdir -p build; py=$$(ls -d $(HOME)/.pyenv/versions/$*.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	test -n "$$py" || py=$$(command -v python$* || true); \
+	test -n "$$py" || { echo "test-all: no Python $* (pyenv install $*, or put python$* on PATH)" >&2; \
+		echo "Python $*: MISSING" >> build/test-all.times; exit 1; }; \
+	echo "== Python $* ($$py)"; start=$$(date +%s); venv=.venv-$*; \
+	run() { CELLO_TEST_BUILD=build/tests-$* "$$@"; }; \
+	{ test -x $$venv/bin/python || $$py -m venv $$venv; } && \
+	{ test $$venv/.installed -nt pyproject.toml || { $$venv/bin/python -m pip install --quiet --upgrade pip && \
+		CELLO_COMPILE=0 $$venv/bin/python -m pip install --quiet -e '.[test]' && touch $$venv/.installed; }; } && \
+	{ test $$venv/.native -nt $$(ls -t $(NATIVE_SOURCES) | head -n 1) || { \
+		$$venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . && touch $$venv/.native; }; } && \
+	$$venv/bin/cello --version && \
+	$$venv/bin/python -m mypy --cache-dir .mypy_cache/py$* cello codegen && \
+	run $$venv/bin/python tests/apputil.py && \
+	run $$venv/bin/python -m pytest -q -p no:cacheprovider $(if $(filter $(BROWSER_PYTHON),$*),,--ignore tests/test_browser.py); \
+	status=$$?; echo "Python $*: $$( [ $$status = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s" >> build/test-all.times; \
+	exit $$status
 
 # Compile the routes of every test app, as a user's CI would before shipping: the HTTP
 # suites then run against these artifacts and against the interpreted router.

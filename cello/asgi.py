@@ -6,6 +6,7 @@ remains the fast path; this adapter maps ASGI messages onto the same Request/Res
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, MutableMapping
 
 from cello.pipeline import error_response
@@ -63,39 +64,55 @@ def _request_from_scope(scope: Scope) -> Request:
     )
 
 
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class _Body:
+    """The request's body messages. Once they are all read, the next message is the
+    disconnect: reading it sooner would take chunks from a handler that streams the body."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+        self.disconnected = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.done = self.disconnected = True
+                return
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.done = True
+            if chunk:
+                yield chunk
+
+    async def disconnect(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
 
 
 async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
     request = _request_from_scope(scope)
     endpoint = app.resolve(request)
+    body = _Body(receive)
     if endpoint.stream_body:
-        request._stream = _body_chunks(receive)
+        request._stream = body.chunks()
     else:
-        body = bytearray()
-        async for chunk in _body_chunks(receive):
-            body += chunk
-            if len(body) > endpoint.max_body_size:
+        data = bytearray()
+        async for chunk in body.chunks():
+            data += chunk
+            if len(data) > endpoint.max_body_size:
                 await _send_response(
-                    error_response(413, f"Request body larger than {endpoint.max_body_size} bytes"), send, False
+                    error_response(413, f"Request body larger than {endpoint.max_body_size} bytes"), send, False, body
                 )
                 return
-        request._body = bytes(body)
+        request._body = bytes(data)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result
-    await _send_response(response, send, request.method == "HEAD")
+    await _send_response(response, send, request.method == "HEAD", body)
 
 
-async def _send_response(response: Response, send: Send, head: bool) -> None:
+async def _send_response(response: Response, send: Send, head: bool, body: _Body) -> None:
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.raw_headers()]
     status = response.status
     no_body = status < 200 or status in (204, 304)
@@ -103,19 +120,53 @@ async def _send_response(response: Response, send: Send, head: bool) -> None:
     if chunks is None and not no_body and not any(name == b"content-length" for name, _ in headers):
         headers.append((b"content-length", str(len(response._body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    if chunks is None or head or no_body:
+    if chunks is None or head or no_body or body.disconnected:
         if chunks is not None:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
+            await _close(chunks)
         await send({"type": "http.response.body", "body": b"" if (head or no_body) else response._body})
         return
+    await _stream(chunks, send, body)
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _stream(chunks: AsyncIterator[bytes], send: Send, body: _Body) -> None:
+    """Send the chunks until they end or the client leaves, whichever comes first.
+
+    uvicorn and hypercorn drop what is sent after a disconnect without raising: only the
+    ``http.disconnect`` message tells, so it is awaited beside the stream, which is then
+    cancelled (the generator's ``finally`` runs at once, even while it waits for its next
+    event). A handler that has not read all of a streamed body is left to the server: its
+    disconnect message would come after the body chunks the handler may still read."""
+    if not body.done:
+        await _pump(chunks, send)
+        return
+    pump = asyncio.ensure_future(_pump(chunks, send))
+    left = asyncio.ensure_future(body.disconnect())
+    try:
+        await asyncio.wait((pump, left), return_when=asyncio.FIRST_COMPLETED)
+        if not pump.done():
+            pump.cancel()
+            await asyncio.wait((pump,))
+        if not pump.cancelled():
+            pump.result()  # a generator that failed: the server aborts the response
+    finally:
+        pump.cancel()
+        left.cancel()
+
+
+async def _pump(chunks: AsyncIterator[bytes], send: Send) -> None:
     try:
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # Neither a generator that never awaits nor a send to a client that has left
+            # suspends: without this the stream would keep the loop, and the watcher of the
+            # disconnect would never run.
+            await asyncio.sleep(0)
     finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+        await _close(chunks)
     await send({"type": "http.response.body", "body": b""})
-

@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "tests"
+# Compiled routers are ABI-specific: `make test-all` gives each Python its own root here, so
+# that one version's run does not rebuild (and clobber) another's.
+BUILD = ROOT / (os.environ.get("CELLO_TEST_BUILD") or "build/tests")
 PARSERS = ("httptools", "h11")
 ROUTERS = ("interpreted", "compiled")
+# Third-party servers that run the same test apps through cello.asgi (tests/test_asgi_*.py).
+ASGI_SERVERS = ("uvicorn", "hypercorn")
 
 
 def free_port() -> int:
@@ -92,6 +96,10 @@ def start_server(app_ref: str, http: str = "httptools", router: str = "interpret
         argv += ["--out", str(ensure_build(app_ref)), "--require-compiled"]
     else:
         argv += ["--out", str(BUILD / "none")]
+    return _spawn(app_ref, http, router, port, argv)
+
+
+def _spawn(app_ref: str, http: str, router: str, port: int, argv: list[str]) -> RunningServer:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = BUILD / "logs" / f"{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +111,27 @@ def start_server(app_ref: str, http: str = "httptools", router: str = "interpret
     except RuntimeError as exc:
         raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from None
     return RunningServer(app_ref, http, router, port, process, log)
+
+
+def asgi_argv(app_ref: str, server: str, port: int) -> list[str]:
+    """The command line that serves `path/to/app.py[:name]` with an ASGI server on `port`."""
+    path, _, name = app_ref.partition(":")
+    target = f"{Path(path).stem}:{name or 'app'}"
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", target, "--app-dir", str(Path(path).parent),
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    if server == "hypercorn":
+        # Hypercorn puts the parent folder of a file path on sys.path itself.
+        return [sys.executable, "-m", "hypercorn", f"{path}:{name or 'app'}",
+                "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    raise ValueError(f"unknown ASGI server {server!r}; known: {', '.join(ASGI_SERVERS)}")
+
+
+def start_asgi_server(app_ref: str, server: str) -> RunningServer:
+    """`app_ref` served by uvicorn or hypercorn: `http` is the server's name, the router the
+    interpreted one (the test apps do not call attach_build)."""
+    port = free_port()
+    return _spawn(app_ref, server, "interpreted", port, asgi_argv(app_ref, server, port))
 
 
 # Every test app served with the compiled router. `make test` builds them before pytest

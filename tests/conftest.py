@@ -23,20 +23,27 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 from typing import Callable, Iterator  # noqa: E402
 
-from apputil import PARSERS, ROUTERS, RunningServer, start_server  # noqa: E402
+from apputil import ASGI_SERVERS, PARSERS, ROUTERS, RunningServer, start_asgi_server, start_server  # noqa: E402
 
 _servers: dict[tuple[str, str, str, tuple[str, ...]], RunningServer] = {}
 
 
 @pytest.fixture(scope="session")
 def serve_app() -> Iterator[Callable[..., RunningServer]]:
-    """``serve_app("tests/apps/basic.py", http, router)`` -> a running server (started once)."""
+    """``serve_app("tests/apps/basic.py", http, router)`` -> a running server (started once).
+
+    ``http`` is a parser of `cello serve`, or an ASGI server's name (uvicorn, hypercorn)."""
 
     def get(app_ref: str, http: str = "httptools", router: str = "interpreted", *extra: str) -> RunningServer:
         key = (app_ref, http, router, tuple(extra))
         server = _servers.get(key)
         if server is None or server.process.poll() is not None:
-            server = start_server(app_ref, http, router, *extra)
+            if http in ASGI_SERVERS:
+                # `cello serve` options mean nothing to another server: refuse rather than ignore.
+                assert not extra and router == "interpreted", (router, extra)
+                server = start_asgi_server(app_ref, http)
+            else:
+                server = start_server(app_ref, http, router, *extra)
             _servers[key] = server
         return server
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Callable, Iterator
 
 import httpx
 import pytest
 
-from apputil import ROOT, RunningServer, free_port, wait_for_port
+from apputil import RunningServer, start_asgi_server
 
 uvicorn = pytest.importorskip("uvicorn")
 
@@ -44,20 +42,12 @@ SCRIPT: list[tuple[str, str, dict[str, str], object]] = [
 
 @pytest.fixture(scope="module")
 def uvicorn_url() -> Iterator[str]:
-    port = free_port()
-    log = ROOT / "build" / "tests" / "logs" / f"uvicorn-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "examples.rest:app", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )
+    # Its own server, not serve_app's shared one: the script writes to the app's in-memory store.
+    server = start_asgi_server("examples/rest.py", "uvicorn")
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def run_script(base: str) -> list[tuple[int, dict[str, str], bytes]]:

@@ -835,7 +835,11 @@ class HttpProtocol(asyncio.Protocol):
                 self._close()  # EOF came while answering
                 return
             self._idle = True
-            self._deadline = self._state.now + self._keep_alive_timeout
+            # The loop's clock, not the tick's: answering a slice of pipelined requests can
+            # outlast the keep-alive timeout on a busy machine, and a deadline from the last
+            # tick would then close the connection before its next request (already sent,
+            # not yet read: uvloop runs timers before it reads) is seen.
+            self._deadline = self._loop.time() + self._keep_alive_timeout
         else:
             self._deadline = self._state.now + self._body_timeout
             if self._continue_pending:
