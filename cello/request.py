@@ -50,6 +50,9 @@ def _encode_body(body: BodySource) -> bytes:
     return orjson.dumps(body)
 
 
+_new = object.__new__
+
+
 class Request:
     __slots__ = (
         "method",
@@ -121,7 +124,7 @@ class Request:
         upgrade: bool = False,
     ) -> Request:
         """The server's constructor: nothing is decoded until a handler asks."""
-        request = cls.__new__(cls)
+        request = _new(cls)
         request.method = method
         request.raw_path = raw_path
         request._path = None

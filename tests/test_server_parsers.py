@@ -96,11 +96,16 @@ _path = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/._~%-", max_size=
 @st.composite
 def requests(draw: st.DrawFn) -> bytes:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]))
-    head = f"{method} {draw(_path)} HTTP/1.1\r\nHost: h\r\n"
+    # Both versions, so that the httptools adapter's version shortcut is checked against h11
+    # (a keep-alive HTTP/1.0 request, or nothing after it would be read).
+    version = draw(st.sampled_from(["1.1", "1.0"]))
+    head = f"{method} {draw(_path)} HTTP/{version}\r\nHost: h\r\n"
+    if version == "1.0":
+        head += "Connection: keep-alive\r\n"
     for name, value in draw(st.lists(st.tuples(_token, _value), max_size=6)):
         head += f"{name}: {value}\r\n"
     body = draw(st.binary(max_size=200))
-    if draw(st.booleans()) and body:
+    if version == "1.1" and draw(st.booleans()) and body:
         pieces = draw(st.lists(st.binary(min_size=1, max_size=50), max_size=4))
         framed = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
         return head.encode() + b"Transfer-Encoding: chunked\r\n\r\n" + framed
@@ -123,6 +128,32 @@ def test_parsers_agree_on_any_split(messages: list[bytes], cuts: list[int]) -> N
         results.append(recorder.events)
     assert results[0] == results[1]
     assert [e[0] for e in results[0]].count("end") == len(messages)
+    versions = [e[3] for e in results[0] if e[0] == "head"]
+    assert versions == [m.split(b"\r\n", 1)[0][-3:].decode() for m in messages]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\r\nGET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 16\r\n\r\nx HTTP/1.1\r\nabcd"
+        b"GET /2 HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_version_is_the_request_lines_whatever_the_reads(data: bytes) -> None:
+    """The httptools adapter reads the version off the input when it can (sparing httptools'
+    per-request string formatting): every split of the input gives the versions h11 gives."""
+    expected = [e[3] for e in parse("h11", data) if e[0] == "head"]
+    assert expected
+    for cut in range(len(data) + 1):
+        recorder = Recorder()
+        parser = create_parser("httptools", recorder, ServerConfig(http="httptools"))
+        parser.feed(data[:cut])
+        parser.feed(data[cut:])
+        assert [e[3] for e in recorder.events if e[0] == "head"] == expected, cut
 
 
 @settings(max_examples=300, deadline=None)
