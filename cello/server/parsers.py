@@ -103,6 +103,10 @@ class HttptoolsParser:
         "_head_limit",
         "_completed",
         "_stopped",
+        "_feed_data",
+        "_on_head",
+        "_on_body",
+        "_on_end",
         "_between",
         "_input",
         "_line_source",
@@ -126,6 +130,12 @@ class HttptoolsParser:
         self._completed = False
         self._stopped = False
         self._parser = httptools.HttpRequestParser(self)
+        # Per-request calls, bound once: through a Protocol-typed object, compiled code looks
+        # each method up by name on every call.
+        self._feed_data = self._parser.feed_data
+        self._on_head = events.on_head
+        self._on_body = events.on_body
+        self._on_end = events.on_end
 
     def stop(self) -> None:
         self._stopped = True
@@ -139,7 +149,7 @@ class HttptoolsParser:
         self._completed = False
         self._input = data if self._between else b""
         try:
-            self._parser.feed_data(data)
+            self._feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             # llhttp stops after an Upgrade or CONNECT request; those requests never keep the
             # connection alive (HeadValidator), so nothing after them is parsed as HTTP. What
@@ -227,10 +237,10 @@ class HttptoolsParser:
         head = self._head
         if not head.finish(method, version):
             self._abort()
-        self._events.on_head(method, self._url, version, self._headers, head)
+        self._on_head(method, self._url, version, self._headers, head)
 
     def on_body(self, body: bytes) -> None:
-        self._events.on_body(body)
+        self._on_body(body)
 
     def on_message_complete(self) -> None:
         self._completed = True
@@ -238,7 +248,7 @@ class HttptoolsParser:
         if not self._head.keep_alive:
             # Nothing after a message that closes the connection is delivered (by either adapter).
             self._stopped = True
-        self._events.on_end()
+        self._on_end()
 
 
 def _version_at(data: bytes, end_of_target: int) -> str:

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Protocol, cast
 
 from cello.errors import HTTPException
 from cello.request import Request
@@ -53,6 +53,10 @@ _JOIN_LIMIT: Final = 64 * 1024
 # wait in the pipeline: a read full of pipelined requests becomes a few hundred Request objects
 # at a time, not thousands (the rest waits as bytes, counted against input_high_water).
 _FEED_SLICE: Final = 16 * 1024
+
+
+# The server's Request constructor, bound once (see HttpProtocol.__init__).
+_request_from_wire: Final = Request._from_wire
 
 
 def error_response(status: int, message: str) -> Response:
@@ -152,11 +156,16 @@ class _Queued:
 
 class HttpProtocol(asyncio.Protocol):
     _transport: asyncio.Transport
+    _write: Callable[[bytes], None]  # _transport.write, bound once
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._app = state.app
         self._loop = state.loop
+        # Bound once per connection (these and the parser's below): a method call through an
+        # object that is not a native class makes compiled code look the method up each time.
+        self._resolve = state.app.resolve
+        self._clock = state.loop.time
         config = state.config
         self._config = config
         self._tails = state.tails  # updated in place every second
@@ -164,6 +173,8 @@ class HttpProtocol(asyncio.Protocol):
         self._keep_alive_timeout = config.keep_alive_timeout
         self._body_timeout = config.body_idle_timeout
         self._parser = create_parser(config.http, self, config)
+        self._parser_feed = self._parser.feed
+        self._parser_in_head = self._parser.in_head
         self._client: tuple[str, int] | None = None
         self._scheme = "http"
         # Receiving side: the request whose head or body is being parsed.
@@ -220,6 +231,7 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
+        self._write = transport.write
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._client = (str(peer[0]), int(peer[1]))
@@ -274,8 +286,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
             self._idle = False
             self._deadline = self._state.now + self._head_timeout
-        self._parser.feed(data)
-        if self._idle and self._parser.in_head():
+        self._parser_feed(data)
+        if self._idle and self._parser_in_head():
             # A response written during this feed made the connection idle, but the same read
             # went on into the next request's head: that head has the head timeout, not the
             # (shorter) keep-alive one, or a client sending a head in pieces would be cut off.
@@ -376,11 +388,11 @@ class HttpProtocol(asyncio.Protocol):
         if self._input_done:
             return
         raw_path, query = split_target(target)
-        request = Request._from_wire(
+        request = _request_from_wire(
             method, raw_path, query, headers, self._client, self._scheme, http_version, head.websocket
         )
         try:
-            endpoint = self._app.resolve(request)
+            endpoint = self._resolve(request)
         except Exception:
             logger.exception("error resolving %s %s", method, raw_path)
             endpoint = _FAILED
@@ -624,7 +636,7 @@ class HttpProtocol(asyncio.Protocol):
             if large:
                 self._transport.writelines((data, large))
             else:
-                self._transport.write(data)
+                self._write(data)
         self._finish()
 
     # -- WebSocket -----------------------------------------------------------------------
@@ -840,7 +852,7 @@ class HttpProtocol(asyncio.Protocol):
             # outlast the keep-alive timeout on a busy machine, and a deadline from the last
             # tick would then close the connection before its next request (already sent,
             # not yet read: uvloop runs timers before it reads) is seen.
-            self._deadline = self._loop.time() + self._keep_alive_timeout
+            self._deadline = self._clock() + self._keep_alive_timeout
         else:
             self._deadline = self._state.now + self._body_timeout
             if self._continue_pending:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 from http import HTTPStatus
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
@@ -77,18 +77,21 @@ class HeadTails:
 
 
 # Most responses carry one header (their content type): its rendering is reused.
-_SINGLE: dict[tuple[str, str], bytes] = {}
+# Keyed by the header's own tuple, held as an object: compiled code would otherwise unpack a
+# tuple[str, str] into a C struct and build a new tuple to look it up.
+_SINGLE: dict[object, bytes] = {}
 _FEW: dict[tuple[tuple[str, str], ...], bytes] = {}
 
 
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
     if len(headers) == 1:
-        pair = headers[0]
-        rendered = _SINGLE.get(pair)
+        field: object = cast(list[object], headers)[0]
+        rendered = _SINGLE.get(field)
         if rendered is None:
+            pair = headers[0]
             rendered = f"{pair[0]}: {pair[1]}\r\n".encode("latin-1")
             if len(_SINGLE) < 256:
-                _SINGLE[pair] = rendered
+                _SINGLE[field] = rendered
         return rendered
     if len(headers) <= 4:
         # A few headers, often the same from response to response (content type, Vary, CORS):
