@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, MutableMapping
 
 from cello.pipeline import error_response
-from cello.request import Request
+from cello.request import Request, WireRequest
 from cello.response import Response
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def _request_from_scope(scope: Scope) -> Request:
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else scope["path"]
     client = scope.get("client")
-    return Request._from_wire(
+    return WireRequest(
         scope["method"],
         path,
         scope.get("query_string", b"").decode("latin-1"),

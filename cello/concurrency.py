@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Iterable, TypeVar
+from typing import AsyncIterable, AsyncIterator, Iterable, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -29,3 +29,22 @@ async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+
+
+def _to_bytes(chunk: bytes | str) -> bytes:
+    return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+
+async def as_byte_stream(chunks: Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]) -> AsyncIterator[bytes]:
+    source: AsyncIterable[bytes | str]
+    if isinstance(chunks, AsyncIterable):
+        source = chunks
+    else:
+        source = iterate_in_threadpool(chunks)
+    try:
+        async for chunk in source:
+            yield _to_bytes(chunk)
+    finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()

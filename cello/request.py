@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
 
 
+from mypy_extensions import mypyc_attr
+
+
+@mypyc_attr(native_class=False)
 class State:
     """Per-request (or per-connection) scratch space: ``request.state.user = ...``."""
 
@@ -50,9 +54,7 @@ def _encode_body(body: BodySource) -> bytes:
     return orjson.dumps(body)
 
 
-_new = object.__new__
-
-
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Request:
     __slots__ = (
         "method",
@@ -110,41 +112,6 @@ class Request:
         self.upgrade = False
         # When a timing hook (access log, Server-Timing) saw the request start; 0.0 if none.
         self.started = 0.0
-
-    @classmethod
-    def _from_wire(
-        cls,
-        method: str,
-        raw_path: str,
-        query_string: str,
-        raw_headers: list[tuple[bytes, bytes]],
-        client: tuple[str, int] | None,
-        scheme: str,
-        http_version: str,
-        upgrade: bool = False,
-    ) -> Request:
-        """The server's constructor: nothing is decoded until a handler asks."""
-        request = _new(cls)
-        request.method = method
-        request.raw_path = raw_path
-        request._path = None
-        request.params = {}
-        request._query_string = query_string
-        request._query = None
-        request._raw_headers = raw_headers
-        request._headers = None
-        request._cookies = None
-        request._body = b""
-        request._stream = None
-        request._form = None
-        request.client = client
-        request.scheme = scheme
-        request.http_version = http_version
-        request._state = None
-        request.route = None
-        request.upgrade = upgrade
-        request.started = 0.0
-        return request
 
     # -- the request line -------------------------------------------------------------
 
@@ -234,13 +201,11 @@ class Request:
     async def files(self) -> list[UploadedFile]:
         return self.form().all_files()
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    def stream(self) -> AsyncIterator[bytes]:
         """The raw body in chunks as they arrive (for routes declared with ``stream=True``)."""
         if self._stream is not None:
-            async for chunk in self._stream:
-                yield chunk
-        elif self._body:
-            yield self._body
+            return self._stream
+        return _Chunks([self._body] if self._body else [])
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -297,3 +262,56 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.raw_path}>"
+
+
+class WireRequest(Request):
+    """A request as a server read it (ours, or an ASGI server's): raw parts, nothing decoded
+    until a handler asks. Its own class because the public constructor takes decoded parts."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        method: str,
+        raw_path: str,
+        query_string: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        scheme: str,
+        http_version: str,
+        upgrade: bool = False,
+    ) -> None:
+        self.method = method
+        self.raw_path = raw_path
+        self._path = None
+        self.params = {}
+        self._query_string = query_string
+        self._query = None
+        self._raw_headers = raw_headers
+        self._headers = None
+        self._cookies = None
+        self._body = b""
+        self._stream = None
+        self._form = None
+        self.client = client
+        self.scheme = scheme
+        self.http_version = http_version
+        self._state = None
+        self.route = None
+        self.upgrade = upgrade
+        self.started = 0.0
+
+
+class _Chunks:
+    """An async iterator over chunks already in memory (a buffered body)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._chunks:
+            raise StopAsyncIteration
+        return self._chunks.pop(0)

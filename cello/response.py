@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Awaitable, 
 from urllib.parse import quote
 
 import orjson
+from mypy_extensions import mypyc_attr
 
-from cello.concurrency import iterate_in_threadpool
+from cello.concurrency import as_byte_stream
 
 from cello.headers import MutableHeaders, check_header_value
 
@@ -59,6 +60,7 @@ def _encode(body: Body) -> tuple[bytes, str | None]:
     return dumps(body), JSON
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Response:
     """An HTTP response. The server writes ``status``, the header list and the body."""
 
@@ -93,13 +95,7 @@ class Response:
     @classmethod
     def _fast(cls, status: int, body: bytes, content_type: str) -> Response:
         """The hot-path constructor: no validation, one header."""
-        response = _new(cls)
-        response.status = status
-        response._body = body
-        response._iter = None
-        response._idle = None
-        response._headers = [("content-type", content_type)]
-        return response
+        return _Prepared(status, body, [("content-type", content_type)])
 
     # -- factories --------------------------------------------------------------------
 
@@ -149,7 +145,7 @@ class Response:
         """Send chunks as they are produced (chunked encoding). Sync iterables are advanced
         in a worker thread so that a slow producer cannot block the event loop."""
         response = cls(None, status, headers, content_type)
-        response._iter = _as_byte_stream(chunks)
+        response._iter = as_byte_stream(chunks)
         return response
 
     @classmethod
@@ -257,21 +253,26 @@ class Response:
         return f"<Response {self.status} {self.content_type() or ''}>"
 
 
-_new = object.__new__
 # One tuple for every JSON response's header (the server caches its rendering by it).
 _JSON_FIELD = ("content-type", JSON)
 
 
+class _Prepared(Response):
+    """A response whose body and headers the framework built itself: nothing to check."""
+
+    __slots__ = ()
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+        self._body = body
+        self._iter = None
+        self._idle = None
+        self._headers = headers
+
+
 def json_response(body: bytes) -> Response:
-    """A 200 with JSON already serialised: the constructor of the common handler's dict
-    return, as lean as a Python function gets (no bound classmethod, no validation)."""
-    response: Response = _new(Response)
-    response.status = 200
-    response._body = body
-    response._iter = None
-    response._idle = None
-    response._headers = [_JSON_FIELD]
-    return response
+    """A 200 with JSON already serialised: the common handler's dict return."""
+    return _Prepared(200, body, [_JSON_FIELD])
 
 
 class WebSocketUpgrade(Response):
@@ -290,22 +291,3 @@ class WebSocketUpgrade(Response):
 
     def __repr__(self) -> str:
         return "<WebSocketUpgrade>"
-
-
-def _to_bytes(chunk: bytes | str) -> bytes:
-    return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-
-
-async def _as_byte_stream(chunks: ChunkSource) -> AsyncIterator[bytes]:
-    source: AsyncIterable[bytes | str]
-    if isinstance(chunks, AsyncIterable):
-        source = chunks
-    else:
-        source = iterate_in_threadpool(chunks)
-    try:
-        async for chunk in source:
-            yield _to_bytes(chunk)
-    finally:
-        close = getattr(source, "aclose", None)
-        if close is not None:
-            await close()

@@ -26,7 +26,7 @@ import orjson
 from cello._descriptors import FactoryOrField
 from cello.errors import HTTPException
 from cello.pipeline import Endpoint, error_response, is_async
-from cello.request import Request, State
+from cello.request import Request, State, WireRequest
 from cello.response import Response, WebSocketUpgrade, dumps
 
 if TYPE_CHECKING:
@@ -645,7 +645,7 @@ async def asgi_websocket(
     if offered and not any(name.lower() == b"sec-websocket-protocol" for name, _ in headers):
         # Some servers keep the header for themselves and pass only the parsed list.
         headers.append((b"sec-websocket-protocol", ", ".join(offered).encode("latin-1")))
-    request = Request._from_wire(
+    request = WireRequest(
         "GET",
         raw_path.decode("latin-1") if raw_path else scope["path"],
         scope.get("query_string", b"").decode("latin-1"),

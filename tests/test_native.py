@@ -14,10 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from serverutil import running_server
 
 from apputil import ROOT
-from cello import _native
+from cello import App, Request, Response, _native
 
 PROBE = (
     "import cello, cello._native as n, cello.server.protocol as p, cello.server.ws as w;"
@@ -51,7 +53,9 @@ def test_every_compiled_module_has_its_source() -> None:
     # The fallback needs the sources, and setup.py compiles exactly these files.
     for module in _native.COMPILED:
         assert _native._source(module).is_file(), module
-        assert module.startswith("cello.server."), "only the server layer is compiled"
+        # The server and the two classes every request builds; the app, the pipeline,
+        # middleware and the build-time code generator stay interpreted.
+        assert module.startswith("cello.server.") or module in ("cello.request", "cello.response"), module
 
 
 def test_this_process_runs_the_mode_it_reports() -> None:
@@ -106,3 +110,60 @@ def test_sources_alone_run_pure_python(tmp_path: Path) -> None:
     mode, protocol, _, stderr = probe({}, pythonpath=tmp_path)
     assert mode == "pure Python" and protocol.endswith("protocol.py")
     assert "stale" not in stderr
+
+
+# -- Request and Response stay open to Python subclasses --------------------------------------
+
+
+class TimedResponse(Response):
+    """A user's subclass: an extra attribute and an overridden method."""
+
+    def __init__(self, body: str, took: float) -> None:
+        super().__init__(body, 200, {"x-took": f"{took:g}"})
+        self.took = took
+
+    def content_type(self) -> str | None:
+        return "text/x-timed"
+
+
+class TaggedRequest(Request):
+    def tag(self) -> str:
+        return f"{self.method}:{self.path}"
+
+
+def test_python_subclasses_of_request_and_response_work_on_both_runtimes() -> None:
+    app = App()
+
+    @app.get("/timed")
+    def timed(request: Request) -> Response:
+        return TimedResponse("done", 0.25)
+
+    with running_server(app) as url:
+        response = httpx.get(url + "/timed")
+    assert response.status_code == 200
+    assert response.text == "done"
+    assert response.headers["x-took"] == "0.25"
+    own = TimedResponse("x", 1.5)
+    assert isinstance(own, Response) and own.took == 1.5 and own.content_type() == "text/x-timed"
+    request = TaggedRequest("post", "/a%20b", body={"k": 1})
+    assert request.tag() == "POST:/a b" and request.json() == {"k": 1}
+
+
+def test_what_the_server_builds_are_requests_and_responses() -> None:
+    app = App()
+    seen: list[object] = []
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, str]:
+        seen.append(request)
+        return {"ok": "yes"}
+
+    @app.after_request
+    def after(response: Response) -> None:
+        seen.append(response)
+
+    with running_server(app) as url:
+        assert httpx.get(url + "/").json() == {"ok": "yes"}
+    request, response = seen
+    assert isinstance(request, Request) and isinstance(response, Response)
+    assert repr(request) == "<Request GET />" and repr(response) == "<Response 200 application/json>"

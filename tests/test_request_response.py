@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from cello import HTTPException, Request, Response, SseStream
+from cello.request import WireRequest
 from cello.forms import FormData
 from cello.pipeline import to_response
 
@@ -45,7 +46,7 @@ def test_query_last_value_wins_and_get_all() -> None:
 
 
 def test_headers_case_insensitive_multi_valued() -> None:
-    request = Request._from_wire(
+    request = WireRequest(
         "GET", "/", "", [(b"X-A", b"1"), (b"x-a", b"2"), (b"Cookie", b"a=1; b=two")], ("127.0.0.1", 5), "http", "1.1"
     )
     assert request.headers["X-A"] == "2"
@@ -57,7 +58,7 @@ def test_headers_case_insensitive_multi_valued() -> None:
 
 
 def test_path_is_percent_decoded_raw_path_kept() -> None:
-    request = Request._from_wire("GET", "/files/a%20b%2Fc", "", [], None, "http", "1.1")
+    request = WireRequest("GET", "/files/a%20b%2Fc", "", [], None, "http", "1.1")
     assert request.path == "/files/a b/c"
     assert request.raw_path == "/files/a%20b%2Fc"
 

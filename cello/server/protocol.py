@@ -26,7 +26,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Protocol, cast
 
 from cello.errors import HTTPException
-from cello.request import Request
+from cello.request import Request, WireRequest
 from cello.response import Response, WebSocketUpgrade
 from cello.server import wire
 from cello.server.body import RequestStream
@@ -55,8 +55,6 @@ _JOIN_LIMIT: Final = 64 * 1024
 _FEED_SLICE: Final = 16 * 1024
 
 
-# The server's Request constructor, bound once (see HttpProtocol.__init__).
-_request_from_wire: Final = Request._from_wire
 
 
 def error_response(status: int, message: str) -> Response:
@@ -388,7 +386,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._input_done:
             return
         raw_path, query = split_target(target)
-        request = _request_from_wire(
+        request = WireRequest(
             method, raw_path, query, headers, self._client, self._scheme, http_version, head.websocket
         )
         try:
