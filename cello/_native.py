@@ -28,10 +28,11 @@ from types import ModuleType
 from typing import Final
 
 # The HTTP/WebSocket server (per-request and per-frame code, where interpreted Python showed
-# in profiles), and the Request and Response classes every request builds. Their classes stay
-# open to subclasses defined in Python (allow_interpreted_subclasses); the pipeline, the app and
-# middleware stay interpreted.
+# in profiles), the Request and Response classes every request builds, and the handler chains
+# (pipeline). Request and Response stay open to subclasses defined in Python
+# (allow_interpreted_subclasses); the app, blueprints and middleware stay interpreted.
 COMPILED: Final = (
+    "cello.pipeline",
     "cello.request",
     "cello.response",
     "cello.server.body",

@@ -171,7 +171,9 @@ class Endpoint:
         self._sse_keepalive = sse_keepalive
         self._scopes = tuple(reversed(scopes))  # innermost first, for error handlers
         before: list[Handler] = [hook for scope in scopes for hook in scope.before]
-        after: list[Callable[..., Any]] = [hook for scope in reversed(scopes) for hook in reversed(scope.after)]
+        after: list[Callable[..., Any]] = []
+        for scope in reversed(scopes):
+            after.extend(reversed(scope.after))
         cors = next((scope.cors for scope in reversed(scopes) if scope.cors is not None), None)
         if cors is not None:
             # First in, last out: preflights are answered before anything else runs, and
