@@ -1,4 +1,4 @@
-"""Compiles the server's hot modules with mypyc at install time; pure Python without a compiler.
+"""Compiles the runtime's hot modules with mypyc at install time; pure Python without a compiler.
 
 Everything else about the package is in pyproject.toml. The modules in ``cello/_native.py``'s
 ``COMPILED`` run as C extensions when this build succeeds; when mypyc or a C compiler is
