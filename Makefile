@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
-# The server modules setup.py compiles with mypyc (cello/_native.py lists them).
-NATIVE_SOURCES := $(wildcard cello/server/*.py) cello/_native.py setup.py
+# The modules setup.py compiles with mypyc, read from cello/_native.py's COMPILED (it imports
+# nothing from cello), so that editing any of them rebuilds the compiled runtime.
+NATIVE_SOURCES := $(shell $(PYTHON) -c "import sys; sys.path.insert(0, 'cello'); from _native import COMPILED; print(' '.join(m.replace('.', '/') + '.py' for m in COMPILED))") cello/_native.py setup.py
 
 .PHONY: demo test test-all venv native build-test-artifacts typecheck bench clean
 
