@@ -66,11 +66,9 @@ class _Runtime:
     ) -> None:
         self.router = router
         self.scopes = scopes
-        # Per route id: the variant that parses a multipart body as it streams in, or None.
-        self.multipart = multipart
         self.dispatch = router.dispatch
-        self.endpoints = endpoints
         # Per route id, what resolve() reads, in one tuple: one lookup per request, not four.
+        # multipart: the variant that parses a multipart body as it streams in, or None.
         self.routes = list(zip(endpoints, param_names, patterns, multipart))
         self.miss_cache: dict[tuple[int, str], Endpoint] = {}
 

@@ -35,7 +35,12 @@ def _to_bytes(chunk: bytes | str) -> bytes:
     return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
 
 
-async def as_byte_stream(chunks: Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]) -> AsyncIterator[bytes]:
+# What Response.stream accepts: chunks produced asynchronously, or by a (blocking) iterator.
+ChunkSource = Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]
+
+
+async def as_byte_stream(chunks: ChunkSource) -> AsyncIterator[bytes]:
+    """The chunks as bytes (str encoded as UTF-8), a sync source advanced in a worker thread."""
     source: AsyncIterable[bytes | str]
     if isinstance(chunks, AsyncIterable):
         source = chunks

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
 
 from cello.errors import HTTPException
 from cello.request import Request
-from cello.response import JSON, Response, dumps, json_default, json_response, orjson_dumps
+from cello.response import JSON, Response, dumps, json_response
 from cello.staticfiles import FileResponse
 
 Handler = Callable[[Request], Any]
@@ -138,7 +138,6 @@ class Endpoint:
         "_guards",
         "_middleware",
         "_sync",
-        "_plain",
         "_threaded",
         "_debug",
         "_executor",
@@ -195,26 +194,12 @@ class Endpoint:
         pieces += [hook for hook, _ in self._after]
         pieces += [h for scope in scopes for h in scope.error_handlers.values()]
         self._sync = not threaded and not self._middleware and not any(is_async(p) for p in pieces)
-        self._plain = self._sync and not self._before and not self._guards and not self._after
         entry: Callable[[Request], Awaitable[Response]] = self._core_async
         for mw in reversed(self._middleware):
             entry = _wrap(mw, entry)
         self._entry = entry
 
     def __call__(self, request: Request) -> Response | Awaitable[Response]:
-        if self._plain:
-            # A sync handler with no hooks or guards: its call is the whole chain, inlined
-            # (each Python frame saved is a few percent of a small request).
-            try:
-                result = self.handler(request)
-                if type(result) is dict:
-                    return json_response(orjson_dumps(result, default=json_default))
-                response: Response | Awaitable[Any] = self._convert_sync(request, result)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a response
-                response = self._handle_error_sync(request, exc)
-            if not isinstance(response, Response):
-                return self._finish_async(request, response)
-            return response
         if self._sync:
             return self._run_sync(request)
         return self._run_async(request)
@@ -247,11 +232,7 @@ class Endpoint:
                 raise HTTPException(403, "Forbidden")
         result = self.handler(request)
         if type(result) is dict:
-            return json_response(orjson_dumps(result, default=json_default))
-        return self._convert_sync(request, result)
-
-    def _convert_sync(self, request: Request, result: Any) -> Response | Awaitable[Any]:
-        """A sync handler's result as a response, or the awaitable a "sync" handler returned."""
+            return json_response(dumps(result))
         if inspect.isawaitable(result):
             pending: Awaitable[Any] = result
             return pending

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Union
 from urllib.parse import unquote
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from cello.datastructures import QueryParams, QuerySource
 from cello.errors import HTTPException
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
     from cello.forms import FormData, UploadedFile
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
-
-
-from mypy_extensions import mypyc_attr
 
 
 @mypyc_attr(native_class=False)
@@ -205,7 +203,7 @@ class Request:
         """The raw body in chunks as they arrive (for routes declared with ``stream=True``)."""
         if self._stream is not None:
             return self._stream
-        return _Chunks([self._body] if self._body else [])
+        return _BufferedBody(self._body)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -302,16 +300,18 @@ class WireRequest(Request):
         self.started = 0.0
 
 
-class _Chunks:
-    """An async iterator over chunks already in memory (a buffered body)."""
+class _BufferedBody:
+    """A body already in memory as an async iterator: one chunk, none if it is empty."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
+    def __init__(self, body: bytes) -> None:
+        self._body = body
 
-    def __aiter__(self) -> _Chunks:
+    def __aiter__(self) -> _BufferedBody:
         return self
 
     async def __anext__(self) -> bytes:
-        if not self._chunks:
+        body = self._body
+        if not body:
             raise StopAsyncIteration
-        return self._chunks.pop(0)
+        self._body = b""
+        return body

@@ -5,13 +5,13 @@ from __future__ import annotations
 import email.utils
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Union
 from urllib.parse import quote
 
 import orjson
 from mypy_extensions import mypyc_attr
 
-from cello.concurrency import as_byte_stream
+from cello.concurrency import ChunkSource, as_byte_stream
 
 from cello.headers import MutableHeaders, check_header_value
 
@@ -24,10 +24,8 @@ HTML = "text/html; charset=utf-8"
 BINARY = "application/octet-stream"
 
 Body = Union[bytes, str, Mapping[str, Any], list[Any], None]
-ChunkSource = Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]
 
-def json_default(value: Any) -> Any:
-    """orjson's fallback for what it cannot serialise itself (see ``dumps``)."""
+def _json_default(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, (set, frozenset)):
@@ -38,13 +36,9 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# The hot path calls orjson with json_default itself, sparing the call of dumps.
-orjson_dumps = orjson.dumps
-
-
 def dumps(value: Any) -> bytes:
     """orjson, plus mappings (FormData, headers), sets and objects with ``to_dict()``."""
-    return orjson_dumps(value, default=json_default)
+    return orjson.dumps(value, default=_json_default)
 
 
 def _encode(body: Body) -> tuple[bytes, str | None]:

@@ -55,8 +55,6 @@ _JOIN_LIMIT: Final = 64 * 1024
 _FEED_SLICE: Final = 16 * 1024
 
 
-
-
 def error_response(status: int, message: str) -> Response:
     return Response(wire.error_body(status, message), status, None, "application/json")
 
@@ -158,7 +156,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
-        self._app = state.app
         self._loop = state.loop
         # Bound once per connection (these and the parser's below): a method call through an
         # object that is not a native class makes compiled code look the method up each time.
@@ -611,8 +608,7 @@ class HttpProtocol(asyncio.Protocol):
                     line = wire.status_line(status)
                 size = len(body)
                 length = LENGTH_LINES[size] if size < 4096 else wire.content_length_line(size)
-                # The attribute, not raw_headers(): a method call is a tenth of this function.
-                headers = wire.render_headers(response._headers)
+                headers = wire.render_headers(response.raw_headers())
                 if request.method == "HEAD":
                     data = b"".join((line, headers, length, tail))
                 elif size > _JOIN_LIMIT:
