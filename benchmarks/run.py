@@ -57,7 +57,6 @@ from common import (  # noqa: E402
 )
 
 APPS = HERE / "apps"
-BUILD = HERE / "build"
 RESULTS = HERE / "results" / "run.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
 CELLO_VENV = ROOT / ".venv" / "bin"
@@ -126,20 +125,38 @@ class Target:
     needs: list[str]  # peer packages it needs
     command: Callable[[str], tuple[list[str], Path]]  # app attribute -> (argv, cwd)
     env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the checkout whose Cello a "cello" target runs
 
 
 def _peer_bin(name: str) -> str:
     return str(PEERS_VENV / "bin" / name)
 
 
-def _cello_target(key: str, name: str, compiled: bool, http: str, env: dict[str, str] | None = None) -> Target:
-    def command(attr: str) -> tuple[list[str], Path]:
-        out = BUILD / (f"run-{attr}" if compiled else "run-none")
-        argv = [str(CELLO_VENV / "cello"), "serve", f"benchmarks/apps/cello_app.py:{attr}", "--out", str(out),
-                "--port", "{port}", "--no-logs", "--http", http]
-        return ([*argv, "--require-compiled"] if compiled else argv), ROOT
+def _cello_target(key: str, name: str, compiled: bool, http: str, env: dict[str, str] | None = None,
+                  root: Path = ROOT) -> Target:
+    """``cello serve`` of benchmarks/apps/cello_app.py; ``root`` is a checkout with its own .venv
+    (another checkout is how --baseline measures an older Cello in the same run)."""
 
-    return Target(key, name, "cello", [], command, env or {})
+    def command(attr: str) -> tuple[list[str], Path]:
+        out = _build_root(root) / (f"run-{attr}" if compiled else "run-none")
+        argv = [str(root / ".venv" / "bin" / "cello"), "serve", f"benchmarks/apps/cello_app.py:{attr}", "--out",
+                str(out), "--port", "{port}", "--no-logs", "--http", http]
+        return ([*argv, "--require-compiled"] if compiled else argv), root
+
+    return Target(key, name, "cello", [], command, env or {}, root)
+
+
+def _build_root(root: Path) -> Path:
+    return root / "benchmarks" / "build"
+
+
+def baseline_target(root: Path) -> Target:
+    """Cello as built in another checkout (e.g. `git worktree add ../base main~3` + `make venv` there)."""
+    if not (root / ".venv" / "bin" / "cello").exists():
+        raise SystemExit(f"--baseline {root}: no .venv/bin/cello there (run `make venv` in that checkout)")
+    revision = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True).stdout.strip() or root.name
+    return _cello_target("cello-baseline", f"Cello at {revision} (compiled, httptools)", True, "httptools", root=root)
 
 
 def _uvicorn_target(framework: str, title: str) -> Target:
@@ -214,17 +231,17 @@ def install_peers(packages: list[str]) -> dict[str, str]:
     return failed
 
 
-def build_cello(attrs: list[str]) -> dict[str, str]:
-    """``cello build`` each app object (skipped when the build is current); {attr: error}."""
+def build_cello(attrs: list[str], root: Path = ROOT) -> dict[str, str]:
+    """``cello build`` each app object in checkout ``root`` (skipped when current); {attr: error}."""
     failed: dict[str, str] = {}
-    cello = str(CELLO_VENV / "cello")
+    cello = str(root / ".venv" / "bin" / "cello")
     for attr in attrs:
-        ref, out = f"benchmarks/apps/cello_app.py:{attr}", str(BUILD / f"run-{attr}")
-        current = subprocess.run([cello, "build", ref, "--out", out, "--check"], cwd=ROOT, capture_output=True)
+        ref, out = f"benchmarks/apps/cello_app.py:{attr}", str(_build_root(root) / f"run-{attr}")
+        current = subprocess.run([cello, "build", ref, "--out", out, "--check"], cwd=root, capture_output=True)
         if current.returncode == 0:
             continue
-        print(f"cello build {ref} --out {out}", flush=True)
-        done = subprocess.run([cello, "build", ref, "--out", out], cwd=ROOT, capture_output=True, text=True)
+        print(f"cello build {ref} --out {out} (in {root})", flush=True)
+        done = subprocess.run([cello, "build", ref, "--out", out], cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
             failed[attr] = "cello build failed: " + " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             print(f"!! {failed[attr]}", flush=True)
@@ -452,6 +469,8 @@ def main() -> None:
     parser.add_argument("--no-install", action="store_true", help="use benchmarks/.venv-peers as it is")
     parser.add_argument("--write", action="store_true", help="also write docs/benchmarks.md")
     parser.add_argument("--list", action="store_true", help="list server and endpoint names")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run the Cello of another checkout with its own .venv (server cello-baseline)")
     args = parser.parse_args()
     if args.list:
         for target in TARGETS:
@@ -460,6 +479,8 @@ def main() -> None:
             print(f"endpoint  {endpoint.key:22} {endpoint.label}")
         return
     targets = select(args.only, TARGETS, "server")
+    if args.baseline is not None:
+        targets.insert(1, baseline_target(args.baseline.resolve()))
     endpoints = select(args.endpoints, ENDPOINTS, "endpoint")
     command = "python benchmarks/run.py" + ("" if len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
@@ -477,9 +498,9 @@ def main() -> None:
             for endpoint in endpoints:
                 unavailable.setdefault((target.key, endpoint.key), install_failed[package])
     compiled = [t for t in targets if t.kind == "cello" and t.key != "cello-interpreted"]
-    if compiled:
-        build_failed = build_cello(sorted({e.app for e in endpoints}))
-        for target in compiled:
+    for root in sorted({t.root for t in compiled}):
+        build_failed = build_cello(sorted({e.app for e in endpoints}), root)
+        for target in (t for t in compiled if t.root == root):
             for endpoint in (e for e in endpoints if e.app in build_failed):
                 unavailable.setdefault((target.key, endpoint.key), build_failed[endpoint.app])
 
