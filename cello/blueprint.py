@@ -7,13 +7,16 @@ conflict raises at the decorator that caused it, naming both handlers' file:line
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypedDict, TypeVar
 
 from cello.errors import RouteError
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from cello.app import App
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +43,61 @@ def join_path(prefix: str, path: str) -> str:
     if not path.startswith("/"):
         path = "/" + path
     return prefix + path
+
+
+class _CommonOptions(TypedDict, total=False):
+    guards: Sequence[Handler] | None
+    """Run after the app's and the blueprints' guards; one returning False denies with 403."""
+    name: str | None
+    """The route's name in ``cello routes``; defaults to the handler's ``__name__``."""
+
+
+class RouteOptions(_CommonOptions, total=False):
+    """Keyword arguments of the HTTP route decorators (``route``, ``get``, ``post``, ...)."""
+
+    threaded: bool
+    """Run a blocking sync handler in the thread pool instead of on the event loop."""
+    stream: bool
+    """Do not receive the body first: the handler reads it with ``request.stream()``."""
+    # Per-route values of the App options of the same names (docs/security.md).
+    max_body_size: int
+    max_file_size: int
+    max_form_field_size: int
+    max_form_parts: int
+    max_part_header_size: int
+    max_part_headers: int
+
+
+class WebSocketOptions(_CommonOptions, total=False):
+    """Keyword arguments of ``websocket``."""
+
+    subprotocols: Sequence[str]
+    """Subprotocols this route speaks, best first: the implicit accept picks the first the client offered."""
+
+
+ROUTE_OPTIONS = frozenset(RouteOptions.__optional_keys__)
+WEBSOCKET_OPTIONS = frozenset(WebSocketOptions.__optional_keys__)
+
+
+def _check_options(options: Mapping[str, Any], websocket: bool, where: str) -> None:
+    """Refuse, at the decorator, an option that would otherwise be silently ignored."""
+    known, other, kind = (
+        (WEBSOCKET_OPTIONS, ROUTE_OPTIONS, "a websocket") if websocket else (ROUTE_OPTIONS, WEBSOCKET_OPTIONS, "an HTTP")
+    )
+    for key in options:
+        if key in known:
+            continue
+        if key in other:
+            raise RouteError(f"{where}: option {key!r} does not apply to {kind} route")
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
+        raise RouteError(f"{where}: unknown route option {key!r}; {hint}")
+    if isinstance(options.get("subprotocols"), str):
+        raise RouteError(f"{where}: subprotocols takes a list of names, not one string")
+
+
+# Options RouteSpec keeps as fields; the others stay in RouteSpec.options for the endpoints.
+_SPEC_FIELDS = frozenset({"guards", "threaded", "stream", "name"})
 
 
 @dataclass
@@ -117,31 +175,27 @@ class Registrar:
     # -- routes -------------------------------------------------------------------------
 
     def route(
-        self,
-        path: str,
-        methods: Iterable[str] | None = None,
-        *,
-        guards: Sequence[Handler] | None = None,
-        threaded: bool = False,
-        stream: bool = False,
-        name: str | None = None,
-        **options: Any,
+        self, path: str, methods: Iterable[str] | None = None, **options: Unpack[RouteOptions]
     ) -> Callable[[F], F]:
-        method_list = tuple(m.upper() for m in (methods or ("GET",)))
+        """Route ``methods`` (default GET) of ``path`` to the decorated handler."""
+        return self._route(path, tuple(m.upper() for m in (methods or ("GET",))), options)
 
+    def _route(self, path: str, methods: tuple[str, ...], options: Mapping[str, Any]) -> Callable[[F], F]:
         def decorator(fn: F) -> F:
             if not callable(fn):
                 raise RouteError(f"route {path!r}: handler must be callable, got {fn!r}")
+            source = source_of(fn)
+            _check_options(options, WEBSOCKET in methods, f"route {path!r} (at {source})")
             spec = RouteSpec(
-                method_list,
+                methods,
                 path,
                 fn,
-                source_of(fn),
-                tuple(guards or ()),
-                threaded,
-                stream,
-                name or str(getattr(fn, "__name__", "")),
-                dict(options),
+                source,
+                tuple(options.get("guards") or ()),
+                bool(options.get("threaded", False)),
+                bool(options.get("stream", False)),
+                options.get("name") or str(getattr(fn, "__name__", "")),
+                {key: value for key, value in options.items() if key not in _SPEC_FIELDS},
             )
             self._add_spec(spec)
             return fn
@@ -151,34 +205,38 @@ class Registrar:
     def _add_spec(self, spec: RouteSpec) -> None:
         from cello.routing import parse_pattern
 
-        # Validate the pattern at the decorator even when not attached to an app yet.
+        # A route's own path is a pattern too, so "users" is refused as in Flask rather than
+        # read as "/users"; only a blueprint's "" (its prefix itself) is relative.
+        if spec.path or not isinstance(self, Blueprint):
+            parse_pattern(spec.path, spec.source)
+        # Validate the whole pattern at the decorator even when not attached to an app yet.
         parse_pattern(self._full_path(spec.path), spec.source)
         self._publish(spec)
         self._specs.append(spec)
 
-    def get(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["GET"], **kw)
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("GET",), options)
 
-    def post(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["POST"], **kw)
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("POST",), options)
 
-    def put(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["PUT"], **kw)
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("PUT",), options)
 
-    def patch(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["PATCH"], **kw)
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("PATCH",), options)
 
-    def delete(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["DELETE"], **kw)
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("DELETE",), options)
 
-    def head(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["HEAD"], **kw)
+    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("HEAD",), options)
 
-    def options(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, ["OPTIONS"], **kw)
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+        return self._route(path, ("OPTIONS",), options)
 
-    def websocket(self, path: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(path, [WEBSOCKET], **kw)
+    def websocket(self, path: str, **options: Unpack[WebSocketOptions]) -> Callable[[F], F]:
+        return self._route(path, (WEBSOCKET,), options)
 
     # -- hooks, guards, error handlers ----------------------------------------------------
 
@@ -261,7 +319,8 @@ class Registrar:
         from cello.staticfiles import StaticFiles
 
         handler = StaticFiles(directory, index)
-        self.route(join_path(prefix, "{*path}"), ["GET"], name=f"static:{prefix}")(handler)
+        # A prefix is lenient like a blueprint's: "static" is "/static".
+        self.route(join_path("/" + prefix.lstrip("/"), "{*path}"), ["GET"], name=f"static:{prefix}")(handler)
 
     def _changed(self) -> None:
         for root in self._roots():

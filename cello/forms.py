@@ -349,18 +349,19 @@ def parse_form(content_type_header: str, body: bytes, limits: FormLimits = DEFAU
     raise HTTPException(415, f"Unsupported form content type: {media}")
 
 
+# App option, also settable per route under the same name -> the FormLimits field it sets.
+_LIMIT_OPTIONS = {
+    "max_file_size": "max_file_size",
+    "max_form_field_size": "max_field_size",
+    "max_form_parts": "max_parts",
+    "max_part_header_size": "max_part_header_size",
+    "max_part_headers": "max_part_headers",
+}
+
+
 def limits_from(settings: Any, overrides: Mapping[str, Any] | None = None) -> FormLimits:
     """FormLimits from the App's Config, with a route's own ``max_file_size`` etc. on top."""
-    values = {
-        "max_file_size": settings.max_file_size,
-        "max_field_size": settings.max_form_field_size,
-        "max_parts": settings.max_form_parts,
-        "max_part_header_size": settings.max_part_header_size,
-        "max_part_headers": settings.max_part_headers,
-    }
-    for key in values:
-        if overrides and key in overrides:
-            values[key] = int(overrides[key])
-    if overrides and "max_form_field_size" in overrides:
-        values["max_field_size"] = int(overrides["max_form_field_size"])
-    return FormLimits(**values)
+    route = overrides or {}
+    return FormLimits(
+        **{field: int(route.get(option, getattr(settings, option))) for option, field in _LIMIT_OPTIONS.items()}
+    )

@@ -166,3 +166,124 @@ def test_get_all_routes_of_nested_blueprint() -> None:
 
     routes = {(m, p) for m, p, _ in seed_blueprints.api.get_all_routes()}
     assert routes == {("GET", "/api/v1/users/"), ("GET", "/api/v1/users/{id}")}
+
+
+# -- route paths and options are checked at the decorator -----------------------------------
+
+
+def handler(request: object) -> str:
+    return ""
+
+
+HERE = f"{__file__}:{handler.__code__.co_firstlineno}"
+
+
+def registrars() -> list[tuple[App, App | Blueprint]]:
+    """(app, where routes are declared): the app itself, and a blueprint registered in it."""
+    app = App()
+    bp = Blueprint("/bp")
+    app.register_blueprint(bp)
+    return [(app, app), (App(), bp)]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["app", "blueprint"])
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("/x/<int:id>", "did you mean '{id:int}'"),
+        ("/x/<id>", "did you mean '{id}'"),
+        ("/f/<path:p>", "did you mean '{p:path}'"),
+        ("/x/:id", "did you mean '{id}'"),
+        ("users", "did you mean '/users'?"),
+    ],
+)
+def test_foreign_or_relative_paths_are_refused_at_the_decorator(which: int, path: str, hint: str) -> None:
+    app, registrar = registrars()[which]
+    with pytest.raises(RouteError) as info:
+        registrar.get(path)(handler)
+    assert hint in str(info.value) and HERE in str(info.value)
+    assert app.routes() == []
+
+
+def test_empty_path_is_the_blueprint_prefix_but_no_app_path() -> None:
+    app = App()
+    with pytest.raises(RouteError, match="did you mean '/'"):
+        app.get("")(handler)
+    bp = Blueprint("/users")
+    bp.get("")(handler)
+    bp.get("/")(handler)
+    app.register_blueprint(bp)
+    assert sorted(path for _, path, _ in app.get_all_routes()) == ["/users", "/users/"]
+
+
+def test_foreign_syntax_in_a_blueprint_prefix_is_refused() -> None:
+    bp = Blueprint("/orgs/<org>")
+    with pytest.raises(RouteError, match="did you mean '{org}', as in '/orgs/{org}/'"):
+        bp.get("/")(handler)
+
+
+DECORATORS = ["get", "post", "put", "patch", "delete", "head", "options", "route"]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["app", "blueprint"])
+@pytest.mark.parametrize("decorator", DECORATORS)
+def test_misspelt_route_option_names_the_handler_and_the_option(which: int, decorator: str) -> None:
+    app, registrar = registrars()[which]
+    with pytest.raises(RouteError) as info:
+        getattr(registrar, decorator)("/x", max_body_szie=1024)(handler)
+    message = str(info.value)
+    assert "unknown route option 'max_body_szie'; did you mean 'max_body_size'?" in message
+    assert HERE in message
+    assert app.routes() == []
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["app", "blueprint"])
+def test_websocket_options_are_checked_too(which: int) -> None:
+    app, registrar = registrars()[which]
+    with pytest.raises(RouteError, match="did you mean 'subprotocols'") as info:
+        registrar.websocket("/ws", subprotocol=["chat"])(handler)
+    assert HERE in str(info.value)
+    with pytest.raises(RouteError, match="option 'threaded' does not apply to a websocket route"):
+        registrar.websocket("/ws", threaded=True)(handler)
+    with pytest.raises(RouteError, match="option 'subprotocols' does not apply to an HTTP route"):
+        registrar.get("/ws", subprotocols=["chat"])(handler)
+    with pytest.raises(RouteError, match="a list of names"):
+        registrar.websocket("/ws", subprotocols="chat")(handler)
+    assert app.routes() == []
+
+
+def test_unknown_option_without_a_close_match_lists_the_known_ones() -> None:
+    with pytest.raises(RouteError, match="unknown route option 'colour'; known: guards, max_body_size, "):
+        App().post("/x", colour="red")(handler)
+
+
+def test_every_documented_route_option_is_accepted() -> None:
+    app = App()
+    app.post(
+        "/upload",
+        guards=[lambda request: True],
+        name="upload",
+        threaded=True,
+        max_body_size=1,
+        max_file_size=2,
+        max_form_field_size=3,
+        max_form_parts=4,
+        max_part_header_size=5,
+        max_part_headers=6,
+    )(handler)
+    app.post("/raw", stream=True)(handler)
+    app.websocket("/ws", guards=[], name="ws", subprotocols=["chat"])(handler)
+    assert len(app.routes()) == 3
+
+
+def test_route_limit_options_are_the_app_options_of_the_same_names() -> None:
+    from cello.blueprint import ROUTE_OPTIONS
+    from cello.config import Config
+    from cello.forms import limits_from
+
+    config = Config()
+    limits = {name for name in ROUTE_OPTIONS if name.startswith("max_")}
+    assert limits <= set(vars(config))
+    # Each form limit set on a route reaches the multipart parser.
+    overridden = limits_from(config, {name: 7 for name in limits})
+    assert all(value == 7 for value in vars(overridden).values())

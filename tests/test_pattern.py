@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cello.errors import RouteError
 from cello.routing.converters import convert, is_float, is_int, is_str, is_uuid
@@ -111,6 +113,86 @@ def test_malformed_patterns(pattern: str, message: str) -> None:
     assert message in text
     assert repr(pattern) in text
     assert "app.py:7" in text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [
+        ("users", "did you mean '/users'?"),
+        ("", "did you mean '/'?"),
+        ("users/{id}", "did you mean '/users/{id}'?"),
+    ],
+)
+def test_missing_leading_slash_suggests_one(pattern: str, hint: str) -> None:
+    with pytest.raises(RouteError, match="must start with '/'") as info:
+        parse_pattern(pattern)
+    assert hint in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "framework", "spelling", "rewritten"),
+    [
+        ("/x/<id>", "Flask", "{id}", "/x/{id}"),
+        ("/x/<int:id>", "Flask", "{id:int}", "/x/{id:int}"),
+        ("/f/<path:p>", "Flask", "{p:path}", "/f/{p:path}"),
+        ("/x/<float:v>/<uuid:u>", "Flask", "{v:float}", "/x/{v:float}/{u:uuid}"),
+        ("/x/<string:s>", "Flask", "{s}", "/x/{s}"),
+        ("/x/<any(a, b):k>", "Flask", "{k}", "/x/{k}"),
+        ("/x/<id:int>", "Sanic", "{id:int}", "/x/{id:int}"),
+        ("/x/<slug:slug>", "Sanic", "{slug}", "/x/{slug}"),
+        ("/x/<name:str>/more", "Sanic", "{name}", "/x/{name}/more"),
+        ("/x/:id", "Express", "{id}", "/x/{id}"),
+        ("/:org/repos/:repo", "Express", "{org}", "/{org}/repos/{repo}"),
+        ("/x/:_id/<int:n>", "Express", "{_id}", "/x/{_id}/{n:int}"),
+    ],
+)
+def test_other_frameworks_params_get_the_cello_spelling(
+    pattern: str, framework: str, spelling: str, rewritten: str
+) -> None:
+    with pytest.raises(RouteError) as info:
+        parse_pattern(pattern, "app.py:7")
+    text = str(info.value)
+    assert f"{framework} syntax" in text
+    assert f"did you mean {spelling!r}, as in {rewritten!r}?" in text
+    assert repr(pattern) in text and "app.py:7" in text
+    # The suggestion is itself a valid pattern.
+    parse_pattern(rewritten)
+
+
+@pytest.mark.parametrize(("pattern", "spelling"), [("/page-<int:n>.html", "{n:int}"), ("/u/:id.json", "{id}")])
+def test_a_foreign_param_inside_a_segment_is_refused_too(pattern: str, spelling: str) -> None:
+    with pytest.raises(RouteError, match="a parameter must be a whole segment") as info:
+        parse_pattern(pattern)
+    assert f"did you mean {spelling!r}?" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "static"),
+    [
+        ("/a:b", "a:b"),
+        ("/v1/files:batchGet", "files:batchGet"),  # Google API style custom method
+        ("/x/:", ":"),
+        ("/x/:1", ":1"),
+        ("/x/::", "::"),
+        ("/x/a::b", "a::b"),
+        ("/x/<>", "<>"),
+        ("/x/<1>", "<1>"),
+        ("/x/a<b", "a<b"),
+        ("/x/%3Aid", ":id"),  # percent-encoded: literal text on purpose
+        ("/x/%3Cint:id%3E", "<int:id>"),
+    ],
+)
+def test_colons_and_angle_brackets_that_are_not_params_stay_static(pattern: str, static: str) -> None:
+    assert parse_pattern(pattern).segments[-1] == Segment(STATIC, static)
+
+
+@given(
+    st.from_regex(r"[A-Za-z0-9._~-]+", fullmatch=True),
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]*", fullmatch=True),
+)
+def test_a_colon_after_a_segments_first_character_is_static(resource: str, verb: str) -> None:
+    text = f"{resource}:{verb}"
+    assert parse_pattern(f"/v1/{text}").segments[-1] == Segment(STATIC, text)
 
 
 def test_unknown_converter_lists_known_ones() -> None:

@@ -30,6 +30,18 @@ CONVERTERS: Final[dict[str, int]] = {
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
+# Other frameworks' parameter syntax, which would otherwise be taken as literal text.
+# `<name>`, Flask's `<converter:name>` (arguments allowed) and Sanic's `<name:type>`: a URL path
+# never holds a raw "<" or ">", so no static text is lost by refusing them.
+_ANGLE_PARAM: Final = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^<>]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
+_FLASK_CONVERTERS: Final = frozenset({"default", "string", "any", "path", "int", "float", "uuid"})
+_SANIC_TYPES: Final = frozenset({"str", "strorempty", "alpha", "slug", "path", "int", "float", "uuid", "ymd", "ext"})
+# Express's `:name`, only at the start of a segment: `/a:b` and Google-style `/v1/files:batchGet`
+# stay static text.
+_COLON_PARAM: Final = re.compile(r"(?:^|(?<=/)):([A-Za-z_][A-Za-z0-9_]*)")
+# Converters Cello spells the same; the others (string, any, slug, ...) become a plain `{name}`.
+_SHARED_CONVERTERS: Final = ("int", "float", "path", "uuid")
+
 # Characters left readable in a shape's static text; everything else is escaped so that
 # static text (which may hold a decoded "{" or "/") can never collide with a param token.
 _SHAPE_SAFE: Final = "!$&'()*+,;=:@-._~"
@@ -83,6 +95,44 @@ def _known_converters() -> str:
     return ", ".join(sorted(CONVERTERS))
 
 
+def _foreign_param(match: re.Match[str]) -> tuple[str, str]:
+    """(framework, Cello spelling) of a parameter found by ``_ANGLE_PARAM`` or ``_COLON_PARAM``."""
+    if match.re is _COLON_PARAM:
+        return "Express", "{" + match[1] + "}"
+    first, second = match[1], match[2]
+    if first is not None and first not in _FLASK_CONVERTERS and second in _SANIC_TYPES:
+        framework, name, converter = "Sanic", first, second
+    else:
+        framework, name, converter = "Flask", second, first
+    return framework, "{" + name + (":" + converter if converter in _SHARED_CONVERTERS else "") + "}"
+
+
+def _to_cello(match: re.Match[str]) -> str:
+    return _foreign_param(match)[1]
+
+
+def _refuse_foreign_syntax(raw: str, text: str, source: str) -> None:
+    """Raise if static ``text`` holds a Flask, Sanic or Express parameter, with its Cello spelling."""
+    match = _ANGLE_PARAM.search(text) or _COLON_PARAM.search(text)
+    if match is None:
+        return
+    framework, spelling = _foreign_param(match)
+    hint = f"did you mean {spelling!r}"
+    rewritten = _COLON_PARAM.sub(_to_cello, _ANGLE_PARAM.sub(_to_cello, raw))
+    try:
+        parse_pattern(rewritten)
+        hint += f", as in {rewritten!r}?"
+    except RouteError:
+        # `/page-<int:n>.html`: a Cello parameter is always a whole segment.
+        hint += "? (a parameter must be a whole segment)"
+    raise _error(
+        raw,
+        f"{match[0]!r} is {framework} syntax, which Cello would match as literal text; {hint} "
+        "Percent-encode it to match the text itself.",
+        source,
+    )
+
+
 def _parse_segment(raw: str, text: str, is_last: bool, source: str) -> Segment:
     has_open = "{" in text
     has_close = "}" in text
@@ -94,6 +144,7 @@ def _parse_segment(raw: str, text: str, is_last: bool, source: str) -> Segment:
             if not is_last:
                 raise _error(raw, f"catch-all {text!r} must be the last segment", source)
             return Segment(CATCHALL, name)
+        _refuse_foreign_syntax(raw, text, source)
         # Static text is matched against decoded path segments, so decode it the same way.
         value = unquote(text, encoding="utf-8", errors="replace") if "%" in text else text
         return Segment(STATIC, value)
@@ -126,7 +177,7 @@ def _parse_segment(raw: str, text: str, is_last: bool, source: str) -> Segment:
 def parse_pattern(pattern: str, source: str = "") -> Pattern:
     """Parse and validate a route pattern; ``source`` ("file:line") is quoted in errors."""
     if not pattern.startswith("/"):
-        raise _error(pattern, "a pattern must start with '/'", source)
+        raise _error(pattern, f"a pattern must start with '/' (did you mean {'/' + pattern!r}?)", source)
     texts = pattern[1:].split("/")
     last = len(texts) - 1
     segments: list[Segment] = []
