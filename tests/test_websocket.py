@@ -278,6 +278,23 @@ def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) 
         assert ws.recv_close()[0] == 1009
 
 
+@pytest.mark.parametrize("path", ["/echo", "/ws/sync-echo"])
+def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], path: str) -> None:
+    ws = raw(path)
+    # ws_max_fragments (1024 by default) frames, empty ones included: one message.
+    fragments = [b"a", b""] * 511
+    ws.send_raw(
+        encode_frame(OP_TEXT, b"", fin=False)
+        + b"".join(encode_frame(OP_CONT, fragment, fin=False) for fragment in fragments)
+        + encode_frame(OP_CONT, b"!")
+    )
+    assert ws.recv_message() == (OP_TEXT, b"a" * 511 + b"!")
+    # One more is refused on arrival, before the message ends.
+    ws.send_raw(encode_frame(OP_BINARY, b"", fin=False) + encode_frame(OP_CONT, b"", fin=False) * 1024)
+    assert ws.recv_close() == (1009, "message in more than 1024 fragments")
+    assert ws.at_eof()
+
+
 def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., RawWebSocket]) -> None:
     # A frame that declares 1 GiB: the server refuses once 1 MiB has arrived, not at the end.
     ws = raw("/echo")
