@@ -193,6 +193,30 @@ def test_client_close_without_code(raw: Callable[..., RawWebSocket], server: Run
     assert wait_for(lambda: [1005, ""] in stats(server)["closed"])
 
 
+def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
+    # RFC 6455 5.4: control frames, close included, may come between a message's fragments.
+    ws = raw("/record-close")
+    ws.send_frame(OP_TEXT, b"never ", fin=False)
+    ws.send_frame(OP_CONT, b"finished", fin=False)
+    ws.send_close(4321, "mid-message")
+    assert ws.recv_close() == (4321, "mid-message")  # echoed, not 1002
+    assert ws.at_eof()
+    assert wait_for(lambda: [4321, "mid-message"] in stats(server)["closed"])
+
+
+def test_close_between_fragments_ends_a_sync_handler(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
+    before = len(stats(server)["sync_received"])
+    ws = raw("/sync-record")
+    ws.send_frame(OP_TEXT, b"whole")
+    ws.send_frame(OP_BINARY, b"unfin", fin=False)
+    ws.send_close(1000, "bye")
+    assert ws.recv_close() == (1000, "bye")
+    assert ws.at_eof()
+    # The handler's loop ended normally; the unfinished message was dropped.
+    assert wait_for(lambda: len(stats(server)["sync_received"]) > before)
+    assert ["whole"] in stats(server)["sync_received"]
+
+
 @pytest.mark.parametrize(("code", "reason"), [(1000, ""), (1008, "policy"), (4000, "app-defined")])
 async def test_server_close_code_reaches_the_client(server: RunningServer, code: int, reason: str) -> None:
     async with websockets.connect(ws_url(server, f"/close/{code}?reason={reason}")) as ws:

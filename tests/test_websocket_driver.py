@@ -130,6 +130,16 @@ def test_peer_close_is_answered_with_its_code() -> None:
     assert sink.messages == []
 
 
+def test_close_between_fragments_is_a_close() -> None:
+    # RFC 6455 5.4 lets control frames come between fragments; websockets alone answers 1002.
+    d, sink = driver()
+    d.receive(encode_frame(OP_TEXT, b"unfin", fin=False) + encode_frame(OP_CONT, b"ished", fin=False))
+    d.receive(encode_frame(OP_CLOSE, close_payload(4001, "bye")))
+    assert sink.closed == (4001, "bye") and sink.failed is None
+    assert sink.sent_frames() == [(True, OP_CLOSE, close_payload(4001, "bye"))]
+    assert sink.messages == [] and d.done
+
+
 def test_our_close_then_the_answer() -> None:
     d, sink = driver()
     assert list(frames(d.close(1000, "done"))) == [(True, OP_CLOSE, close_payload(1000, "done"))]

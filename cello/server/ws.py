@@ -247,12 +247,16 @@ class _TooManyFragments(PayloadTooBig):
 
 
 class ServerFrames(WsProtocol):
-    """websockets' sans-I/O ``Protocol`` on the server side of an open connection, where a
-    message may come in at most ``max_fragments`` frames.
+    """websockets' sans-I/O ``Protocol`` on the server side of an open connection, with two
+    changes to how fragmented messages are read.
 
-    websockets bounds the payload bytes of a message, not its frames: a flood of empty
-    continuation frames costs a few microseconds each and is never too big. The parser stops at
-    the first frame over the limit, so no more of that read is parsed.
+    * A message may come in at most ``max_fragments`` frames. websockets bounds the payload
+      bytes of a message, not its frames: a flood of empty continuation frames costs a few
+      microseconds each and is never too big. The parser stops at the first frame over the
+      limit, so no more of that read is parsed.
+    * A close frame between the fragments of a message closes the connection normally (it is
+      answered with its own code; the unfinished message is dropped). RFC 6455 5.4 lets control
+      frames come between fragments; websockets fails the connection with 1002 instead.
     """
 
     def __init__(self, max_message_size: int, max_fragments: int, extensions: list[Extension]) -> None:
@@ -269,6 +273,9 @@ class ServerFrames(WsProtocol):
                 self.fragments += 1
                 if self.fragments > self.max_fragments:
                     raise _TooManyFragments(self.max_fragments)
+            elif opcode is Opcode.CLOSE:
+                # What websockets checks to refuse the close; the message is dropped anyway.
+                self.current_size = None
         elif not frame.fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY):
             self.fragments = 1
         super().recv_frame(frame)
@@ -329,6 +336,7 @@ class WsDriver:
             self._fail_reported()
         elif protocol.close_rcvd is not None and not self._closed:
             self._closed = True
+            self._partial = bytearray()  # a close may end an unfinished message
             close = protocol.close_rcvd
             self._events.on_close(close.code, close.reason)
 
