@@ -45,6 +45,7 @@ class Config:
     ws_ping_timeout: float = 20.0
     ws_close_timeout: float = 10.0
     ws_max_message_size: int = 1 * MiB
+    ws_max_fragments: int = 1024
     ws_compression: bool = False
     ws_allowed_origins: list[str] | None = None
     sse_keepalive: float = 15.0

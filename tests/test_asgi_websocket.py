@@ -3,7 +3,8 @@
 Left out, because the ASGI server and not Cello owns the behaviour there:
 - raw framing and protocol errors (fragments with pings between, frames sent with the
   handshake, many frames in one write, unmasked frames, reserved opcodes, invalid UTF-8,
-  1009 for oversized messages): the server's WebSocket parser and its limits answer those;
+  1009 for oversized messages or too many fragments, a close between fragments): the
+  server's WebSocket parser and its limits answer those;
 - the closing handshake's timing (the server waits for our close answer, sends nothing after
   close, survives a client's RST) and ping/pong: the server's protocol machinery;
 - handshake validation (bad version or key, the accept token): the server's, before the app

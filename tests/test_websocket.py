@@ -193,6 +193,30 @@ def test_client_close_without_code(raw: Callable[..., RawWebSocket], server: Run
     assert wait_for(lambda: [1005, ""] in stats(server)["closed"])
 
 
+def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
+    # RFC 6455 5.4: control frames, close included, may come between a message's fragments.
+    ws = raw("/record-close")
+    ws.send_frame(OP_TEXT, b"never ", fin=False)
+    ws.send_frame(OP_CONT, b"finished", fin=False)
+    ws.send_close(4321, "mid-message")
+    assert ws.recv_close() == (4321, "mid-message")  # echoed, not 1002
+    assert ws.at_eof()
+    assert wait_for(lambda: [4321, "mid-message"] in stats(server)["closed"])
+
+
+def test_close_between_fragments_ends_a_sync_handler(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
+    before = len(stats(server)["sync_received"])
+    ws = raw("/sync-record")
+    ws.send_frame(OP_TEXT, b"whole")
+    ws.send_frame(OP_BINARY, b"unfin", fin=False)
+    ws.send_close(1000, "bye")
+    assert ws.recv_close() == (1000, "bye")
+    assert ws.at_eof()
+    # The handler's loop ended normally; the unfinished message was dropped.
+    assert wait_for(lambda: len(stats(server)["sync_received"]) > before)
+    assert ["whole"] in stats(server)["sync_received"]
+
+
 @pytest.mark.parametrize(("code", "reason"), [(1000, ""), (1008, "policy"), (4000, "app-defined")])
 async def test_server_close_code_reaches_the_client(server: RunningServer, code: int, reason: str) -> None:
     async with websockets.connect(ws_url(server, f"/close/{code}?reason={reason}")) as ws:
@@ -276,6 +300,23 @@ def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) 
             break
     if not closed:
         assert ws.recv_close()[0] == 1009
+
+
+@pytest.mark.parametrize("path", ["/echo", "/ws/sync-echo"])
+def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], path: str) -> None:
+    ws = raw(path)
+    # ws_max_fragments (1024 by default) frames, empty ones included: one message.
+    fragments = [b"a", b""] * 511
+    ws.send_raw(
+        encode_frame(OP_TEXT, b"", fin=False)
+        + b"".join(encode_frame(OP_CONT, fragment, fin=False) for fragment in fragments)
+        + encode_frame(OP_CONT, b"!")
+    )
+    assert ws.recv_message() == (OP_TEXT, b"a" * 511 + b"!")
+    # One more is refused on arrival, before the message ends.
+    ws.send_raw(encode_frame(OP_BINARY, b"", fin=False) + encode_frame(OP_CONT, b"", fin=False) * 1024)
+    assert ws.recv_close() == (1009, "message in more than 1024 fragments")
+    assert ws.at_eof()
 
 
 def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., RawWebSocket]) -> None:

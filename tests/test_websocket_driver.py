@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
+from cello.config import Config
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.server.config import ServerConfig
@@ -69,9 +73,20 @@ class Sink:
         return list(frames(self.written))
 
 
-def driver(max_size: int = 1 << 20, extensions: list[Any] | None = None) -> tuple[WsDriver, Sink]:
+def driver(
+    max_size: int = 1 << 20, extensions: list[Any] | None = None, max_fragments: int = 1024
+) -> tuple[WsDriver, Sink]:
     sink = Sink()
-    return WsDriver(sink, max_size, extensions or []), sink
+    return WsDriver(sink, max_size, max_fragments, extensions or []), sink
+
+
+def fragmented(opcode: int, fragments: list[bytes], between: bytes = b"") -> bytes:
+    """One message in these fragments (at least one), ``between`` after each but the last."""
+    last = len(fragments) - 1
+    return b"".join(
+        encode_frame(OP_CONT if i else opcode, fragment, fin=i == last) + (between if i < last else b"")
+        for i, fragment in enumerate(fragments)
+    )
 
 
 # -- WsDriver ------------------------------------------------------------------------------
@@ -115,6 +130,16 @@ def test_peer_close_is_answered_with_its_code() -> None:
     assert sink.messages == []
 
 
+def test_close_between_fragments_is_a_close() -> None:
+    # RFC 6455 5.4 lets control frames come between fragments; websockets alone answers 1002.
+    d, sink = driver()
+    d.receive(encode_frame(OP_TEXT, b"unfin", fin=False) + encode_frame(OP_CONT, b"ished", fin=False))
+    d.receive(encode_frame(OP_CLOSE, close_payload(4001, "bye")))
+    assert sink.closed == (4001, "bye") and sink.failed is None
+    assert sink.sent_frames() == [(True, OP_CLOSE, close_payload(4001, "bye"))]
+    assert sink.messages == [] and d.done
+
+
 def test_our_close_then_the_answer() -> None:
     d, sink = driver()
     assert list(frames(d.close(1000, "done"))) == [(True, OP_CLOSE, close_payload(1000, "done"))]
@@ -151,6 +176,35 @@ def test_size_limit_counts_utf8_bytes_as_they_arrive() -> None:
     # The next fragment's first bytes pass the limit: refused before the frame is complete.
     d.receive(encode_frame(OP_CONT, b"a" * 2000)[:500])  # 8 header bytes, 492 of payload
     assert sink.failed == (1009, "message too big")
+
+
+@given(
+    message=st.one_of(st.binary(max_size=100), st.text(max_size=40)),
+    cuts=st.lists(st.integers(0, 200), max_size=15),
+    pings=st.booleans(),
+)
+def test_messages_in_up_to_max_fragments_are_joined(message: str | bytes, cuts: list[int], pings: bool) -> None:
+    d, sink = driver(max_fragments=16)
+    data = message.encode() if isinstance(message, str) else message
+    # 1 to 16 fragments, empty ones included; UTF-8 characters may be cut across them.
+    bounds = [0, *sorted(min(cut, len(data)) for cut in cuts), len(data)]
+    fragments = [data[start:end] for start, end in pairwise(bounds)]
+    ping = encode_frame(OP_PING, b"p") if pings else b""
+    d.receive(fragmented(OP_TEXT if isinstance(message, str) else OP_BINARY, fragments, ping))
+    assert sink.messages == [message]
+    assert sink.failed is None
+    assert sink.sent_frames() == [(True, OP_PONG, b"p")] * (len(fragments) - 1 if pings else 0)
+
+
+@given(extra=st.integers(1, 50), empty=st.booleans())
+def test_one_fragment_over_the_limit_stops_the_parser(extra: int, empty: bool) -> None:
+    d, sink = driver(max_fragments=8)
+    fragments = [b"" if empty else b"x"] * (8 + extra)
+    # Whatever follows in the same read is not parsed: the ping after the message gets no pong.
+    d.receive(fragmented(OP_BINARY, fragments) + encode_frame(OP_PING, b"p"))
+    assert sink.failed == (1009, "message in more than 8 fragments")
+    assert sink.sent_frames() == [(True, OP_CLOSE, close_payload(1009, "message in more than 8 fragments"))]
+    assert sink.messages == [] and d.done
 
 
 def test_frames_sent() -> None:
@@ -392,6 +446,22 @@ async def test_messages_before_the_peer_close_are_delivered() -> None:
     assert await ws.receive() == "last words"
     assert await ws.receive() == 1000
     assert ws.close_code == 1000
+
+
+async def test_fragment_limit_is_the_apps_setting() -> None:
+    settings = ServerConfig.from_settings(Config(ws_max_fragments=2))
+    assert (settings.ws_max_fragments, ServerConfig().ws_max_fragments) == (2, Config().ws_max_fragments)
+    with pytest.raises(ValueError, match="ws_max_fragments"):
+        ServerConfig(ws_max_fragments=0)
+    ws, transport, _, _ = await make(ws_max_fragments=2)
+    await ws.accept(None, [])
+    transport.take()
+    ws.data_received(fragmented(OP_TEXT, [b"a", b"b"]))
+    assert await ws.receive() == "ab"
+    ws.data_received(fragmented(OP_TEXT, [b"a", b"b", b"c"]))
+    assert await ws.receive() == 1009
+    assert transport.take() == [(True, OP_CLOSE, close_payload(1009, "message in more than 2 fragments"))]
+    assert transport.eof  # lingering: draining input before closing
 
 
 async def test_connection_lost() -> None:

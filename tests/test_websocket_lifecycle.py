@@ -7,6 +7,8 @@ import asyncio
 import base64
 import os
 import signal
+import socket
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -17,7 +19,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from apputil import RunningServer, start_server
-from wsutil import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWebSocket, deflate, encode_frame
+from wsutil import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, deflate, encode_frame
 
 TUNED = "tests/apps/ws_tuned.py"
 APP = "tests/apps/ws.py"
@@ -105,6 +107,66 @@ def test_compression_bomb_is_1009_without_inflating_it(tuned: RunningServer) -> 
         assert ws.recv_close()[0] == 1009
         grown = rss_kib(tuned.process.pid) - before
         assert grown < 20 * 1024, f"server RSS grew by {grown} KiB"
+
+
+# -- fragment floods ------------------------------------------------------------------------
+
+FLOOD_FRAGMENTS = 1_000_000
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("path", ["/echo", "/ws/sync-echo"])
+def test_fragment_flood_is_refused_at_once(serve_app: Callable[..., RunningServer], http: str, path: str) -> None:
+    # One message in a million 1-byte fragments (7 MB on the wire, 1 MB of payload: within
+    # ws_max_message_size) once kept the worker busy for seconds and grew it by 10-130 MiB.
+    server = serve_app(APP, http, "interpreted")
+    pid = server.process.pid
+    flood_data = encode_frame(OP_BINARY, b"x", fin=False) + encode_frame(OP_CONT, b"x", fin=False) * FLOOD_FRAGMENTS
+    with RawWebSocket.connect(server.port, "/echo") as other, RawWebSocket.connect(server.port, path) as flood:
+        other.send_frame(OP_TEXT, b"warm up")
+        assert other.recv_message() == (OP_TEXT, b"warm up")
+        before = rss_kib(pid)
+        peak = before
+        latencies: list[float] = []
+        errors: list[BaseException] = []
+
+        def watch() -> None:  # another client's echo and the server's memory, meanwhile
+            nonlocal peak
+            try:
+                for _ in range(50):
+                    started = time.monotonic()
+                    other.send_frame(OP_TEXT, b"still there?")
+                    assert other.recv_message() == (OP_TEXT, b"still there?")
+                    latencies.append(time.monotonic() - started)
+                    peak = max(peak, rss_kib(pid))
+                    time.sleep(0.01)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                errors.append(exc)
+
+        def send() -> None:
+            try:
+                flood.send_raw(flood_data)
+            except OSError:
+                pass  # the server closed, or we shut the socket down
+
+        watcher = threading.Thread(target=watch)
+        sender = threading.Thread(target=send)
+        watcher.start()
+        started = time.monotonic()
+        sender.start()
+        try:
+            assert flood.recv_close() == (1009, "message in more than 1024 fragments")
+            elapsed = time.monotonic() - started
+        finally:
+            flood.sock.shutdown(socket.SHUT_RDWR)  # ends a send still blocked
+            sender.join(10)
+            watcher.join(10)
+    print(f"\nfragment flood ({http}, {path}): closed after {elapsed * 1000:.0f} ms, other client's echo "
+          f"<= {max(latencies) * 1000:.0f} ms ({len(latencies)} echoes), server RSS +{peak - before} KiB")
+    assert not errors, errors
+    assert elapsed < 1.5, f"closed after {elapsed:.2f} s"
+    assert latencies and max(latencies) < 1.5, f"the other client waited up to {max(latencies):.2f} s"
+    assert peak - before < 4 * 1024, f"server RSS grew by {peak - before} KiB"
 
 
 # -- graceful shutdown ---------------------------------------------------------------------

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from cello.config import Config
+
 KiB = 1024
 
 PARSERS = ("httptools", "h11")
@@ -55,6 +57,8 @@ class ServerConfig:
     ws_close_timeout: float = 10.0
     # Largest message (after reassembly and decompression); a larger one is closed with 1009.
     ws_max_message_size: int = 1024 * KiB
+    # Most frames one message may come in; one more is closed with 1009.
+    ws_max_fragments: int = Config.ws_max_fragments
     # Offer permessage-deflate to clients that ask for it.
     ws_compression: bool = False
     # Received messages queued for a handler that does not read before reading pauses.
@@ -67,8 +71,8 @@ class ServerConfig:
             raise ValueError("workers must be at least 1")
         if self.max_connections < 1 or self.input_high_water < 1:
             raise ValueError("max_connections and input_high_water must be positive")
-        if self.ws_max_message_size < 1 or self.ws_max_queue < 1:
-            raise ValueError("ws_max_message_size and ws_max_queue must be positive")
+        if self.ws_max_message_size < 1 or self.ws_max_fragments < 1 or self.ws_max_queue < 1:
+            raise ValueError("ws_max_message_size, ws_max_fragments and ws_max_queue must be positive")
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ServerConfig:

@@ -7,7 +7,8 @@ Three parts, from the bytes up:
 * :class:`WsDriver`: frames in, whole messages out, and messages to frames; it answers pings,
   replies to and initiates closes, and refuses protocol errors (1002), invalid UTF-8 (1007)
   and oversized messages (1009: on a frame's declared length, before its payload is read,
-  and on inflated output). No socket, no clock: it hands the bytes to send to its owner.
+  on inflated output, and on a message in more fragments than allowed). No socket, no
+  clock: it hands the bytes to send to its owner.
 * :class:`WebSocketConnection`: the asyncio side of one upgraded connection. It moves bytes
   between the transport and the driver, keeps the timers (pings, close handshake), applies
   back-pressure both ways, and is the application's ``WebSocketSession``.
@@ -34,7 +35,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Final, Protocol, Union
 
-from websockets.exceptions import InvalidHeader, NegotiationError
+from websockets.exceptions import InvalidHeader, NegotiationError, PayloadTooBig
 from websockets.extensions import Extension
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -233,24 +234,73 @@ _PROTOCOL_LOG: Final = logging.getLogger("cello.websocket.protocol")
 _PROTOCOL_LOG.setLevel(logging.WARNING)
 
 
+class _TooManyFragments(PayloadTooBig):
+    """A message in more frames than allowed. Raised inside websockets' parser, which answers
+    any PayloadTooBig with a 1009 close frame whose reason is ``str(exc)``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(None, 0)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"message in more than {self.limit} fragments"
+
+
+class ServerFrames(WsProtocol):
+    """websockets' sans-I/O ``Protocol`` on the server side of an open connection, with two
+    changes to how fragmented messages are read.
+
+    * A message may come in at most ``max_fragments`` frames. websockets bounds the payload
+      bytes of a message, not its frames: a flood of empty continuation frames costs a few
+      microseconds each and is never too big. The parser stops at the first frame over the
+      limit, so no more of that read is parsed.
+    * A close frame between the fragments of a message closes the connection normally (it is
+      answered with its own code; the unfinished message is dropped). RFC 6455 5.4 lets control
+      frames come between fragments; websockets fails the connection with 1002 instead.
+    """
+
+    def __init__(self, max_message_size: int, max_fragments: int, extensions: list[Extension]) -> None:
+        super().__init__(Side.SERVER, state=State.OPEN, max_size=max_message_size, logger=_PROTOCOL_LOG)
+        self.extensions = extensions
+        self.max_fragments = max_fragments
+        # Frames of the fragmented message being received so far.
+        self.fragments = 0
+
+    def recv_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if self.current_size is not None:  # within a fragmented message
+            if opcode is Opcode.CONT:
+                self.fragments += 1
+                if self.fragments > self.max_fragments:
+                    raise _TooManyFragments(self.max_fragments)
+            elif opcode is Opcode.CLOSE:
+                # What websockets checks to refuse the close; the message is dropped anyway.
+                self.current_size = None
+        elif not frame.fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY):
+            self.fragments = 1
+        super().recv_frame(frame)
+
+
 class WsDriver:
     """Server side of the WebSocket framing on one connection, after the handshake.
 
-    The parsing, the answers to pings and closes, the size limit (checked on each frame's
-    declared length, and on inflated output) are websockets' sans-I/O ``Protocol``; the
-    driver reassembles messages, checks their UTF-8, and frames outgoing data messages itself
-    when no extension is negotiated.
+    The parsing, the answers to pings and closes, the limits (a message's size, checked on
+    each frame's declared length and on inflated output; its number of fragments) are
+    :class:`ServerFrames`; the driver reassembles messages, checks their UTF-8, and frames
+    outgoing data messages itself when no extension is negotiated.
     """
 
-    __slots__ = ("_events", "_protocol", "_parts", "_text", "_plain", "_closed", "_failed")
+    __slots__ = ("_events", "_protocol", "_partial", "_text", "_plain", "_closed", "_failed")
 
-    def __init__(self, events: DriverEvents, max_message_size: int, extensions: list[Extension]) -> None:
+    def __init__(
+        self, events: DriverEvents, max_message_size: int, max_fragments: int, extensions: list[Extension]
+    ) -> None:
         self._events = events
-        protocol = WsProtocol(Side.SERVER, state=State.OPEN, max_size=max_message_size, logger=_PROTOCOL_LOG)
-        protocol.extensions = extensions
-        self._protocol = protocol
-        # Fragments of the message being received, and whether it is text.
-        self._parts: list[bytes] = []
+        self._protocol = ServerFrames(max_message_size, max_fragments, extensions)
+        # The fragments of the message being received so far, joined as they arrive: one
+        # buffer, bounded by the message size limit whatever the number of fragments. And
+        # whether that message is text.
+        self._partial = bytearray()
         self._text = False
         self._plain = not extensions
         self._closed = False
@@ -286,25 +336,28 @@ class WsDriver:
             self._fail_reported()
         elif protocol.close_rcvd is not None and not self._closed:
             self._closed = True
+            self._partial = bytearray()  # a close may end an unfinished message
             close = protocol.close_rcvd
             self._events.on_close(close.code, close.reason)
 
     def _on_data(self, received: Frame) -> bool:
         # (Messages that follow our own close frame are dropped by the owner, not here: the
         # whole read is parsed before its events are looked at.)
-        parts = self._parts
         if received.opcode is not Opcode.CONT:
             self._text = received.opcode is Opcode.TEXT
-        payload = bytes(received.data)
+        partial = self._partial
         if not received.fin:
-            parts.append(payload)
+            partial += received.data
             return True
-        if parts:
-            parts.append(payload)
-            payload = b"".join(parts)
-            parts.clear()
+        payload: bytes | bytearray
+        if partial:
+            partial += received.data
+            payload = partial
+            self._partial = bytearray()  # a new buffer: this one is the message now
+        else:  # a message in one frame (or with only empty frames before this one)
+            payload = bytes(received.data)
         if not self._text:
-            self._events.on_message(payload)
+            self._events.on_message(bytes(payload))
             return True
         try:
             text = payload.decode("utf-8")
@@ -321,12 +374,13 @@ class WsDriver:
 
     def _fail_reported(self) -> None:
         self._failed = True
-        self._parts.clear()
-        sent = self._protocol.close_sent
+        self._partial = bytearray()
+        protocol = self._protocol
+        sent = protocol.close_sent
         code = sent.code if sent is not None else ABNORMAL
         reason = sent.reason if sent is not None else ""
-        if code == TOO_BIG:
-            reason = "message too big"
+        if code == TOO_BIG and not isinstance(protocol.parser_exc, _TooManyFragments):
+            reason = "message too big"  # rather than which frame passed the limit by how much
         self._events.on_failure(code, _short_reason(reason))
 
     def fail(self, code: int, reason: str) -> None:
@@ -494,7 +548,7 @@ class WebSocketConnection(asyncio.Protocol):
         response = handshake_response(
             self._handshake.key, subprotocol, offer, self._upgrade_headers + headers, self._state.tails.server
         )
-        self._driver = WsDriver(self, config.ws_max_message_size, extensions)
+        self._driver = WsDriver(self, config.ws_max_message_size, config.ws_max_fragments, extensions)
         self._owner = None
         self._phase = _OPEN
         transport = self._transport

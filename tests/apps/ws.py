@@ -10,7 +10,7 @@ from cello import App, Blueprint, HTTPException, Request, Response, WebSocket, W
 app = App(ws_allowed_origins=["https://good.example"])
 
 # What handlers saw, for the tests to read over HTTP (GET /stats).
-STATS: dict[str, Any] = {"closed": [], "sent_slow": 0}
+STATS: dict[str, Any] = {"closed": [], "sync_received": [], "sent_slow": 0}
 
 
 @app.get("/stats")
@@ -88,6 +88,13 @@ async def record_close(ws: WebSocket) -> None:
     except WebSocketDisconnect as exc:
         STATS["closed"].append([exc.code, exc.reason])
         raise
+
+
+@app.websocket("/sync-record")
+def sync_record(ws):  # type: ignore[no-untyped-def]
+    """Records every message it received, once the client has closed."""
+    received = [message.data for message in ws]
+    STATS["sync_received"].append(received)
 
 
 @app.websocket("/close/{code:int}")
