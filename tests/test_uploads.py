@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from typing import Callable
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -12,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apputil import RunningServer
+from cello import HTTPException
+from cello.forms import DEFAULT_LIMITS, parse_form
 
 APP = "tests/apps/uploads.py"
 KiB = 1024
@@ -186,6 +190,28 @@ def test_urlencoded_field_flood_is_refused_at_once(client: httpx.Client) -> None
         {"error": "Payload Too Large: form exceeds max_form_parts (20 parts)", "status": 413},
     )
     assert elapsed < 3 * baseline + 0.5, f"{elapsed:.2f}s against {baseline:.2f}s for a body refused unread"
+
+
+form_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(form_text, form_text), max_size=30), limit=st.integers(1, 25))
+def test_urlencoded_field_limit_property(fields: list[tuple[str, str]], limit: int) -> None:
+    # Up to the limit a body parses to exactly its fields; past it, 413 naming the option.
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_form_parts=limit)
+    body = urlencode(fields).encode()
+    if len(fields) > limit:
+        with pytest.raises(HTTPException) as refused:
+            parse_form("application/x-www-form-urlencoded", body, limits)
+        assert (refused.value.status, refused.value.detail) == (
+            413,
+            f"Payload Too Large: form exceeds max_form_parts ({limit} parts)",
+        )
+        return
+    form = parse_form("application/x-www-form-urlencoded", body, limits)
+    parsed = [(name, value) for name in form.field_names() for value in form.get_all(name)]
+    assert sorted(parsed) == sorted(fields)
 
 
 def test_part_header_size_limit(client: httpx.Client) -> None:
