@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, MutableMapping, Sequence
 from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException, RouteError
-from cello.forms import FormLimits, limits_from, receive_multipart
+from cello.forms import FormLimits, limits_from, multipart_body_limit, receive_multipart
 from cello.pipeline import Endpoint, Handler, Scope, with_timeout
 from cello.request import Request
 from cello.response import Response
@@ -63,13 +63,15 @@ class _Runtime:
         patterns: list[str],
         scopes: list[list[Scope]],
         multipart: list[Endpoint | None],
+        form_limits: list[FormLimits],
     ) -> None:
         self.router = router
         self.scopes = scopes
         self.dispatch = router.dispatch
         # Per route id, what resolve() reads, in one tuple: one lookup per request, not four.
-        # multipart: the variant that parses a multipart body as it streams in, or None.
-        self.routes = list(zip(endpoints, param_names, patterns, multipart))
+        # multipart: the variant that parses a multipart body as it streams in, or None;
+        # form_limits: what request.form() applies to the route's buffered bodies.
+        self.routes = list(zip(endpoints, param_names, patterns, multipart, form_limits))
         self.miss_cache: dict[tuple[int, str], Endpoint] = {}
 
 
@@ -194,7 +196,8 @@ class App(Registrar):
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
         endpoints = [self._endpoint_for(entry) for entry in entries]
-        multipart = [self._multipart_endpoint_for(entry) for entry in entries]
+        form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
+        multipart = [self._multipart_endpoint_for(entry, limits) for entry, limits in zip(entries, form_limits)]
         return _Runtime(
             router,
             endpoints,
@@ -202,6 +205,7 @@ class App(Registrar):
             [route.pattern.raw for route in routes],
             [entry.scopes for entry in entries],
             multipart,
+            form_limits,
         )
 
     @staticmethod
@@ -235,13 +239,13 @@ class App(Registrar):
             timeout=self.config.handler_timeout,
         )
 
-    def _multipart_endpoint_for(self, entry: RouteEntry) -> Endpoint | None:
+    def _multipart_endpoint_for(self, entry: RouteEntry, limits: FormLimits) -> Endpoint | None:
         """The route's chain with a handler that first streams a multipart body into
         spooled files, so an upload is never held whole in memory."""
         spec = entry.spec
         if entry.method not in FORM_METHODS or spec.stream:
             return None
-        limits = limits_from(self.config, spec.options)
+        body_limit, body_limit_option = multipart_body_limit(self.config, limits, spec.options)
         # The handler timeout starts once the upload is in (its pace is body_idle_timeout's).
         handler = _multipart_handler(
             spec.handler, spec.threaded, limits, self._executor_factory, self.config.handler_timeout
@@ -251,7 +255,8 @@ class App(Registrar):
             entry.scopes,
             route_guards=spec.guards,
             stream_body=True,
-            max_body_size=int(spec.options.get("max_body_size", self.config.max_body_size)),
+            max_body_size=body_limit,
+            body_limit_option=body_limit_option,
             debug=self.config.debug,
             executor=self._executor_factory,
             options=spec.options,
@@ -281,11 +286,12 @@ class App(Registrar):
         method = WEBSOCKET if request.upgrade else request.method
         code, values = runtime.dispatch(method, request.raw_path)
         if code >= 0:
-            endpoint, names, pattern, multipart = runtime.routes[code]
+            endpoint, names, pattern, multipart, form_limits = runtime.routes[code]
             if values:
                 # One parameter is the common case; dict(zip()) costs several times as much.
                 request.params = {names[0]: values[0]} if len(values) == 1 else dict(zip(names, values))
             request.route = pattern
+            request._form_limits = form_limits
             if multipart is not None:
                 content_type = request.headers.get("content-type")
                 if content_type is not None and content_type[:19].lower() == "multipart/form-data":

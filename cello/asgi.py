@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, MutableMapping
 
+from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
@@ -65,15 +66,31 @@ def _request_from_scope(scope: Scope) -> Request:
 
 
 class _Body:
-    """The request's body messages. Once they are all read, the next message is the
+    """The request's body messages, within the endpoint's body limit (as `cello serve` counts
+    it: the declared length before reading, then every chunk as it comes, for buffered,
+    streamed and multipart endpoints alike). Once they are all read, the next message is the
     disconnect: reading it sooner would take chunks from a handler that streams the body."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, limit: int, too_large: str) -> None:
         self._receive = receive
+        self._limit = limit
+        self._too_large = too_large
         self.done = False
         self.disconnected = False
+        # A 413 was given: the rest of the body stays unread, so the connection must close.
+        self.refused = False
+
+    def refuse_declared(self, request: Request) -> bool:
+        """Whether the declared Content-Length is over the limit (nothing has been read)."""
+        declared = request.header(b"content-length")
+        if declared is not None and declared.isascii() and declared.isdigit():
+            # More digits than any limit has: over it, without converting a huge number.
+            if len(declared) > 18 or int(declared) > self._limit:
+                self.done = self.refused = True
+        return self.refused
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        size = 0
         while not self.done:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -83,6 +100,10 @@ class _Body:
             if not message.get("more_body", False):
                 self.done = True
             if chunk:
+                size += len(chunk)
+                if size > self._limit:
+                    self.done = self.refused = True
+                    raise HTTPException(413, self._too_large)
                 yield chunk
 
     async def disconnect(self) -> None:
@@ -94,18 +115,20 @@ class _Body:
 async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
     request = _request_from_scope(scope)
     endpoint = app.resolve(request)
-    body = _Body(receive)
+    body = _Body(receive, endpoint.max_body_size, endpoint.body_too_large)
+    if body.refuse_declared(request):
+        await _send_response(error_response(413, endpoint.body_too_large), send, False, body)
+        return
     if endpoint.stream_body:
         request._stream = body.chunks()
     else:
         data = bytearray()
-        async for chunk in body.chunks():
-            data += chunk
-            if len(data) > endpoint.max_body_size:
-                await _send_response(
-                    error_response(413, f"Request body larger than {endpoint.max_body_size} bytes"), send, False, body
-                )
-                return
+        try:
+            async for chunk in body.chunks():
+                data += chunk
+        except HTTPException as exc:
+            await _send_response(error_response(exc.status, exc.detail), send, False, body)
+            return
         request._body = bytes(data)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result
@@ -114,6 +137,8 @@ async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
 
 async def _send_response(response: Response, send: Send, head: bool, body: _Body) -> None:
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.raw_headers()]
+    if body.refused:
+        headers.append((b"connection", b"close"))
     status = response.status
     no_body = status < 200 or status in (204, 304)
     chunks = response._iter

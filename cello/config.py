@@ -18,8 +18,10 @@ class Config:
     max_request_line: int = 8 * KiB
     max_header_size: int = 16 * KiB
     max_header_count: int = 100
+    # A multipart upload may carry one file at max_file_size on top of this, unless its route
+    # sets its own max_body_size (forms.multipart_body_limit).
     max_body_size: int = 16 * MiB
-    # Form and upload limits.
+    # Form and upload limits; max_form_parts counts urlencoded fields too.
     max_file_size: int = 100 * MiB
     max_form_field_size: int = 1 * MiB
     max_form_parts: int = 1000

@@ -42,3 +42,26 @@ class HTTPException(Exception):
 
     def __repr__(self) -> str:
         return f"HTTPException({self.status!r}, {self.detail!r})"
+
+
+def format_size(size: int) -> str:
+    """A byte count as a limit is usually written: ``16 MiB``, ``64 KiB``, ``1500 bytes``."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def too_large(what: str, option: str, limit: str) -> str:
+    """The message of every 413: what went past which option, and that option's value.
+
+    ``too_large("body", "max_body_size", "16 MiB")`` ->
+    ``"Payload Too Large: body exceeds max_body_size (16 MiB)"``.
+    """
+    return f"Payload Too Large: {what} exceeds {option} ({limit})"
+
+
+def body_too_large(limit: int, option: str = "max_body_size") -> str:
+    """The 413 message of a body over ``limit`` bytes, whoever counts it (the server, the
+    ASGI adapter, a streamed body): endpoints carry it, so every runtime says the same."""
+    return too_large("body", option, format_size(limit))

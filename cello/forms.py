@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
+import dataclasses
 from dataclasses import dataclass
 from typing import IO, Any, AsyncIterator, Generator, Iterator, Mapping
 from urllib.parse import parse_qsl
@@ -21,22 +22,62 @@ import filetype
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from cello.config import Config
 from cello.datastructures import MultiDict
-from cello.errors import HTTPException
+from cello.errors import HTTPException, format_size, too_large
 
 _SPOOL_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class FormLimits:
-    max_file_size: int = 100 * 1024 * 1024
-    max_field_size: int = 1024 * 1024
-    max_parts: int = 1000
-    max_part_header_size: int = 8 * 1024
-    max_part_headers: int = 16
+    """A route's form limits; each field is the App option (and route option) of that name."""
+
+    max_file_size: int
+    max_form_field_size: int
+    max_form_parts: int
+    max_part_header_size: int
+    max_part_headers: int
 
 
-DEFAULT_LIMITS = FormLimits()
+FORM_OPTIONS = tuple(field.name for field in dataclasses.fields(FormLimits))
+
+
+def limits_from(settings: Any, overrides: Mapping[str, Any] | None = None) -> FormLimits:
+    """FormLimits from the App's Config, with a route's own options of the same names on top."""
+    overrides = overrides or {}
+    return FormLimits(
+        **{name: int(overrides[name]) if name in overrides else getattr(settings, name) for name in FORM_OPTIONS}
+    )
+
+
+# Config's defaults, for a form parsed outside any app's route (a Request built in a test).
+DEFAULT_LIMITS = limits_from(Config())
+
+
+def multipart_body_limit(
+    settings: Any, limits: FormLimits, overrides: Mapping[str, Any] | None = None
+) -> tuple[int, str]:
+    """The body limit of a multipart upload, and the option(s) it comes from (for the 413).
+
+    A route's own ``max_body_size`` caps the whole body. Otherwise the body may carry one file
+    at ``max_file_size`` plus ``max_body_size`` for the rest of the form: raising the file
+    limit is enough to accept larger files, and the default body limit never hides it.
+    """
+    if overrides and "max_body_size" in overrides:
+        return int(overrides["max_body_size"]), "max_body_size"
+    return limits.max_file_size + int(settings.max_body_size), "max_file_size + max_body_size"
+
+
+# RFC 2046 §5.1.1: a boundary is 1 to 70 characters. Longer ones are refused (400) rather than
+# handed to the parser, which has its own, larger cap.
+MAX_BOUNDARY_LENGTH = 70
+
+
+def _too_many_parts(limits: FormLimits) -> HTTPException:
+    """Multipart parts and urlencoded fields count against the same limit."""
+    return HTTPException(413, too_large("form", "max_form_parts", f"{limits.max_form_parts} parts"))
+
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -125,6 +166,15 @@ class UploadedFile:
         return f"<UploadedFile {self.name}={self.filename!r} {self.content_type} {self._size} bytes>"
 
 
+class UploadedFiles(list[UploadedFile]):
+    """``request.files()``: a list, usable as ``await request.files()`` too (like FormData)."""
+
+    def __await__(self) -> Generator[Any, None, UploadedFiles]:
+        if False:  # pragma: no cover - makes this a generator without suspending
+            yield None
+        return self
+
+
 class FormData(Mapping[str, str]):
     """Text fields as a read-only mapping (last value wins) plus the uploaded files.
 
@@ -171,8 +221,8 @@ class FormData(Mapping[str, str]):
             found.setdefault(upload.name, upload)
         return found
 
-    def all_files(self) -> list[UploadedFile]:
-        return list(self._files)
+    def all_files(self) -> UploadedFiles:
+        return UploadedFiles(self._files)
 
     def field_names(self) -> list[str]:
         return list(self._fields)
@@ -227,9 +277,13 @@ class MultipartReceiver:
             self._parser.write(chunk)
         except (MultipartParseError, ValueError) as exc:
             self.discard()
-            if "Maximum header" in str(exc):
-                # python-multipart's own part-header limits: a size, not a malformed body.
-                raise HTTPException(413, f"Multipart part headers too large: {exc}") from None
+            # python-multipart enforces the part-header limits itself: a size, not a malformed body.
+            if "Maximum header size" in str(exc):
+                size = format_size(self._limits.max_part_header_size)
+                raise HTTPException(413, too_large("part header", "max_part_header_size", size)) from None
+            if "Maximum header count" in str(exc):
+                count = f"{self._limits.max_part_headers} headers"
+                raise HTTPException(413, too_large("part", "max_part_headers", count)) from None
             raise HTTPException(400, f"Malformed multipart body: {exc}") from None
         except HTTPException:
             self.discard()
@@ -255,8 +309,8 @@ class MultipartReceiver:
 
     def _on_part_begin(self) -> None:
         self._parts += 1
-        if self._parts > self._limits.max_parts:
-            raise HTTPException(413, f"Too many form parts (limit {self._limits.max_parts})")
+        if self._parts > self._limits.max_form_parts:
+            raise _too_many_parts(self._limits)
         self._part_headers = {}
         self._field_data = bytearray()
         self._upload = None
@@ -292,12 +346,13 @@ class MultipartReceiver:
         upload = self._upload
         if upload is not None:
             if upload._size + (end - start) > self._limits.max_file_size:
-                raise HTTPException(413, f"File too large (limit {self._limits.max_file_size} bytes)")
+                raise HTTPException(413, too_large("file", "max_file_size", format_size(self._limits.max_file_size)))
             # A view, not a slice: file data is written without another copy.
             upload._write(memoryview(data)[start:end])
         else:
-            if len(self._field_data) + (end - start) > self._limits.max_field_size:
-                raise HTTPException(413, f"Form field too large (limit {self._limits.max_field_size} bytes)")
+            if len(self._field_data) + (end - start) > self._limits.max_form_field_size:
+                size = format_size(self._limits.max_form_field_size)
+                raise HTTPException(413, too_large("form field", "max_form_field_size", size))
             self._field_data += data[start:end]
 
     def _on_part_end(self) -> None:
@@ -318,6 +373,10 @@ def multipart_boundary(content_type_header: str) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise HTTPException(400, "Malformed multipart body: no boundary in Content-Type")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise HTTPException(
+            400, f"Malformed multipart body: boundary longer than {MAX_BOUNDARY_LENGTH} characters (RFC 2046)"
+        )
     return boundary
 
 
@@ -336,32 +395,20 @@ async def receive_multipart(
         raise
 
 
-def parse_form(content_type_header: str, body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> FormData:
+def parse_form(content_type_header: str, body: bytes, limits: FormLimits | None = None) -> FormData:
     """Parse a whole buffered body (the streaming path feeds a MultipartReceiver instead)."""
+    if limits is None:
+        limits = DEFAULT_LIMITS
     media = content_type_header.split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
         receiver = MultipartReceiver(multipart_boundary(content_type_header), limits)
         receiver.feed(body)
         return receiver.finish()
     if media in ("application/x-www-form-urlencoded", ""):
+        # Counted before anything is decoded: a body of a million tiny fields costs one scan.
+        # Every piece between "&"s counts, empty ones too (as parse_qsl's max_num_fields does).
+        if body.count(b"&") >= limits.max_form_parts:
+            raise _too_many_parts(limits)
         text = body.decode("utf-8", "replace")
         return FormData(parse_qsl(text, keep_blank_values=True))
     raise HTTPException(415, f"Unsupported form content type: {media}")
-
-
-# App option, also settable per route under the same name -> the FormLimits field it sets.
-_LIMIT_OPTIONS = {
-    "max_file_size": "max_file_size",
-    "max_form_field_size": "max_field_size",
-    "max_form_parts": "max_parts",
-    "max_part_header_size": "max_part_header_size",
-    "max_part_headers": "max_part_headers",
-}
-
-
-def limits_from(settings: Any, overrides: Mapping[str, Any] | None = None) -> FormLimits:
-    """FormLimits from the App's Config, with a route's own ``max_file_size`` etc. on top."""
-    route = overrides or {}
-    return FormLimits(
-        **{field: int(route.get(option, getattr(settings, option))) for option, field in _LIMIT_OPTIONS.items()}
-    )

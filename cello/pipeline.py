@@ -17,7 +17,7 @@ import logging
 from concurrent.futures import Executor
 from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
 
-from cello.errors import HTTPException
+from cello.errors import HTTPException, body_too_large
 from cello.request import Request
 from cello.response import JSON, Response, dumps, json_response
 from cello.staticfiles import FileResponse
@@ -144,6 +144,7 @@ class Endpoint:
         "_entry",
         "stream_body",
         "max_body_size",
+        "body_too_large",
         "options",
         "_sse_keepalive",
         "_timeout",
@@ -164,6 +165,7 @@ class Endpoint:
         sse_keepalive: float | None = None,
         scope_guards: bool = True,
         timeout: float | None = None,
+        body_limit_option: str = "max_body_size",
     ) -> None:
         self.handler = handler
         self._timeout = timeout
@@ -189,6 +191,8 @@ class Endpoint:
         self._executor = executor
         self.stream_body = stream_body
         self.max_body_size = max_body_size
+        # The 413 answer for a body over max_body_size, naming the option(s) it came from.
+        self.body_too_large = body_too_large(max_body_size, body_limit_option)
         self.options = options or {}
         pieces: list[Callable[..., Any]] = [handler, *self._before, *self._guards]
         pieces += [hook for hook, _ in self._after]

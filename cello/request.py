@@ -14,7 +14,7 @@ from cello.errors import HTTPException
 from cello.headers import Headers, HeaderSource
 
 if TYPE_CHECKING:
-    from cello.forms import FormData, UploadedFile
+    from cello.forms import FormData, FormLimits, UploadedFiles
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
 
@@ -67,6 +67,7 @@ class Request:
         "_body",
         "_stream",
         "_form",
+        "_form_limits",
         "client",
         "scheme",
         "http_version",
@@ -101,6 +102,8 @@ class Request:
             self._headers = Headers([*self._headers.items(), ("content-type", "application/json")])
         self._stream: AsyncIterator[bytes] | None = None
         self._form: FormData | None = None
+        # The route's form limits (set when the app resolves the request); None: the defaults.
+        self._form_limits: FormLimits | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
         self.http_version = "1.1"
@@ -192,11 +195,12 @@ class Request:
         if form is None:
             from cello.forms import parse_form
 
-            form = parse_form(self.headers.get("content-type") or "", self._body)
+            form = parse_form(self.headers.get("content-type") or "", self._body, self._form_limits)
             self._form = form
         return form
 
-    async def files(self) -> list[UploadedFile]:
+    def files(self) -> UploadedFiles:
+        """Every uploaded file, in order; works as ``request.files()`` and ``await request.files()``."""
         return self.form().all_files()
 
     def stream(self) -> AsyncIterator[bytes]:
@@ -291,6 +295,7 @@ class WireRequest(Request):
         self._body = b""
         self._stream = None
         self._form = None
+        self._form_limits = None
         self.client = client
         self.scheme = scheme
         self.http_version = http_version

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from cello.errors import body_too_large
 from cello.server import Server, ServerConfig, bind_socket
 
 PARSERS = ("httptools", "h11")
@@ -109,6 +110,10 @@ class Endpoint:
     handler: Handler
     stream_body: bool = False
     max_body_size: int = 1024 * 1024
+
+    @property
+    def body_too_large(self) -> str:
+        return body_too_large(self.max_body_size)
 
     def __call__(self, request: Any) -> Any:
         return self.handler(request)

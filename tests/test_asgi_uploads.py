@@ -26,4 +26,5 @@ from test_uploads import (  # noqa: F401 - pytest collects these here again
     test_seed_example,
     test_spooled_to_disk_and_cleaned,
     test_sync_threaded_handler,
+    test_urlencoded_field_flood_is_refused_at_once,
 )

@@ -123,7 +123,7 @@ def test_body_past_limit_refused_before_reading(url: str) -> None:
         reader = Reader(sock)
         r = reader.response()
         assert r.status == 413
-        assert r.json() == {"error": "Payload Too Large", "status": 413}
+        assert r.json() == {"error": "Payload Too Large: body exceeds max_body_size (10 bytes)", "status": 413}
         assert reader.at_eof()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from typing import Callable
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -12,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apputil import RunningServer
+from cello import HTTPException
+from cello.forms import DEFAULT_LIMITS, parse_form
 
 APP = "tests/apps/uploads.py"
 KiB = 1024
@@ -146,13 +150,16 @@ def test_file_size_limit(client: httpx.Client, size: int, status: int) -> None:
     response = client.post("/echo", files={"f": ("f.bin", b"x" * size, "application/octet-stream")})
     assert response.status_code == status
     if status == 413:
-        assert response.json()["error"] == "File too large (limit 65536 bytes)"
+        assert response.json()["error"] == "Payload Too Large: file exceeds max_file_size (64 KiB)"
     clean(client)
 
 
 @pytest.mark.parametrize(("size", "status"), [(1024, 200), (1025, 413)])
 def test_field_size_limit(client: httpx.Client, size: int, status: int) -> None:
-    assert client.post("/echo", files={"f": (None, b"v" * size)}).status_code == status
+    response = client.post("/echo", files={"f": (None, b"v" * size)})
+    assert response.status_code == status
+    if status == 413:
+        assert response.json()["error"] == "Payload Too Large: form field exceeds max_form_field_size (1 KiB)"
 
 
 @pytest.mark.parametrize(("count", "status"), [(20, 200), (21, 413)])
@@ -161,13 +168,64 @@ def test_part_count_limit(client: httpx.Client, count: int, status: int) -> None
     response = post_raw(client, "/echo", body)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
+    if status == 413:
+        assert response.json()["error"] == "Payload Too Large: form exceeds max_form_parts (20 parts)"
+
+
+def test_urlencoded_field_flood_is_refused_at_once(client: httpx.Client) -> None:
+    # 1.5 million fields (6 MB, within max_body_size): refused by counting, not by parsing them
+    # all first, so it costs about what any refused body of that size costs.
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    flood = b"a=1&" * 1_500_000
+
+    def timed(headers: dict[str, str]) -> tuple[httpx.Response, float]:
+        started = time.perf_counter()
+        response = client.post("/echo", content=flood, headers=headers)
+        return response, time.perf_counter() - started
+
+    _, baseline = timed({"content-type": "text/plain"})  # refused with 415 without parsing
+    response, elapsed = timed(urlencoded)
+    assert (response.status_code, response.json()) == (
+        413,
+        {"error": "Payload Too Large: form exceeds max_form_parts (20 parts)", "status": 413},
+    )
+    assert elapsed < 3 * baseline + 0.5, f"{elapsed:.2f}s against {baseline:.2f}s for a body refused unread"
+
+
+form_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(form_text, form_text), max_size=30), limit=st.integers(1, 25))
+def test_urlencoded_field_limit_property(fields: list[tuple[str, str]], limit: int) -> None:
+    # Up to the limit a body parses to exactly its fields; past it, 413 naming the option.
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_form_parts=limit)
+    body = urlencode(fields).encode()
+    if len(fields) > limit:
+        with pytest.raises(HTTPException) as refused:
+            parse_form("application/x-www-form-urlencoded", body, limits)
+        assert (refused.value.status, refused.value.detail) == (
+            413,
+            f"Payload Too Large: form exceeds max_form_parts ({limit} parts)",
+        )
+        return
+    form = parse_form("application/x-www-form-urlencoded", body, limits)
+    parsed = [(name, value) for name in form.field_names() for value in form.get_all(name)]
+    assert sorted(parsed) == sorted(fields)
 
 
 def test_part_header_size_limit(client: httpx.Client) -> None:
     ok = multipart([('Content-Disposition: form-data; name="a"\r\nX-Pad: ' + "p" * 900, "v")])
     assert post_raw(client, "/echo", ok).status_code == 200
     too_big = multipart([('Content-Disposition: form-data; name="a"\r\nX-Pad: ' + "p" * 1100, "v")])
-    assert post_raw(client, "/echo", too_big).status_code == 413
+    response = post_raw(client, "/echo", too_big)
+    assert (response.status_code, response.json()["error"]) == (
+        413,
+        "Payload Too Large: part header exceeds max_part_header_size (1 KiB)",
+    )
+    headers = "\r\n".join(['Content-Disposition: form-data; name="a"'] + [f"X-{i}: v" for i in range(16)])
+    response = post_raw(client, "/echo", multipart([(headers, "v")]))
+    assert (response.status_code, response.json()["error"]) == (413, "Payload Too Large: part exceeds max_part_headers (16 headers)")
 
 
 # -- malformed bodies ------------------------------------------------------------------------

@@ -40,6 +40,10 @@ class Endpoint(Protocol):
     @property
     def max_body_size(self) -> int: ...
 
+    # The message of that 413 (cello.errors.body_too_large: the same under ASGI).
+    @property
+    def body_too_large(self) -> str: ...
+
     def __call__(self, request: Request) -> EndpointResult:
         """Run the handler chain. Never raises: failures become error responses."""
         ...

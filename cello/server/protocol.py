@@ -25,7 +25,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Protocol, cast
 
-from cello.errors import HTTPException
+from cello.errors import HTTPException, body_too_large
 from cello.request import Request, WireRequest
 from cello.response import Response, WebSocketUpgrade
 from cello.server import wire
@@ -64,6 +64,10 @@ class _FailedEndpoint:
 
     stream_body = False
     max_body_size = 1 << 62
+
+    @property
+    def body_too_large(self) -> str:
+        return body_too_large(self.max_body_size)
 
     def __call__(self, request: Request) -> EndpointResult:
         return error_response(500, "Internal Server Error")
@@ -395,7 +399,7 @@ class HttpProtocol(asyncio.Protocol):
         chunked = head.chunked
         if not chunked and head.content_length > limit:
             # Refused before reading: with "Expect: 100-continue" the client never sends it.
-            self._refuse(413, "Payload Too Large")
+            self._refuse(413, endpoint.body_too_large)
             return
         keep_alive = head.keep_alive
         self._rx_request = request
@@ -428,7 +432,7 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_size = size
         self._rx_remaining -= len(data)
         if size > self._rx_limit:
-            self._refuse(413, "Payload Too Large")
+            self._refuse(413, self._rx_endpoint.body_too_large)
             return
         self._deadline = self._state.now + self._body_timeout
         stream = self._rx_stream
