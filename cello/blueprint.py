@@ -311,14 +311,15 @@ class Registrar:
         self.scope.after.insert(0, timing.finish)
         self._changed()
 
-    def static(self, prefix: str, directory: str, index: str = "index.html") -> None:
+    def static(self, prefix: str, directory: str, index: str = "index.html", dotfiles: bool = False) -> None:
         """Serve the files below ``directory`` at ``prefix`` (``index.html`` for directories).
 
-        Paths that would leave the directory (``..``, absolute, NUL, symlinks out) get 404.
+        Paths that would leave the directory (``..``, absolute, NUL, symlinks out) get 404, and
+        so do hidden files (``.env``, ``.git/``) unless ``dotfiles=True``.
         """
         from cello.staticfiles import StaticFiles
 
-        handler = StaticFiles(directory, index)
+        handler = StaticFiles(directory, index, dotfiles)
         # A prefix is lenient like a blueprint's: "static" is "/static".
         self.route(join_path("/" + prefix.lstrip("/"), "{*path}"), ["GET"], name=f"static:{prefix}")(handler)
 

@@ -7,22 +7,51 @@ pairs that the server writes as they are.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator, Mapping, MutableMapping, Union
 
 HeaderSource = Union[
     Mapping[str, str], Iterable[tuple[str, str]], "Headers", None
 ]
 
-_FORBIDDEN = ("\r", "\n", "\x00")
+# RFC 9110 §5.1: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: a field value is visible characters, SP, HTAB and obs-text (0x80-0xFF).
+# Every other control character is refused (CR and LF above all: they would forge headers or
+# a body), and so is what latin-1, the encoding of the head, cannot carry.
+_NOT_FIELD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]")
+# RFC 6265 §4.1.1: a cookie attribute's value is US-ASCII without controls or ';'.
+_NOT_COOKIE_ATTRIBUTE = re.compile("[^\x20-\x3a\x3c-\x7e]")
 
 
 def check_header_value(name: str, value: str) -> None:
-    """Refuse CR, LF and NUL: they would let a value forge extra headers or a body."""
-    for ch in _FORBIDDEN:
-        if ch in name or ch in value:
-            raise ValueError(f"invalid character {ch!r} in header {name!r}")
-    if not name or ":" in name or " " in name:
-        raise ValueError(f"invalid header name {name!r}")
+    """Refuse a field that would not reach the client as written: a name that is not a token,
+    a value with a control character other than HTAB, or a character beyond latin-1.
+
+    Every way a handler sets a response header comes here, once, when it is set; the server
+    then writes the list as it is.
+    """
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"invalid header name {name!r}: a header name is a token (RFC 9110 §5.1)")
+    # Most values are printable ASCII, which needs no closer look.
+    if not (value.isascii() and value.isprintable()):
+        bad = _NOT_FIELD_VALUE.search(value)
+        if bad is not None:
+            raise ValueError(f"invalid character {bad.group()!r} in header {name!r}")
+
+
+def check_cookie_name(name: str) -> None:
+    """A cookie name is a token (RFC 6265 §4.1.1): ``;`` or ``=`` in it would forge attributes."""
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"invalid cookie name {name!r}: a cookie name is a token (RFC 6265 §4.1.1)")
+
+
+def check_cookie_attribute(attribute: str, value: str) -> None:
+    """Path, Domain and Expires are ASCII without ';' or controls (RFC 6265 §4.1.1), so a
+    value cannot add attributes of its own."""
+    bad = _NOT_COOKIE_ATTRIBUTE.search(value)
+    if bad is not None:
+        raise ValueError(f"invalid character {bad.group()!r} in cookie {attribute} {value!r}")
 
 
 def _pairs(source: HeaderSource) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from mypy_extensions import mypyc_attr
 
 from cello.concurrency import ChunkSource, as_byte_stream
 
-from cello.headers import MutableHeaders, check_header_value
+from cello.headers import MutableHeaders, check_cookie_attribute, check_cookie_name, check_header_value
 
 if TYPE_CHECKING:
     from cello.server.interface import WebSocketSession
@@ -111,8 +111,10 @@ class Response:
 
     @classmethod
     def redirect(cls, url: str, permanent: bool = False, status: int | None = None) -> Response:
+        """302 Found, or 301 when ``permanent``, as Flask answers; ``status=307``/``308``
+        (or 303) when the client must keep (or drop) the method and body."""
         if status is None:
-            status = 308 if permanent else 307
+            status = 301 if permanent else 302
         response = cls(None, status)
         response.set_header("location", url)
         return response
@@ -189,16 +191,22 @@ class Response:
         httponly: bool = False,
         samesite: str | None = "lax",
     ) -> Response:
+        # The value is percent-encoded, so any string is safe; the name and the attributes are
+        # taken as written and must not carry ';' or controls that would forge attributes.
+        check_cookie_name(key)
         parts = [f"{key}={quote(value, safe='')}"]
         if max_age is not None:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, datetime):
                 expires = email.utils.format_datetime(expires, usegmt=expires.tzinfo is not None)
+            check_cookie_attribute("expires", expires)
             parts.append(f"Expires={expires}")
         if path:
+            check_cookie_attribute("path", path)
             parts.append(f"Path={path}")
         if domain:
+            check_cookie_attribute("domain", domain)
             parts.append(f"Domain={domain}")
         if secure:
             parts.append("Secure")
@@ -206,11 +214,9 @@ class Response:
             parts.append("HttpOnly")
         if samesite:
             if samesite.lower() not in ("lax", "strict", "none"):
-                raise ValueError("samesite must be 'lax', 'strict' or 'none'")
+                raise ValueError(f"samesite must be 'lax', 'strict' or 'none', not {samesite!r}")
             parts.append(f"SameSite={samesite.capitalize()}")
-        cookie = "; ".join(parts)
-        check_header_value("set-cookie", cookie)
-        self._headers.append(("set-cookie", cookie))
+        self._headers.append(("set-cookie", "; ".join(parts)))
         return self
 
     def delete_cookie(self, key: str, path: str = "/", domain: str | None = None) -> Response:

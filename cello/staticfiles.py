@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 import os
+import re
 import stat as stat_module
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,18 @@ CHUNK = 256 * 1024
 
 def http_date(timestamp: float) -> str:
     return email.utils.format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), usegmt=True)
+
+
+def parse_http_date(text: str) -> float | None:
+    """Seconds since the epoch of an HTTP-date (any of RFC 9110's three forms), or None for
+    anything else: an absurd year or offset is not a date, not an error."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _attachment(filename: str) -> str:
@@ -110,13 +123,9 @@ class FileResponse(Response):
             return "*" in tags or any(tag.removeprefix("W/") == weak_self for tag in tags)
         since = request.headers.get("if-modified-since")
         if since is not None:
-            try:
-                parsed = email.utils.parsedate_to_datetime(since)
-            except (TypeError, ValueError):
-                return False
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            return int(self.mtime) <= parsed.timestamp()
+            timestamp = parse_http_date(since)
+            # Not a date: ignored, as RFC 9110 §13.1.3 asks.
+            return timestamp is not None and int(self.mtime) <= timestamp
         return False
 
     def _if_range_holds(self, request: Request) -> bool:
@@ -139,62 +148,79 @@ class FileResponse(Response):
         return response
 
 
+# RFC 9110 §14.1.2: one byte range (several are answered with the whole file). ASCII digits
+# only: str.isdigit() would take '²' or '٣', which int() refuses or reads as another number.
+_BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
+# More digits than this is past the end of any file: compared without building huge ints.
+_MAX_DIGITS = 18
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """A single ``bytes=`` range -> (start, end) inclusive; (-1, -1) if unsatisfiable;
-    None if the header is not a single byte range (the whole file is sent then)."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    None if the header is not a single valid byte range (RFC 9110: ignore it, send the file)."""
+    match = _BYTE_RANGE.fullmatch(header)
+    if match is None:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
-        return None
+    first, last = match.groups()
     if first == "":
         if last == "":
             return None
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             return (-1, -1)
         return (max(0, size - suffix), size - 1)
-    start = int(first)
+    start = _position(first)
+    end = _position(last) if last else size - 1
+    if last and end < start:
+        return None
     if start >= size:
         return (-1, -1)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
     return (start, min(end, size - 1))
 
 
 class StaticFiles:
     """Serves files below ``directory`` for ``app.static(prefix, directory)``.
 
-    The router gives the percent-decoded rest of the path; anything that could leave the
-    root (``..``, absolute paths, NUL, a symlink pointing outside) is a 404, like a missing file.
+    The router gives the percent-decoded rest of the path. Whatever leads to a file (symlinks,
+    a directory's index), the file that is finally opened must lie below the root, else 404,
+    like a missing file. Also 404: ``..``, NUL, backslashes, a file asked for with a trailing
+    slash (``notes.txt/``: only a directory has one), and hidden files and directories
+    (``.env``, ``.git/``) unless ``dotfiles=True``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], index: str = "index.html") -> None:
+    def __init__(self, directory: str | os.PathLike[str], index: str = "index.html", dotfiles: bool = False) -> None:
         self.root = Path(directory).resolve()
         self.index = index
+        self.dotfiles = dotfiles
         if not self.root.is_dir():
             raise ValueError(f"static directory {directory!r} does not exist")
 
     def resolve(self, relative: str) -> Path | None:
         if "\x00" in relative or "\\" in relative:
             return None
-        parts = [part for part in relative.split("/") if part not in ("", ".")]
-        if any(part == ".." for part in parts):
+        segments = relative.split("/")
+        parts = [part for part in segments if part not in ("", ".")]
+        if ".." in parts:
             return None
-        candidate = self.root.joinpath(*parts) if parts else self.root
         try:
-            real = candidate.resolve(strict=True)
+            real = self.root.joinpath(*parts).resolve(strict=True)
+            if real.is_dir():
+                real = (real / self.index).resolve(strict=True)
+            elif segments[-1] in ("", "."):
+                return None
         except (OSError, RuntimeError):
             return None
-        if real != self.root and self.root not in real.parents:
+        # The one check, on the file that will be opened, wherever the path and its links led.
+        if not real.is_relative_to(self.root) or not real.is_file():
             return None
-        if real.is_dir():
-            real = real / self.index
-            if not real.is_file():
-                return None
-        return real if real.is_file() else None
+        if not self.dotfiles and any(part.startswith(".") for part in real.relative_to(self.root).parts):
+            return None
+        return real
 
     def __call__(self, request: Request) -> Response:
         found = self.resolve(str(request.params.get("path", "")))

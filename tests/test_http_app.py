@@ -268,7 +268,7 @@ def test_tuple_headers(client: httpx.Client) -> None:
 
 def test_redirect_and_cookie(client: httpx.Client) -> None:
     response = client.get("/kinds/redirect")
-    assert (response.status_code, response.headers["location"]) == (307, "/")
+    assert (response.status_code, response.headers["location"]) == (302, "/")
     response = client.get("/kinds/cookie")
     assert response.headers["set-cookie"] == "session=abc; Path=/; HttpOnly; SameSite=Lax"
 

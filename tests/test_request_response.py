@@ -130,9 +130,10 @@ def test_response_factories() -> None:
     assert Response.html("<b>").content_type() == "text/html; charset=utf-8"
     assert Response.binary(b"x", "image/png").content_type() == "image/png"
     redirect = Response.redirect("/there")
-    assert (redirect.status, redirect.headers["location"]) == (307, "/there")
-    assert Response.redirect("/p", permanent=True).status == 308
+    assert (redirect.status, redirect.headers["location"]) == (302, "/there")
+    assert Response.redirect("/p", permanent=True).status == 301
     assert Response.redirect("/p", status=303).status == 303
+    assert Response.redirect("/p", permanent=True, status=308).status == 308
     assert Response.no_content().status == 204
     created = Response.created({"id": 1}, location="/items/1")
     assert (created.status, created.headers["Location"], created.body()) == (201, "/items/1", b'{"id":1}')
@@ -157,6 +158,65 @@ def test_set_header_rejects_injection(bad: str) -> None:
         Response.redirect(bad)
 
 
+# Every control character but HTAB (RFC 9110 §5.5), and what latin-1 cannot encode.
+BAD_VALUE_CHARS = [chr(c) for c in [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]] + ["\u20ac", "\U0001f600"]
+
+
+@pytest.mark.parametrize("char", BAD_VALUE_CHARS, ids=lambda c: f"U+{ord(c):04X}")
+def test_header_values_refuse_control_characters(char: str) -> None:
+    value = f"a{char}b"
+    for build in (
+        lambda: Response.text("x").set_header("X-A", value),
+        lambda: Response.text("x").headers.add("X-A", value),
+        lambda: Response(b"x", headers={"X-A": value}),
+        lambda: to_response(("x", 200, {"X-A": value})),
+        lambda: Response(b"x", content_type=f"text/plain{value}"),
+    ):
+        with pytest.raises(ValueError, match=r"invalid character .* in header '(X-A|content-type)'"):
+            build()
+
+
+@pytest.mark.parametrize("value", ["a\tb", "caf\xe9", "x" * 8000, "", " spaced "])
+def test_header_values_allow_htab_and_latin1(value: str) -> None:
+    assert Response.text("x").set_header("X-A", value).headers["x-a"] == value
+
+
+@pytest.mark.parametrize("name", ["", "X A", "X:A", "X-\u00e9", "X\tA", "(x)", "X/A", "X@A", 'X"A'])
+def test_header_names_are_tokens(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid header name"):
+        Response.text("x").set_header(name, "1")
+    with pytest.raises(ValueError, match="invalid header name"):
+        to_response(("x", 200, {name: "1"}))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"key": "a; Domain=evil.example"}, "invalid cookie name"),
+        ({"key": "a=b"}, "invalid cookie name"),
+        ({"key": ""}, "invalid cookie name"),
+        ({"key": "s\x0b"}, "invalid cookie name"),
+        ({"key": "s", "path": "/; Domain=evil.example"}, "cookie path"),
+        ({"key": "s", "path": "/a\x7f"}, "cookie path"),
+        ({"key": "s", "path": "/caf\xe9"}, "cookie path"),
+        ({"key": "s", "domain": "example.com; Secure"}, "cookie domain"),
+        ({"key": "s", "domain": "a\x0cb"}, "cookie domain"),
+        ({"key": "s", "expires": "never; Domain=x"}, "cookie expires"),
+        ({"key": "s", "samesite": "sometimes"}, "samesite"),
+    ],
+)
+def test_set_cookie_refuses_what_would_forge_attributes(arguments: dict[str, str], message: str) -> None:
+    response = Response.text("x")
+    with pytest.raises(ValueError, match=message):
+        response.set_cookie(**arguments)  # type: ignore[arg-type]
+    assert response.headers.get("set-cookie") is None
+
+
+def test_cookie_value_is_encoded_not_refused() -> None:
+    response = Response.text("x").set_cookie("s", 'a; Domain=evil.example\x0b"\\,')
+    assert response.headers["set-cookie"] == "s=a%3B%20Domain%3Devil.example%0B%22%5C%2C; Path=/; SameSite=Lax"
+
+
 def test_set_cookie() -> None:
     response = Response.text("x")
     response.set_cookie("session", "a b", max_age=60, httponly=True, secure=True, samesite="strict")
@@ -176,3 +236,52 @@ def test_response_file(tmp_path: object) -> None:
     assert response.content_type() == "text/plain; charset=utf-8"
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9.txt" in response.headers["content-disposition"]
     assert response.is_streaming
+
+
+def test_static_files_under_the_test_client(tmp_path: object) -> None:
+    import os
+    import pathlib
+
+    from cello import App
+    from cello.testing import TestClient
+
+    base = pathlib.Path(str(tmp_path))
+    root = base / "public"
+    (root / "linked").mkdir(parents=True)
+    (base / "secret.txt").write_text("top secret")
+    os.symlink(base / "secret.txt", root / "linked" / "index.html")
+    (root / ".env").write_text("SECRET_KEY=1")
+    (root / "notes.txt").write_text("notes")
+    app = App()
+    app.static("/s", str(root))
+    app.static("/all", str(root), dotfiles=True)
+    with TestClient(app) as client:
+        for path in ["/s/linked/", "/s/linked", "/s/.env", "/s/notes.txt/", "/all/linked/"]:
+            assert client.get(path).status_code == 404, path
+        assert client.get("/s/notes.txt").text == "notes"
+        assert client.get("/all/.env").text == "SECRET_KEY=1"
+        whole = client.get("/s/notes.txt", headers={"range": b"bytes=\xb2-", "if-modified-since": "Mon, 01 Jan 99999 00:00:00 GMT"})
+        assert (whole.status_code, whole.text) == (200, "notes")
+
+
+def test_bad_header_from_a_handler_is_a_500_under_the_test_client(caplog: pytest.LogCaptureFixture) -> None:
+    from cello import App
+    from cello.testing import TestClient
+
+    app = App()
+
+    @app.get("/tuple")
+    def tuple_headers(request: Request) -> object:
+        return ("ok", 200, {"X-A": "a\x0bb"})
+
+    @app.get("/cookie")
+    def cookie(request: Request) -> Response:
+        return Response.text("ok").set_cookie("a; Domain=evil.example", "1")
+
+    with TestClient(app) as client:
+        for path in ("/tuple", "/cookie"):
+            response = client.get(path)
+            assert (response.status_code, response.json()) == (500, {"error": "Internal Server Error", "status": 500})
+            assert "set-cookie" not in response.headers
+    assert "invalid character '\\x0b' in header 'X-A'" in caplog.text
+    assert "invalid cookie name 'a; Domain=evil.example'" in caplog.text

@@ -4,11 +4,14 @@ through values a handler reflects."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from importlib.util import find_spec
 from typing import Callable
 
 import pytest
-from apputil import RunningServer
-from serverutil import PARSERS, Reader, connect, exchange, get
+from apputil import ASGI_SERVERS, RunningServer
+from serverutil import PARSERS, RawResponse, Reader, connect, exchange, get
 
 FAULTS = "tests/apps/faults.py"  # App(server_header=None, ...)
 BASIC = "tests/apps/basic.py"  # App() with the defaults
@@ -95,7 +98,71 @@ def test_reflected_safe_values_pass(faults: RunningServer) -> None:
     (r,), _ = exchange(faults.url, get("/header?v=plain%20value", extra="Connection: close\r\n"))
     assert (r.status, r.header("x-echo")) == (200, "plain value")
     (r,), _ = exchange(faults.url, get("/go?to=/home", extra="Connection: close\r\n"))
-    assert (r.status, r.header("location")) == (307, "/home")
+    assert (r.status, r.header("location")) == (302, "/home")
+    (r,), _ = exchange(faults.url, get("/go?to=/home&permanent", extra="Connection: close\r\n"))
+    assert (r.status, r.header("location")) == (301, "/home")
+
+
+@pytest.fixture(params=[*PARSERS, *ASGI_SERVERS])
+def any_server(request: pytest.FixtureRequest, serve_app: Callable[..., RunningServer]) -> RunningServer:
+    """tests/apps/faults.py under `cello serve` (both parsers) and under each ASGI server."""
+    if request.param in ASGI_SERVERS and find_spec(request.param) is None:
+        pytest.skip(f"{request.param} is in the test extra")
+    return serve_app(FAULTS, request.param)
+
+
+def _refused(server: RunningServer, target: str, logged: str) -> RawResponse:
+    """A handler gave a header (or cookie) that cannot go out: a bare 500, and the log says why."""
+    (r,), _ = exchange(server.url, get(target, extra="Connection: close\r\n"))
+    assert r.status == 500, r.raw_head
+    assert r.json() == {"error": "Internal Server Error", "status": 500}
+    assert r.header("set-cookie") is None
+    deadline = time.monotonic() + 5
+    while logged not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged in server.output()
+    return r
+
+
+@pytest.mark.parametrize("way", ["set_header", "init", "tuple", "mapping"])
+@pytest.mark.parametrize(
+    ("encoded", "char"), [("%0B", "\\x0b"), ("%0C", "\\x0c"), ("%7F", "\\x7f"), ("%1B", "\\x1b"), ("%E2%82%AC", "€")]
+)
+def test_control_characters_in_header_values_are_a_500(any_server: RunningServer, way: str, encoded: str, char: str) -> None:
+    # The request parsers refuse these bytes; a handler cannot send them either.
+    name = f"x-{uuid.uuid4().hex[:12]}"
+    _refused(any_server, f"/header?way={way}&name={name}&v=a{encoded}b", f"invalid character '{char}' in header '{name}'")
+
+
+@pytest.mark.parametrize("way", ["set_header", "init", "tuple", "mapping"])
+@pytest.mark.parametrize(("encoded", "char"), [("%40", "@"), ("%28", "("), ("%C3%A9", "é"), ("%20", " ")])
+def test_header_name_must_be_a_token(any_server: RunningServer, way: str, encoded: str, char: str) -> None:
+    marker = uuid.uuid4().hex[:12]
+    _refused(any_server, f"/header?way={way}&name=x{encoded}{marker}&v=1", f"invalid header name 'x{char}{marker}'")
+
+
+@pytest.mark.parametrize("way", ["set_header", "init", "tuple", "mapping"])
+def test_tab_and_latin1_in_header_values_pass(any_server: RunningServer, way: str) -> None:
+    (r,), _ = exchange(any_server.url, get(f"/header?way={way}&v=a%09caf%C3%A9", extra="Connection: close\r\n"))
+    assert (r.status, r.header("x-echo")) == (200, "a\tcaf\xe9")
+
+
+@pytest.mark.parametrize(
+    ("query", "logged"),
+    [
+        ("name=a%3B%20Domain%3Devil.example{m}", "invalid cookie name 'a; Domain=evil.example{m}'"),
+        ("name=s&path=/{m}%3B%20Domain%3Devil.example", "invalid character ';' in cookie path '/{m}; Domain=evil.example'"),
+        ("name=s&domain={m}.example%0B", "invalid character '\\x0b' in cookie domain '{m}.example\\x0b'"),
+    ],
+)
+def test_cookie_name_and_attributes_cannot_forge_attributes(any_server: RunningServer, query: str, logged: str) -> None:
+    marker = uuid.uuid4().hex[:12]
+    _refused(any_server, "/cookie?" + query.format(m=marker), logged.format(m=marker))
+
+
+def test_cookie_values_are_encoded(any_server: RunningServer) -> None:
+    (r,), _ = exchange(any_server.url, get("/cookie?v=a%3B%20Domain%3Devil.example", extra="Connection: close\r\n"))
+    assert (r.status, r.header_all("set-cookie")) == (200, ["s=a%3B%20Domain%3Devil.example; Path=/; SameSite=Lax"])
 
 
 def test_content_type_cannot_inject_headers() -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ssespec
 from apputil import RunningServer
-from cello import SseEvent
+from serverutil import exchange, get
+from cello import Request, SseEvent
+from cello.staticfiles import FileResponse
 
 APP = "tests/apps/streams.py"
 
@@ -174,6 +177,8 @@ def test_returning_async_generator_streams(client: httpx.Client) -> None:
 
 # -- files -----------------------------------------------------------------------------------
 
+DATA = bytes(range(256)) * 40  # tests/apps/streams.py's data.bin
+
 
 def test_static_file_and_validators(client: httpx.Client) -> None:
     response = client.get("/static/hello.txt")
@@ -203,17 +208,104 @@ def test_directory_index(client: httpx.Client) -> None:
         ("bytes=-5", 206, (10235, 10240), "bytes 10235-10239/10240"),
         ("bytes=10240-", 416, None, "bytes */10240"),
         ("bytes=0-1,5-6", 200, (0, 10240), None),
+        ("bytes=-0", 416, None, "bytes */10240"),
+        ("bytes=20-10", 200, (0, 10240), None),  # invalid: ignored (RFC 9110 §14.1.1)
+        ("items=0-9", 200, (0, 10240), None),
+        # Thousands of digits: past the end (416), or the rest of the file (206).
+        ("bytes=" + "9" * 5000 + "-", 416, None, "bytes */10240"),
+        ("bytes=0-" + "9" * 5000, 206, (0, 10240), "bytes 0-10239/10240"),
+        ("bytes=-" + "9" * 5000, 206, (0, 10240), "bytes 0-10239/10240"),
+        ("bytes=" + "0" * 5000 + "1-2", 206, (1, 3), "bytes 1-2/10240"),
     ],
 )
 def test_ranges(
     client: httpx.Client, header: str, status: int, body_range: tuple[int, int] | None, content_range: str | None
 ) -> None:
-    data = bytes(range(256)) * 40
     response = client.get("/static/data.bin", headers={"range": header})
     assert response.status_code == status
     if body_range is not None:
-        assert response.content == data[body_range[0] : body_range[1]]
+        assert response.content == DATA[body_range[0] : body_range[1]]
     assert response.headers.get("content-range") == content_range
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"range", b"bytes=\xb2-"),  # '\xb2' is str.isdigit() but not int()
+        (b"range", b"bytes=\xd9\xa3-"),  # an Arabic-Indic digit, in UTF-8
+        (b"if-modified-since", b"Mon, 01 Jan 99999 00:00:00 GMT"),
+        (b"if-modified-since", b"Mon, 01 Jan " + b"9" * 30 + b" 00:00:00 GMT"),
+        (b"if-modified-since", b"Mon, 01 Jan 2030 00:00:00 +" + b"9" * 30),
+        (b"if-modified-since", b"Mon, 01 Jan 2030 99:00:00 GMT"),
+    ],
+)
+def test_invalid_range_or_date_is_ignored(server: RunningServer, name: bytes, value: bytes) -> None:
+    """RFC 9110 §14.2, §13.1.3: a Range or If-Modified-Since that does not parse is ignored."""
+    (r,), _ = exchange(server.url, get("/static/data.bin", extra=f"{name.decode()}: {value.decode('latin-1')}\r\nConnection: close\r\n"))
+    assert (r.status, r.header("content-range"), r.body) == (200, None, DATA)
+
+
+# Values a client can send for the validators: anything a head can carry (latin-1, no controls
+# but HTAB), and near-misses of the forms the server parses (digits that are not ASCII, numbers
+# past every limit, impossible dates and offsets).
+_field = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f") | st.just("\t"), max_size=40)
+_number = st.one_of(
+    st.just(""), st.integers(0, 10**30).map(str), st.text(st.sampled_from("0123456789\xb2\xb3\xb9"), min_size=1, max_size=25)
+)
+_range = st.builds("{}={}-{}{}".format, st.sampled_from(["bytes", "Bytes", "bits"]), _number, _number, st.sampled_from(["", " ", ",1-2"]))
+_date = st.builds(
+    "{}, {} {} {} {} {}".format,
+    st.sampled_from(["Mon", "Sunday", "Xyz"]),
+    st.integers(-1, 40).map(str) | _number,
+    st.sampled_from(["Jan", "Dec", "Foo"]),
+    st.integers(0, 10**30).map(str) | _number,
+    st.sampled_from(["00:00:00", "23:59:59", "99:99:99", "1:2", "1.2.3"]),
+    st.sampled_from(["GMT", "UTC", "+0000", "-2359", "+2400", "+" + "9" * 30, "-" + "9" * 30, "EST", ""]),
+)
+_etag = st.sampled_from(['"x"', 'W/"x"', "*", '"x", W/"y"', ""])
+_conditionals = st.fixed_dictionaries(
+    {},
+    optional={
+        "range": _range | _field,
+        "if-modified-since": _date | _field,
+        "if-none-match": _etag | _field,
+        "if-range": _etag | _date | _field,
+    },
+)
+def check_file_answer(status: int, content_range: str | None, body: bytes | None) -> None:
+    """What a GET of data.bin may answer, whatever its validators and Range say."""
+    assert status in (200, 206, 304, 416), status
+    if status == 206:
+        assert content_range is not None
+        first, last = content_range.removeprefix("bytes ").removesuffix("/10240").split("-")
+        assert body is None or body == DATA[int(first) : int(last) + 1]
+    elif status == 416:
+        assert content_range == "bytes */10240"
+    elif status == 200 and body is not None:
+        assert body == DATA
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=_conditionals)
+def test_conditional_and_range_headers_never_fail(server: RunningServer, headers: dict[str, str]) -> None:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "Connection: close\r\n"
+    (r,), _ = exchange(server.url, get("/static/data.bin", extra=extra))
+    check_file_answer(r.status, r.header("content-range"), r.body)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("files") / "data.bin"
+    path.write_bytes(DATA)
+    return path
+
+
+@settings(max_examples=1500, deadline=None)
+@given(headers=_conditionals)
+def test_file_response_answers_any_validators(data_file: Path, headers: dict[str, str]) -> None:
+    # The same property in-process, where thousands of cases take a second.
+    response = FileResponse(data_file).for_request(Request("GET", "/data.bin", headers=headers))
+    check_file_answer(response.status, response.headers.get("content-range"), None)
 
 
 def test_download_with_filename(client: httpx.Client) -> None:
@@ -233,12 +325,39 @@ def test_download_with_filename(client: httpx.Client) -> None:
         "/static/hello.txt%00.html",
         "/static/escape",
         "/static/..%5Csecret.txt",
+        "/static/linked/",  # a directory whose index.html is a symlink out of the root
+        "/static/linked",
+        "/dotted/linked/",
     ],
 )
 def test_static_never_escapes_root(server: RunningServer, target: str) -> None:
     reply = raw(server, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     assert reply.startswith(b"HTTP/1.1 404 "), reply[:200]
     assert b"top secret" not in reply and b"root:" not in reply
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("/static/.env", 404),
+        ("/static/.well-known/security.txt", 404),
+        ("/static/env-link.txt", 404),  # a visible name linked to a hidden file
+        ("/dotted/.env", 200),
+        ("/dotted/.well-known/security.txt", 200),
+        ("/dotted/env-link.txt", 200),
+    ],
+)
+def test_hidden_files_only_with_dotfiles(client: httpx.Client, target: str, status: int) -> None:
+    response = client.get(target)
+    assert response.status_code == status
+    if status == 404:
+        assert response.json() == {"error": f"Not Found: GET {target}", "status": 404}
+
+
+def test_file_with_trailing_slash_is_not_found(client: httpx.Client) -> None:
+    # Only a directory has a trailing slash (as nginx and Starlette answer).
+    assert client.get("/static/hello.txt/").status_code == 404
+    assert client.get("/static/hello.txt").status_code == 200
 
 
 # -- the encoder, against the spec parser ------------------------------------------------------

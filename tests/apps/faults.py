@@ -95,14 +95,33 @@ async def boom_async(request: Request) -> str:
 
 
 @app.get("/header")
-def header(request: Request) -> Response:
-    # Reflects a query parameter into a header: the CRLF check must refuse a forged one.
-    return Response("ok").set_header("x-echo", request.query.get("v", ""))
+def header(request: Request) -> Any:
+    # Reflects query parameters into a header, each way a handler can give one: the checks
+    # must refuse a forged header, a control character or a name that is not a token.
+    name, value = request.query.get("name", "x-echo"), request.query.get("v", "")
+    way = request.query.get("way", "set_header")
+    if way == "init":
+        return Response("ok", headers={name: value})
+    if way == "tuple":
+        return ("ok", 200, {name: value})
+    if way == "mapping":
+        response = Response("ok")
+        response.headers[name] = value
+        return response
+    return Response("ok").set_header(name, value)
+
+
+@app.get("/cookie")
+def cookie(request: Request) -> Response:
+    query = request.query
+    return Response("ok").set_cookie(
+        query.get("name", "s"), query.get("v", ""), path=query.get("path", "/"), domain=query.get("domain")
+    )
 
 
 @app.get("/go")
 def go(request: Request) -> Response:
-    return Response.redirect(request.query.get("to", "/"))
+    return Response.redirect(request.query.get("to", "/"), permanent="permanent" in request.query)
 
 
 @app.get("/big")

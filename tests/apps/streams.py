@@ -128,11 +128,21 @@ PUBLIC = ROOT / "public"
 (PUBLIC / "sub" / "index.html").write_text("<h1>sub</h1>")
 (PUBLIC / "data.bin").write_bytes(bytes(range(256)) * 40)
 (ROOT / "secret.txt").write_text("top secret")
-link = PUBLIC / "escape"
-if not link.is_symlink():
-    os.symlink(ROOT / "secret.txt", link)
+# Hidden files, and links that lead outside the root or to a hidden file.
+(PUBLIC / ".env").write_text("SECRET_KEY=hunter2")
+(PUBLIC / ".well-known").mkdir(exist_ok=True)
+(PUBLIC / ".well-known" / "security.txt").write_text("Contact: mailto:security@example.com")
+(PUBLIC / "linked").mkdir(exist_ok=True)
+for name, target in [
+    ("escape", ROOT / "secret.txt"),
+    ("linked/index.html", ROOT / "secret.txt"),  # a directory whose index leaves the root
+    ("env-link.txt", PUBLIC / ".env"),
+]:
+    if not (PUBLIC / name).is_symlink():
+        os.symlink(target, PUBLIC / name)
 
 app.static("/static", str(PUBLIC))
+app.static("/dotted", str(PUBLIC), dotfiles=True)
 
 
 @app.get("/download")
