@@ -348,7 +348,7 @@ class App(Registrar):
         on the command line override the arguments given here."""
         from cello.runner import RunOptions, run_app
 
-        options = RunOptions(host, port, debug, env, workers or 1, reload, logs, http, load_build=True)
+        options = RunOptions(host, port, debug, env, 1 if workers is None else workers, reload, logs, http, load_build=True)
         options = options.with_argv(sys.argv[1:] if argv is None else list(argv))
         code = run_app(self, options)
         if code:

@@ -188,3 +188,40 @@ def test_no_logs_still_prints_start_line(project: Path) -> None:
         output = served.output()
     assert f"Cello serving on http://127.0.0.1:{served.port}" in output
     assert "INFO" not in output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--port", "99999"], "argument --port: must be an integer from 0 to 65535, got '99999'"),
+        (["--port", "-1"], "argument --port: must be an integer from 0 to 65535, got '-1'"),
+        (["--workers", "0"], "argument --workers: must be an integer of at least 1, got '0'"),
+        (["--keep-alive-timeout", "0"], "argument --keep-alive-timeout: must be a number greater than 0, got '0'"),
+        (["--handler-timeout", "nan"], "argument --handler-timeout: must be a number greater than 0, got 'nan'"),
+        (["--worker-timeout", "-5"], "argument --worker-timeout: must be a number greater than 0, got '-5'"),
+        (["--max-connections", "0"], "argument --max-connections: must be an integer of at least 1, got '0'"),
+        (["--backlog", "many"], "argument --backlog: must be an integer of at least 1, got 'many'"),
+    ],
+)
+def test_numeric_flags_are_validated(flags: list[str], message: str) -> None:
+    # Refused by the argument parser, before the app is imported or a port is bound.
+    result = cello("serve", "examples/hello.py", *flags, cwd=ROOT, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"cello serve: error: {message}"
+
+
+def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
+    from cello import App
+
+    app = App()
+    with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 99999$"):
+        app.run(port=99999, argv=[])
+    with pytest.raises(ValueError, match=r"^workers must be an integer of at least 1, got 0$"):
+        app.run(workers=0, argv=[])
+    with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 8000.5$"):
+        app.run(port=8000.5, argv=[])  # type: ignore[arg-type]
+    script = tmp_path / "app.py"
+    script.write_text("from cello import App\napp = App()\napp.run()\n")
+    result = subprocess.run([sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "app.py: error: argument --port: must be an integer from 0 to 65535, got '70000'"
