@@ -9,6 +9,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, Union
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def run_app(app: App, options: RunOptions) -> int:
 
         if not is_reloader_child():
             configure_logging(False, options.logs)
-            return run_with_reload([script_directory()])
+            return run_with_reload([script_directory()], [Path(options.build_dir)])
     for name in _APP_SETTINGS:
         value = getattr(options, name)
         if value is not None:
@@ -184,8 +185,6 @@ def run_app(app: App, options: RunOptions) -> int:
     app._invalidate()
     configure_logging(debug, options.logs)
     if options.load_build:
-        from pathlib import Path
-
         from cello.build_artifacts import attach_build
 
         attach_build(app, Path(options.build_dir))

@@ -225,3 +225,33 @@ def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == "app.py: error: argument --port: must be an integer from 0 to 65535, got '70000'"
+
+
+def test_wrong_app_name_lists_the_apps_of_the_module(tmp_path: Path) -> None:
+    (tmp_path / "service.py").write_text("from cello import App\nsettings = {}\napi = App()\nadmin = App()\n")
+    missing = cello("serve", "service.py", cwd=tmp_path, timeout=30)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "error: module 'service' has no attribute 'app'; its Apps are named 'api', 'admin': "
+        "use `cello serve service.py:api`",
+    )
+    wrong = cello("routes", "service:settings", cwd=tmp_path, timeout=30)
+    assert wrong.stderr.strip() == (
+        "error: service:settings is of type dict, not a cello.App; its Apps are named 'api', 'admin': "
+        "use `cello routes service:api`"
+    )
+    (tmp_path / "plain.py").write_text("x = 1\n")
+    none = cello("build", "plain", cwd=tmp_path, timeout=30)
+    assert none.stderr.strip() == "error: module 'plain' has no attribute 'app'; it defines no cello.App (create one with `app = App()`)"
+
+
+def test_build_of_another_app_says_which_command_to_run(project: Path, tmp_path: Path) -> None:
+    (tmp_path / "other.py").write_text("from cello import App\napi = App()\n\n@api.get('/')\ndef index(request):\n    return 'other'\n")
+    shutil.copytree(project / "build", tmp_path / "out", ignore=shutil.ignore_patterns(".mypyc-build"))
+    refused = cello("serve", "other:api", "--out", "out", "--require-compiled", "--port", str(free_port()), cwd=tmp_path, timeout=30)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: the build in out/ is for hello.py, not other:api; run `cello build other:api --out out` again"
+    check = cello("build", "other.py:api", "--out", "out", "--check", cwd=tmp_path, timeout=30)
+    assert check.stderr.strip() == (
+        "out of date: the build in out/ is for hello.py, not other.py:api; run `cello build other.py:api --out out` again"
+    )

@@ -814,3 +814,35 @@ def test_reload_restarts_on_source_changes(tmp_path: Path, linux: None) -> None:
                 os.kill(child, signal.SIGKILL)
             proc.kill()
             proc.communicate()
+
+
+def test_reload_ignores_a_build_in_progress_and_restarts_once_it_is_done(tmp_path: Path, linux: None) -> None:
+    (tmp_path / "hello.py").write_text((ROOT / "examples" / "hello.py").read_text())
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cello", "serve", "hello.py", "--port", str(port), "--reload"],
+            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        eventually(lambda: "router: interpreted" in log.read_text(), timeout=30, what="first start")
+        # The build writes a generated .py (and mypyc's tree) long before its manifest.
+        build = subprocess.run(
+            [sys.executable, "-m", "cello", "build", "hello.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180
+        )
+        assert build.returncode == 0, build.stdout + build.stderr
+        eventually(lambda: "router: compiled" in log.read_text(), timeout=30, what="restart on the finished build")
+        time.sleep(2.5)  # past the watcher's debounce: no further restart comes
+        (r,), _ = exchange(f"http://127.0.0.1:{port}", get("/users/1", extra="Connection: close\r\n"))
+        assert r.json() == {"id": 1, "name": "Ada"}
+        restarts = [line for line in log.read_text().splitlines() if "changed; restarting" in line]
+        assert len(restarts) == 1 and "manifest.json changed" in restarts[0], restarts
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
