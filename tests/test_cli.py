@@ -255,3 +255,63 @@ def test_build_of_another_app_says_which_command_to_run(project: Path, tmp_path:
     assert check.stderr.strip() == (
         "out of date: the build in out/ is for hello.py, not other.py:api; run `cello build other.py:api --out out` again"
     )
+
+
+SLOW_APP = """
+import asyncio, time
+from cello import App
+
+app = App()
+
+@app.get("/slow/{n}")
+def slow(request):
+    time.sleep(0.25)
+    return "slow"
+
+@app.get("/quick")
+def quick(request):
+    return "quick"
+
+@app.get("/threaded", threaded=True)
+def threaded(request):
+    time.sleep(0.25)
+    return "threaded"
+
+@app.get("/async")
+async def asynchronous(request):
+    await asyncio.sleep(0.25)
+    return "async"
+"""
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_debug_warns_once_per_route_about_a_blocking_sync_handler(tmp_path: Path, debug: bool) -> None:
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    argv = [sys.executable, "-m", "cello", "serve", "slowapp.py", *(["--debug"] if debug else [])]
+    with Served(argv, tmp_path) as served:
+        url = f"http://127.0.0.1:{served.port}"
+        for path in ("/slow/1", "/slow/2", "/slow/3", "/quick", "/threaded", "/async"):
+            assert httpx.get(url + path, timeout=10).status_code == 200
+        time.sleep(0.2)
+        warnings = [line for line in served.output().splitlines() if "blocked the event loop" in line]
+    if not debug:
+        assert warnings == []
+        return
+    assert len(warnings) == 1, warnings
+    assert "GET /slow/{n}: the sync handler slow blocked the event loop for" in warnings[0]
+    assert "declare the route with threaded=True or make it `async def`" in warnings[0]
+
+
+def test_blocking_handler_check_costs_nothing_outside_debug_mode() -> None:
+    from cello import App
+    from cello.request import Request
+
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    assert app.resolve(Request("GET", "/")).handler is index
+    app.debug = True
+    assert app.resolve(Request("GET", "/")).handler is not index
