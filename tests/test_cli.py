@@ -315,3 +315,36 @@ def test_blocking_handler_check_costs_nothing_outside_debug_mode() -> None:
     assert app.resolve(Request("GET", "/")).handler is index
     app.debug = True
     assert app.resolve(Request("GET", "/")).handler is not index
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_installs_no_test_tools_and_make_test_still_does(tmp_path: Path) -> None:
+    # A venv whose python and cello only record how they were called: the Makefile's recipes
+    # run for real, in order, without installing anything.
+    venv = tmp_path / "venv"
+    calls = tmp_path / "calls.log"
+    tools = tmp_path / "tools"
+    for folder, name in ((venv / "bin", "python"), (venv / "bin", "cello"), (tools, "chromium")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
+        (folder / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MAKEFLAGS", None)
+
+    def make(target: str) -> list[str]:
+        calls.write_text("")
+        result = subprocess.run(["make", target, f"VENV={venv}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return calls.read_text().splitlines()
+
+    installs = [call for call in make("demo") if "pip install" in call]
+    assert any("-e .[build]" in call for call in installs), installs
+    assert not any("[test]" in call for call in installs), installs
+    assert installs[-1] == "python -m pip install --quiet --no-deps --no-build-isolation -e ."  # compiled runtime
+    after_demo = make("test")
+    assert "python -m pip install --quiet -e .[test]" in after_demo
+    # The test extras reinstall the package pure, so the compiled runtime is built again after.
+    native = after_demo.index("python -m pip install --quiet --no-deps --no-build-isolation -e .")
+    assert native > after_demo.index("python -m pip install --quiet -e .[test]")
+    assert any(call.startswith("python -m pytest") for call in after_demo[native:])
+    assert not any("pip install" in call for call in make("demo"))  # nothing to redo
