@@ -75,13 +75,13 @@ class RunOptions:
         return configured
 
 
-Number = Union[int, float]
+_Number = Union[int, float]
 
 
 class _Range:
     """The values a numeric option accepts: one rule for its flag and for ``app.run(...)``."""
 
-    def __init__(self, kind: type[int] | type[float], low: Number, high: Number | None = None, above: bool = False) -> None:
+    def __init__(self, kind: type[int] | type[float], low: _Number, high: _Number | None = None, above: bool = False) -> None:
         self.kind = kind
         self.low = low
         self.high = high
@@ -102,7 +102,7 @@ class _Range:
             return False
         return self.high is None or value <= self.high
 
-    def parse(self, text: str) -> Number:
+    def parse(self, text: str) -> _Number:
         """The flag's value (argparse turns ArgumentTypeError into a usage error, exit 2)."""
         try:
             value = self.kind(text)
