@@ -1,8 +1,10 @@
-# `make demo` and `make test` each set up .venv from nothing, then run.
+# `make demo` and `make test` each set up .venv from nothing, then run. The demo installs
+# Cello and what `cello build` compiles with (the `build` extra); the tests add their tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 NATIVE := $(VENV)/.native
 # The modules setup.py compiles with mypyc, read from cello/_native.py's COMPILED (it imports
 # nothing from cello), so that editing any of them rebuilds the compiled runtime.
@@ -14,12 +16,18 @@ NATIVE_SOURCES := $(shell $(PYTHON) -c "import sys; sys.path.insert(0, 'cello');
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CELLO_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[test]'
+	CELLO_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[build]'
 	touch $(STAMP)
+
+# The test tools, on top. Reinstalling the package this way leaves it pure Python, so the
+# compiled runtime is redone after it (the stamp is a prerequisite of $(NATIVE) once it exists).
+$(TEST_STAMP): $(STAMP)
+	CELLO_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 # The compiled runtime, rebuilt whenever a compiled module's source changes (a stale one
 # would not be used anyway: cello/_native.py falls back to the sources, with a warning).
-$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) $(wildcard $(TEST_STAMP))
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(NATIVE)
 
@@ -31,8 +39,10 @@ demo: $(NATIVE)
 	$(BIN)/cello build examples/hello.py --out build
 	$(BIN)/cello serve --out build --host 127.0.0.1 --port 8000
 
-# The whole suite on the compiled runtime, then again on the pure-Python fallback.
-test: $(NATIVE)
+# The whole suite on the compiled runtime, then again on the pure-Python fallback. `native`
+# runs in a second make, which sees the test stamp just written (after `make demo`, say).
+test: $(TEST_STAMP)
+	$(MAKE) --no-print-directory native
 	@# Browser tests use Debian's Chromium; without it (or without apt) they skip, saying so.
 	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium unavailable: browser tests will be skipped"
 	$(BIN)/python -m mypy cello codegen
@@ -75,13 +85,14 @@ test-py%:
 
 # Compile the routes of every test app, as a user's CI would before shipping: the HTTP
 # suites then run against these artifacts and against the interpreted router.
-build-test-artifacts: $(STAMP)
+build-test-artifacts: $(TEST_STAMP)
 	$(BIN)/python tests/apputil.py
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy cello codegen
 
-bench: $(NATIVE)
+bench: $(TEST_STAMP)
+	$(MAKE) --no-print-directory native
 	$(BIN)/python benchmarks/http_bench.py
 
 clean:

@@ -19,7 +19,7 @@ from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException, RouteError
 from cello.forms import FormLimits, limits_from, multipart_body_limit, receive_multipart
-from cello.pipeline import Endpoint, Handler, Scope, with_timeout
+from cello.pipeline import Endpoint, Handler, Scope, is_async, with_timeout
 from cello.request import Request
 from cello.response import Response
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
@@ -226,7 +226,7 @@ class App(Registrar):
 
             return websocket_endpoint(self, entry)
         return Endpoint(
-            spec.handler,
+            self._handler_for(entry),
             entry.scopes,
             route_guards=spec.guards,
             threaded=spec.threaded,
@@ -239,6 +239,16 @@ class App(Registrar):
             timeout=self.config.handler_timeout,
         )
 
+    def _handler_for(self, entry: RouteEntry) -> Handler:
+        """The route's handler; in debug mode a sync one that runs on the event loop is timed
+        (decided here, once per route: nothing is added outside debug mode)."""
+        spec = entry.spec
+        if not self.config.debug or spec.threaded or is_async(spec.handler):
+            return spec.handler
+        from cello.middleware.debug import WarnWhenSlow
+
+        return WarnWhenSlow(spec.handler, f"{entry.method} {entry.path}")
+
     def _multipart_endpoint_for(self, entry: RouteEntry, limits: FormLimits) -> Endpoint | None:
         """The route's chain with a handler that first streams a multipart body into
         spooled files, so an upload is never held whole in memory."""
@@ -248,7 +258,7 @@ class App(Registrar):
         body_limit, body_limit_option = multipart_body_limit(self.config, limits, spec.options)
         # The handler timeout starts once the upload is in (its pace is body_idle_timeout's).
         handler = _multipart_handler(
-            spec.handler, spec.threaded, limits, self._executor_factory, self.config.handler_timeout
+            self._handler_for(entry), spec.threaded, limits, self._executor_factory, self.config.handler_timeout
         )
         return Endpoint(
             handler,
@@ -354,7 +364,7 @@ class App(Registrar):
         on the command line override the arguments given here."""
         from cello.runner import RunOptions, run_app
 
-        options = RunOptions(host, port, debug, env, workers or 1, reload, logs, http, load_build=True)
+        options = RunOptions(host, port, debug, env, 1 if workers is None else workers, reload, logs, http, load_build=True)
         options = options.with_argv(sys.argv[1:] if argv is None else list(argv))
         code = run_app(self, options)
         if code:

@@ -70,11 +70,12 @@ def read_manifest(build_dir: Path) -> Manifest | None:
     )
 
 
-def attach_build(app: App, build_dir: Path, require: bool = False) -> bool:
+def attach_build(app: App, build_dir: Path, require: bool = False, reference: str | None = None) -> bool:
     """Use the compiled router from ``build_dir`` if it matches ``app``'s routes.
 
     On any mismatch: one warning line and the interpreted router, or BuildError when
-    ``require`` is set. Returns whether the compiled router is in use.
+    ``require`` is set. Returns whether the compiled router is in use. ``reference`` is how
+    the user named the app (``module:attr``, ``file.py``), for the command the warning suggests.
     """
     from cello.routing.loader import load_compiled
 
@@ -83,11 +84,15 @@ def attach_build(app: App, build_dir: Path, require: bool = False) -> bool:
         return _refuse(f"no build found in {build_dir}/ (run `cello build`)", require, quiet=True)
     expected = app.fingerprint()
     if manifest.fingerprint != expected:
-        return _refuse(
-            f"routes changed since the build in {build_dir}/ (fingerprint {manifest.fingerprint[:12]} != "
-            f"{expected[:12]}); rebuild with `cello build {manifest.app}`",
-            require,
-        )
+        out = "" if build_dir == Path("build") else f" --out {build_dir}"
+        if reference is not None and not _same_app(reference, manifest.app):
+            reason = f"the build in {build_dir}/ is for {manifest.app}, not {reference}"
+        else:
+            reason = (
+                f"routes changed since the build in {build_dir}/ "
+                f"(fingerprint {manifest.fingerprint[:12]} != {expected[:12]})"
+            )
+        return _refuse(f"{reason}; run `cello build {reference or manifest.app}{out}` again", require)
     artifact = build_dir / manifest.artifact
     result = load_compiled(artifact, expected, len(app.routes()))
     if result.dispatch is None:
@@ -96,6 +101,20 @@ def attach_build(app: App, build_dir: Path, require: bool = False) -> bool:
         raise BuildError(f"{artifact} is the generated .py, not a compiled module (build without --no-compile)")
     app.use_compiled(expected, result.dispatch, artifact.name)
     return True
+
+
+def _same_app(first: str, second: str) -> bool:
+    """Whether two app references (``pkg.mod:app``, ``mod``, ``dir/file.py:name``) name the
+    same app, as ``cello`` resolves them from the working directory."""
+
+    def key(reference: str) -> tuple[str, str]:
+        target, _, attr = reference.partition(":")
+        path = Path(target) if target.endswith(".py") else Path(*target.split(".")).with_suffix(".py")
+        if path.is_file():  # `hello` and `hello.py` are one module
+            target = str(path.resolve())
+        return target, attr or "app"
+
+    return key(first) == key(second)
 
 
 def _refuse(reason: str, require: bool, quiet: bool = False) -> bool:

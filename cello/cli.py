@@ -19,8 +19,9 @@ class AppLoadError(Exception):
     pass
 
 
-def load_app(reference: str) -> App:
-    """Import an app from ``module:attr``, ``module`` or ``path/to/file.py[:attr]``."""
+def load_app(reference: str, command: str = "serve") -> App:
+    """Import an app from ``module:attr``, ``module`` or ``path/to/file.py[:attr]``; errors
+    name what ``cello COMMAND`` should be given instead."""
     target, _, attr = reference.partition(":")
     attr = attr or "app"
     if target.endswith(".py") or os.sep in target or "/" in target:
@@ -46,11 +47,20 @@ def load_app(reference: str) -> App:
                 raise AppLoadError(f"no module named {target!r} (run from the app's directory or pass a file path)") from None
             raise
     app = getattr(module, attr, None)
+    if isinstance(app, App):
+        return app
     if app is None:
-        raise AppLoadError(f"{target} has no attribute {attr!r}")
-    if not isinstance(app, App):
-        raise AppLoadError(f"{reference} is a {type(app).__name__}, not a cello.App")
-    return app
+        problem = f"module {module.__name__!r} has no attribute {attr!r}"
+    else:
+        problem = f"{target}:{attr} is of type {type(app).__name__}, not a cello.App"
+    apps = [name for name, value in vars(module).items() if isinstance(value, App)]
+    if apps:
+        named = ", ".join(repr(name) for name in apps)
+        noun = "its App is named" if len(apps) == 1 else "its Apps are named"
+        hint = f"{noun} {named}: use `cello {command} {target}:{apps[0]}`"
+    else:
+        hint = "it defines no cello.App (create one with `app = App()`)"
+    raise AppLoadError(f"{problem}; {hint}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -67,7 +77,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             from cello.runner import configure_logging
 
             configure_logging(False, False if args.no_logs else None)
-            return run_with_reload([watched])
+            return run_with_reload([watched], [Path(args.out)])
     build_dir = Path(args.out)
     reference = args.app
     if reference is None:
@@ -78,7 +88,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         reference = manifest.app
     app = load_app(reference)
     try:
-        attach_build(app, build_dir, require=args.require_compiled)
+        attach_build(app, build_dir, require=args.require_compiled, reference=reference)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -89,7 +99,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_routes(args: argparse.Namespace) -> int:
     from cello.routing import build_plan
 
-    app = load_app(args.app)
+    app = load_app(args.app, "routes")
     routes = app.routes()
     rows = [("METHOD", "PATTERN", "HANDLER", "BLUEPRINT")]
     for route in routes:
@@ -110,12 +120,12 @@ def _cmd_routes(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    app = load_app(args.app)
+    app = load_app(args.app, "build")
     if args.check:
         from cello.build_artifacts import BuildError, attach_build
 
         try:
-            attach_build(app, Path(args.out), require=True)
+            attach_build(app, Path(args.out), require=True, reference=args.app)
         except BuildError as exc:
             print(f"out of date: {exc}", file=sys.stderr)
             return 1

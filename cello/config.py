@@ -32,6 +32,9 @@ class Config:
     request_head_timeout: float = 10.0
     body_idle_timeout: float = 30.0
     graceful_timeout: float = 10.0
+    # Seconds a worker (``--workers N``) may leave its heartbeat unanswered (its event loop
+    # blocked, the process stopped) before the supervisor kills and replaces it.
+    worker_timeout: float = 30.0
     # Seconds an async or threaded handler may take before the client gets 503 (None: no limit).
     # A sync handler runs inline on the event loop and cannot be interrupted.
     handler_timeout: float | None = None

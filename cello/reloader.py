@@ -9,6 +9,10 @@ and the next change starts it again.
 
 The child runs in its own session, so a terminal's Ctrl-C reaches only this process, which
 then stops the child once (it would read two signals as "force").
+
+What ``cello build`` writes into its output directory (generated ``.py``, the mypyc build
+tree, the ``.so``) is not a source change: only its ``manifest.json``, written last, restarts
+the server, once per finished build, so that the new child serves the compiled router.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from cello.build_artifacts import MANIFEST
+
+if TYPE_CHECKING:
+    from watchfiles import Change
 
 log = logging.getLogger("cello.reload")
 
@@ -52,10 +61,27 @@ def child_command() -> list[str]:
     return [sys.executable, *sys.argv]
 
 
+def _source_filter(build_dirs: Sequence[Path]) -> Callable[[Change, str], bool]:
+    """Changes to Python files, except under ``build_dirs``, where only the manifest counts."""
+    from watchfiles import PythonFilter
+
+    python_files = PythonFilter()
+    builds = [str(path.resolve()) for path in build_dirs]
+
+    def accept(change: Change, path: str) -> bool:
+        for build in builds:
+            if path == build or path.startswith(build + os.sep):
+                return os.path.basename(path) == MANIFEST
+        return python_files(change, path)
+
+    return accept
+
+
 class _Reloader:
-    def __init__(self, command: Sequence[str], paths: Sequence[Path]) -> None:
+    def __init__(self, command: Sequence[str], paths: Sequence[Path], build_dirs: Sequence[Path]) -> None:
         self.command = list(command)
         self.paths = [str(path) for path in paths]
+        self.accept = _source_filter(build_dirs)
         self.stop = threading.Event()
         self.child: subprocess.Popen[bytes] | None = None
         self.signals = 0
@@ -87,7 +113,7 @@ class _Reloader:
             child.kill()  # a second Ctrl-C: do not wait for the graceful stop
 
     def run(self) -> int:
-        from watchfiles import PythonFilter, watch
+        from watchfiles import watch
 
         previous = {signum: signal.signal(signum, self.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         reported = False
@@ -96,7 +122,7 @@ class _Reloader:
             log.info("reloading on changes to Python files in %s", ", ".join(self.paths))
             changes_seen = watch(
                 *self.paths,
-                watch_filter=PythonFilter(),
+                watch_filter=self.accept,
                 stop_event=self.stop,
                 yield_on_timeout=True,
                 rust_timeout=500,
@@ -121,7 +147,10 @@ class _Reloader:
         return 0
 
 
-def run_with_reload(paths: Sequence[Path], command: Sequence[str] | None = None) -> int:
+def run_with_reload(
+    paths: Sequence[Path], build_dirs: Sequence[Path] = (), command: Sequence[str] | None = None
+) -> int:
     """Run ``command`` (default: this process's own) as a child, restarting it when a Python
-    file under ``paths`` changes, until SIGINT/SIGTERM; the exit status (0 when stopped)."""
-    return _Reloader(command if command is not None else child_command(), paths).run()
+    file under ``paths`` changes, or a build in ``build_dirs`` completes, until SIGINT/SIGTERM;
+    the exit status (0 when stopped)."""
+    return _Reloader(command if command is not None else child_command(), paths, build_dirs).run()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, Union
 
 if TYPE_CHECKING:
     from cello.app import App
@@ -34,10 +36,17 @@ class RunOptions:
     body_idle_timeout: float | None = None
     graceful_timeout: float | None = None
     handler_timeout: float | None = None
+    worker_timeout: float | None = None
     max_connections: int | None = None
     backlog: int | None = None
     # app.run() looks for a matching `cello build` in ./build; `cello serve` has done so already.
     load_build: bool = False
+
+    def __post_init__(self) -> None:
+        for name, allowed in _NUMERIC.items():
+            value = getattr(self, name)
+            if value is not None and not allowed.accepts(value):
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
     def with_argv(self, argv: Sequence[str]) -> RunOptions:
         """Command-line flags win over the values given in code (``app.run(port=...)``)."""
@@ -66,18 +75,57 @@ class RunOptions:
         return configured
 
 
+_Number = Union[int, float]
+
+
+class _Range:
+    """The values a numeric option accepts: one rule for its flag and for ``app.run(...)``."""
+
+    def __init__(self, kind: type[int] | type[float], low: _Number, high: _Number | None = None, above: bool = False) -> None:
+        self.kind = kind
+        self.low = low
+        self.high = high
+        self.above = above  # low itself excluded
+
+    def __str__(self) -> str:
+        noun = "an integer" if self.kind is int else "a number"
+        if self.high is not None:
+            return f"{noun} from {self.low} to {self.high}"
+        return f"{noun} greater than {self.low}" if self.above else f"{noun} of at least {self.low}"
+
+    def accepts(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if not math.isfinite(value) or value < self.low or (self.above and value == self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def parse(self, text: str) -> _Number:
+        """The flag's value (argparse turns ArgumentTypeError into a usage error, exit 2)."""
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {self}, got {text!r}") from None
+        if not self.accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {self}, got {text!r}")
+        return value
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port to bind (default 8000)")
+    parser.add_argument("--port", type=_NUMERIC["port"].parse, default=None, help="port to bind, 0 for any free one (default 8000)")
     parser.add_argument("--env", default=None, help="development or production (default: $CELLO_ENV or production)")
     parser.add_argument("--debug", action="store_const", const=True, default=None, help="detailed errors and request logging")
-    parser.add_argument("--workers", type=int, default=None, help="number of worker processes")
+    parser.add_argument("--workers", type=_NUMERIC["workers"].parse, default=None, help="number of worker processes")
     parser.add_argument("--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)")
     parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
     parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
     # Limits and timeouts; without a flag the App's value holds (docs/security.md lists them).
-    for flag, kind, text in _SERVER_FLAGS:
-        parser.add_argument(flag, type=kind, default=None, metavar="N", help=text)
+    for flag, _, text in _SERVER_FLAGS:
+        allowed = _NUMERIC[flag[2:].replace("-", "_")]
+        parser.add_argument(flag, type=allowed.parse, default=None, metavar="N", help=text)
 
 
 _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
@@ -86,11 +134,21 @@ _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
     ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
     ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
+    ("--worker-timeout", float, "seconds a worker's event loop may not answer before it is replaced (30)"),
     ("--max-connections", int, "open connections per process; more get 503 (1000)"),
     ("--backlog", int, "listen backlog (2048)"),
 )
 # RunOptions fields that are App settings of the same name.
 _APP_SETTINGS: tuple[str, ...] = tuple(flag[2:].replace("-", "_") for flag, _, _ in _SERVER_FLAGS)
+# Every numeric run option: timeouts are seconds above 0, counts are at least 1.
+_NUMERIC: dict[str, _Range] = {
+    "port": _Range(int, 0, 65535),
+    "workers": _Range(int, 1),
+    **{
+        name: _Range(float, 0, above=True) if kind is float else _Range(int, 1)
+        for name, (_, kind, _) in zip(_APP_SETTINGS, _SERVER_FLAGS)
+    },
+}
 
 
 def configure_logging(debug: bool, logs: bool | None) -> None:
@@ -115,7 +173,7 @@ def run_app(app: App, options: RunOptions) -> int:
 
         if not is_reloader_child():
             configure_logging(False, options.logs)
-            return run_with_reload([script_directory()])
+            return run_with_reload([script_directory()], [Path(options.build_dir)])
     for name in _APP_SETTINGS:
         value = getattr(options, name)
         if value is not None:
@@ -127,8 +185,6 @@ def run_app(app: App, options: RunOptions) -> int:
     app._invalidate()
     configure_logging(debug, options.logs)
     if options.load_build:
-        from pathlib import Path
-
         from cello.build_artifacts import attach_build
 
         attach_build(app, Path(options.build_dir))

@@ -188,3 +188,163 @@ def test_no_logs_still_prints_start_line(project: Path) -> None:
         output = served.output()
     assert f"Cello serving on http://127.0.0.1:{served.port}" in output
     assert "INFO" not in output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--port", "99999"], "argument --port: must be an integer from 0 to 65535, got '99999'"),
+        (["--port", "-1"], "argument --port: must be an integer from 0 to 65535, got '-1'"),
+        (["--workers", "0"], "argument --workers: must be an integer of at least 1, got '0'"),
+        (["--keep-alive-timeout", "0"], "argument --keep-alive-timeout: must be a number greater than 0, got '0'"),
+        (["--handler-timeout", "nan"], "argument --handler-timeout: must be a number greater than 0, got 'nan'"),
+        (["--worker-timeout", "-5"], "argument --worker-timeout: must be a number greater than 0, got '-5'"),
+        (["--max-connections", "0"], "argument --max-connections: must be an integer of at least 1, got '0'"),
+        (["--backlog", "many"], "argument --backlog: must be an integer of at least 1, got 'many'"),
+    ],
+)
+def test_numeric_flags_are_validated(flags: list[str], message: str) -> None:
+    # Refused by the argument parser, before the app is imported or a port is bound.
+    result = cello("serve", "examples/hello.py", *flags, cwd=ROOT, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"cello serve: error: {message}"
+
+
+def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
+    from cello import App
+
+    app = App()
+    with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 99999$"):
+        app.run(port=99999, argv=[])
+    with pytest.raises(ValueError, match=r"^workers must be an integer of at least 1, got 0$"):
+        app.run(workers=0, argv=[])
+    with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 8000.5$"):
+        app.run(port=8000.5, argv=[])  # type: ignore[arg-type]
+    script = tmp_path / "app.py"
+    script.write_text("from cello import App\napp = App()\napp.run()\n")
+    result = subprocess.run([sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "app.py: error: argument --port: must be an integer from 0 to 65535, got '70000'"
+
+
+def test_wrong_app_name_lists_the_apps_of_the_module(tmp_path: Path) -> None:
+    (tmp_path / "service.py").write_text("from cello import App\nsettings = {}\napi = App()\nadmin = App()\n")
+    missing = cello("serve", "service.py", cwd=tmp_path, timeout=30)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "error: module 'service' has no attribute 'app'; its Apps are named 'api', 'admin': "
+        "use `cello serve service.py:api`",
+    )
+    wrong = cello("routes", "service:settings", cwd=tmp_path, timeout=30)
+    assert wrong.stderr.strip() == (
+        "error: service:settings is of type dict, not a cello.App; its Apps are named 'api', 'admin': "
+        "use `cello routes service:api`"
+    )
+    (tmp_path / "plain.py").write_text("x = 1\n")
+    none = cello("build", "plain", cwd=tmp_path, timeout=30)
+    assert none.stderr.strip() == "error: module 'plain' has no attribute 'app'; it defines no cello.App (create one with `app = App()`)"
+
+
+def test_build_of_another_app_says_which_command_to_run(project: Path, tmp_path: Path) -> None:
+    (tmp_path / "other.py").write_text("from cello import App\napi = App()\n\n@api.get('/')\ndef index(request):\n    return 'other'\n")
+    shutil.copytree(project / "build", tmp_path / "out", ignore=shutil.ignore_patterns(".mypyc-build"))
+    refused = cello("serve", "other:api", "--out", "out", "--require-compiled", "--port", str(free_port()), cwd=tmp_path, timeout=30)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: the build in out/ is for hello.py, not other:api; run `cello build other:api --out out` again"
+    check = cello("build", "other.py:api", "--out", "out", "--check", cwd=tmp_path, timeout=30)
+    assert check.stderr.strip() == (
+        "out of date: the build in out/ is for hello.py, not other.py:api; run `cello build other.py:api --out out` again"
+    )
+
+
+SLOW_APP = """
+import asyncio, time
+from cello import App
+
+app = App()
+
+@app.get("/slow/{n}")
+def slow(request):
+    time.sleep(0.25)
+    return "slow"
+
+@app.get("/quick")
+def quick(request):
+    return "quick"
+
+@app.get("/threaded", threaded=True)
+def threaded(request):
+    time.sleep(0.25)
+    return "threaded"
+
+@app.get("/async")
+async def asynchronous(request):
+    await asyncio.sleep(0.25)
+    return "async"
+"""
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_debug_warns_once_per_route_about_a_blocking_sync_handler(tmp_path: Path, debug: bool) -> None:
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    argv = [sys.executable, "-m", "cello", "serve", "slowapp.py", *(["--debug"] if debug else [])]
+    with Served(argv, tmp_path) as served:
+        url = f"http://127.0.0.1:{served.port}"
+        for path in ("/slow/1", "/slow/2", "/slow/3", "/quick", "/threaded", "/async"):
+            assert httpx.get(url + path, timeout=10).status_code == 200
+        time.sleep(0.2)
+        warnings = [line for line in served.output().splitlines() if "blocked the event loop" in line]
+    if not debug:
+        assert warnings == []
+        return
+    assert len(warnings) == 1, warnings
+    assert "GET /slow/{n}: the sync handler slow blocked the event loop for" in warnings[0]
+    assert "declare the route with threaded=True or make it `async def`" in warnings[0]
+
+
+def test_blocking_handler_check_costs_nothing_outside_debug_mode() -> None:
+    from cello import App
+    from cello.request import Request
+
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    assert app.resolve(Request("GET", "/")).handler is index
+    app.debug = True
+    assert app.resolve(Request("GET", "/")).handler is not index
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_installs_no_test_tools_and_make_test_still_does(tmp_path: Path) -> None:
+    # A venv whose python and cello only record how they were called: the Makefile's recipes
+    # run for real, in order, without installing anything.
+    venv = tmp_path / "venv"
+    calls = tmp_path / "calls.log"
+    tools = tmp_path / "tools"
+    for folder, name in ((venv / "bin", "python"), (venv / "bin", "cello"), (tools, "chromium")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
+        (folder / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MAKEFLAGS", None)
+
+    def make(target: str) -> list[str]:
+        calls.write_text("")
+        result = subprocess.run(["make", target, f"VENV={venv}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return calls.read_text().splitlines()
+
+    installs = [call for call in make("demo") if "pip install" in call]
+    assert any("-e .[build]" in call for call in installs), installs
+    assert not any("[test]" in call for call in installs), installs
+    assert installs[-1] == "python -m pip install --quiet --no-deps --no-build-isolation -e ."  # compiled runtime
+    after_demo = make("test")
+    assert "python -m pip install --quiet -e .[test]" in after_demo
+    # The test extras reinstall the package pure, so the compiled runtime is built again after.
+    native = after_demo.index("python -m pip install --quiet --no-deps --no-build-isolation -e .")
+    assert native > after_demo.index("python -m pip install --quiet -e .[test]")
+    assert any(call.startswith("python -m pytest") for call in after_demo[native:])
+    assert not any("pip install" in call for call in make("demo"))  # nothing to redo

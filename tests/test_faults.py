@@ -26,6 +26,7 @@ from serverutil import PARSERS, Reader, connect, exchange, get
 
 APP = "tests/apps/faults.py"
 LIMITED = "tests/apps/faults.py:limited"
+WORKERS = "tests/apps/workers.py"
 
 
 @pytest.fixture(params=PARSERS)
@@ -451,8 +452,8 @@ def own_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., Running
     """Servers a test stops itself (killed at the end if still running)."""
     started: list[RunningServer] = []
 
-    def start(http: str = "httptools", *extra: str) -> RunningServer:
-        server = start_server(APP, http, "interpreted", *extra)
+    def start(http: str = "httptools", *extra: str, app: str = APP) -> RunningServer:
+        server = start_server(app, http, "interpreted", *extra)
         started.append(server)
         return server
 
@@ -621,6 +622,88 @@ def test_worker_killed_under_load(own_server: Callable[..., RunningServer], linu
     assert server.process.wait(30) == 0
 
 
+def _workers_of(supervisor: int, count: int = 2) -> set[int]:
+    """The supervisor's workers once there are ``count`` of them."""
+    found: set[int] = set()
+
+    def check() -> bool:
+        found.clear()
+        found.update(_children(supervisor))
+        return len(found) == count
+
+    eventually(check, timeout=15, what=f"{count} workers")
+    return set(found)
+
+
+def _served_by_new_worker(url: str, old: set[int]) -> bool:
+    try:
+        (r,), _ = exchange(url, get("/pid", extra="Connection: close\r\n"))
+    except (OSError, EOFError):
+        return False
+    return r.status == 200 and int(r.body) not in old
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_stopped_worker_is_replaced(own_server: Callable[..., RunningServer], linux: None) -> None:
+    server = own_server("httptools", "--workers", "2", "--worker-timeout", "2", app=WORKERS)
+    supervisor = server.process.pid
+    workers = _workers_of(supervisor)
+    victim = min(workers)
+    os.kill(victim, signal.SIGSTOP)
+    stopped = time.monotonic()
+    eventually(lambda: victim not in _children(supervisor), timeout=15, what="the stopped worker killed")
+    elapsed = time.monotonic() - stopped
+    assert 1.0 < elapsed < 12, elapsed  # after the 2 s heartbeat timeout, not before
+    eventually(lambda: _served_by_new_worker(server.url, workers), timeout=15, what="a new worker serving")
+    assert len(_workers_of(supervisor)) == 2
+    assert f"worker {victim} did not answer its heartbeat" in server.output()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_worker_blocked_by_a_handler_is_replaced(own_server: Callable[..., RunningServer], linux: None) -> None:
+    server = own_server("h11", "--workers", "2", "--worker-timeout", "2", app=WORKERS)
+    supervisor = server.process.pid
+    workers = _workers_of(supervisor)
+    with connect(server.url) as sock:
+        sock.sendall(get("/block"))
+        started = time.monotonic()
+        # The worker is killed: its connection ends without a response.
+        assert Reader(sock).read_to_eof() == b""
+        assert time.monotonic() - started < 15
+    eventually(lambda: len(workers - _children(supervisor)) == 1, what="the blocked worker reaped")
+    (victim,) = workers - _children(supervisor)
+    assert f"worker {victim} did not answer its heartbeat" in server.output()
+    assert "its event loop is blocked" in server.output()
+    eventually(lambda: _served_by_new_worker(server.url, workers), timeout=15, what="a new worker serving")
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+
+
+def test_failing_startup_hook_stops_the_workers() -> None:
+    started = time.monotonic()
+    proc = subprocess.run(
+        _serve_argv("tests/apps/faults.py:failing", free_port(), "httptools", "--workers", "2"),
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert 1 <= proc.stderr.count("error: startup failed: RuntimeError: database unreachable") <= 2
+    assert "could not start (its start-up hooks failed); stopping" in proc.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_workers_dying_at_start_give_up() -> None:
+    proc = subprocess.run(
+        _serve_argv(f"{WORKERS}:crashing", free_port(), "httptools", "--workers", "2"),
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("exited (status 1)") == 5
+    assert "starting another in 0.1s" in proc.stderr and "starting another in 0.8s" in proc.stderr
+    assert "workers died right after starting 5 times in a row: giving up" in proc.stderr
+
+
 # -- the handler timeout, in process ----------------------------------------------------
 
 
@@ -731,3 +814,35 @@ def test_reload_restarts_on_source_changes(tmp_path: Path, linux: None) -> None:
                 os.kill(child, signal.SIGKILL)
             proc.kill()
             proc.communicate()
+
+
+def test_reload_ignores_a_build_in_progress_and_restarts_once_it_is_done(tmp_path: Path, linux: None) -> None:
+    (tmp_path / "hello.py").write_text((ROOT / "examples" / "hello.py").read_text())
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cello", "serve", "hello.py", "--port", str(port), "--reload"],
+            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        eventually(lambda: "router: interpreted" in log.read_text(), timeout=30, what="first start")
+        # The build writes a generated .py (and mypyc's tree) long before its manifest.
+        build = subprocess.run(
+            [sys.executable, "-m", "cello", "build", "hello.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180
+        )
+        assert build.returncode == 0, build.stdout + build.stderr
+        eventually(lambda: "router: compiled" in log.read_text(), timeout=30, what="restart on the finished build")
+        time.sleep(2.5)  # past the watcher's debounce: no further restart comes
+        (r,), _ = exchange(f"http://127.0.0.1:{port}", get("/users/1", extra="Connection: close\r\n"))
+        assert r.json() == {"id": 1, "name": "Ada"}
+        restarts = [line for line in log.read_text().splitlines() if "changed; restarting" in line]
+        assert len(restarts) == 1 and "manifest.json changed" in restarts[0], restarts
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

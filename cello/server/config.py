@@ -46,6 +46,9 @@ class ServerConfig:
     backlog: int = 2048
     # Worker processes (see supervisor.py); 1 serves in the calling process.
     workers: int = 1
+    # Seconds without a heartbeat from a worker's event loop before the supervisor kills and
+    # replaces that worker (a handler that never returns, a stopped process).
+    worker_timeout: float = 30.0
     # Set by the supervisor so that several processes can bind the same port.
     reuse_port: bool = False
     # Print the start-up line on stdout (the logger gets it in any case).
@@ -69,6 +72,8 @@ class ServerConfig:
             raise ValueError(f"unknown http parser {self.http!r}; choose one of {', '.join(PARSERS)}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if not self.worker_timeout > 0:
+            raise ValueError("worker_timeout must be positive")
         if self.max_connections < 1 or self.input_high_water < 1:
             raise ValueError("max_connections and input_high_water must be positive")
         if self.ws_max_message_size < 1 or self.ws_max_fragments < 1 or self.ws_max_queue < 1:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("cello.server")
 
+# The exit status of a server whose on_startup hooks failed (the supervisor stops on it).
+STARTUP_FAILED = 3
+
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (it is a dependency except on Windows), else asyncio's loop."""
@@ -141,7 +144,7 @@ class Server:
         failure = await _lifespan(self.app, "startup")
         if failure is not None:
             print(f"error: startup failed: {failure}", file=sys.stderr, flush=True)
-            return 3
+            return STARTUP_FAILED
         state = ServerState(self.app, config, loop)
         self._state = state
         self._stop = asyncio.Event()
