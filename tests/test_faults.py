@@ -335,6 +335,66 @@ def test_pipelined_flood_answered_in_order_with_bounded_memory(
 
 
 @pytest.mark.parametrize("http", PARSERS)
+@pytest.mark.parametrize("path", ["/kb", "/kb-async"], ids=["sync", "async"])
+def test_pipelined_flood_never_read_keeps_memory_bounded(
+    http: str, path: str, serve_app: Callable[..., RunningServer], linux: None
+) -> None:
+    """A client pipelines requests for a few KiB each and does not read the answers: the
+    server stops reading instead of writing answers into an ever-growing buffer (a sync
+    handler answers inside the read), other clients are served meanwhile, and the answers
+    arrive complete and in order once the client reads."""
+    # Long timeouts, as above: the flood's connection must not be cut while the test reads.
+    server = serve_app(APP, http, "interpreted", "--request-head-timeout", "10", "--keep-alive-timeout", "10")
+    pid = server.process.pid
+    before = rss_kib(pid)
+    peak = before
+    slowest = 0.0
+    pad = "X-Pad: " + "p" * 200 + "\r\n"
+    batch_size = 100
+
+    def batch(first: int) -> bytes:
+        return "".join(f"GET {path}/{i} HTTP/1.1\r\nHost: a\r\n{pad}\r\n" for i in range(first, first + batch_size)).encode()
+
+    sock = connect(server.url)
+    try:
+        sock.setblocking(False)
+        batches, pending, sent = 1, batch(0), 0
+        started = last_probe = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            try:
+                count = sock.send(pending)
+            except BlockingIOError:
+                time.sleep(0.02)
+                count = 0
+            sent += count
+            pending = pending[count:]
+            if not pending:
+                pending = batch(batches * batch_size)
+                batches += 1
+            peak = max(peak, rss_kib(pid))
+            if time.monotonic() - last_probe > 0.5:
+                probe = time.monotonic()
+                fresh_ok(server.url)
+                last_probe = time.monotonic()
+                slowest = max(slowest, last_probe - probe)
+        growth = peak - before
+        assert growth < 30 * 1024, f"RSS grew by {growth} KiB while {sent >> 20} MiB of requests were sent"
+        assert slowest < 3.0, f"another client waited {slowest:.1f}s"
+        # Now read: the rest of the last batch goes out as the server takes it.
+        sock.setblocking(True)
+        sender = threading.Thread(target=sock.sendall, args=(pending,), daemon=True)
+        sender.start()
+        reader = Reader(sock)
+        for i in range(batches * batch_size):
+            r = reader.response()
+            assert (r.status, len(r.body), r.body.split(b" ")[0]) == (200, 4096, b"%d" % i)
+        sender.join(10)
+    finally:
+        sock.close()
+    fresh_ok(server.url)
+
+
+@pytest.mark.parametrize("http", PARSERS)
 def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
     """In process, to look inside: requests parsed ahead of their turn and unparsed input
     both stay bounded while the handler is slow and the client floods."""

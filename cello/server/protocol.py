@@ -310,6 +310,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._held
                 and not self._pipeline
                 and not self._stream_paused
+                and not self._write_paused
                 and not self._input_done
                 and not self._closed
             ):
@@ -362,13 +363,21 @@ class HttpProtocol(asyncio.Protocol):
         return self._busy or bool(self._pipeline)
 
     def pause_writing(self) -> None:
+        # The client does not read what it asked for: read no more of what it sends, and answer
+        # nothing more (on_end queues requests) until it catches up. Without this, pipelined
+        # requests answered inline (sync handlers) would pile their answers up in the transport.
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_writer()
-        if not self._busy and self._pipeline:
-            self._next()
+        if self._pipeline:
+            if not self._busy:
+                self._next()
+        else:
+            self._feed_held()
+        self._update_reading()
 
     # -- parser events ----------------------------------------------------------------
 
@@ -460,7 +469,7 @@ class HttpProtocol(asyncio.Protocol):
         if parts:
             request._body = b"".join(parts)
             parts.clear()
-        if self._busy or self._pipeline:
+        if self._busy or self._pipeline or self._write_paused:
             self._submit(request, self._rx_endpoint, keep_alive)
         else:
             self._dispatch(request, self._rx_endpoint, keep_alive)
@@ -490,7 +499,12 @@ class HttpProtocol(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self._closed:
             return
-        pause = self._stream_paused or self._input_done or len(self._held) > self._high_water
+        pause = (
+            self._stream_paused
+            or self._write_paused
+            or self._input_done
+            or len(self._held) > self._high_water
+        )
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:
@@ -528,8 +542,12 @@ class HttpProtocol(asyncio.Protocol):
     # -- calling the application ------------------------------------------------------
 
     def _submit(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
-        if self._busy or self._pipeline:
+        if self._busy or self._pipeline or self._write_paused:
             self._pipeline.append(_Queued(request, endpoint, keep_alive, 0, ""))
+            # Not idle while requests wait, even if a response earlier in this read made it so:
+            # the keep-alive timeout must not close a connection whose answers are still due.
+            self._idle = False
+            self._deadline = NEVER
             self._update_reading()
         else:
             self._dispatch(request, endpoint, keep_alive)

@@ -51,6 +51,21 @@ def number(request: Request) -> str:
     return str(request.params["n"])
 
 
+def _kilobytes(n: int) -> Response:
+    return Response(f"{n} ".ljust(4096, "k"))
+
+
+# A few KiB per answer, inline on the loop or as a task: the pipelined flood tests.
+@app.get("/kb/{n:int}")
+def kb(request: Request) -> Response:
+    return _kilobytes(request.params["n"])
+
+
+@app.get("/kb-async/{n:int}")
+async def kb_async(request: Request) -> Response:
+    return _kilobytes(request.params["n"])
+
+
 @app.get("/pid")
 def pid(request: Request) -> str:
     return str(os.getpid())
