@@ -579,6 +579,39 @@ def test_shutdown_with_requests_and_streams_open(own_server: Callable[..., Runni
     assert "closing 1 connection(s) still busy" in log
 
 
+@pytest.mark.parametrize("http", PARSERS)
+def test_shutdown_closes_keep_alive_connections_once_their_streams_end(
+    own_server: Callable[..., RunningServer], http: str
+) -> None:
+    """Streams that began before the signal said keep-alive; once they end (an SSE stream
+    ended by the shutdown, a stream ending by itself), their connections close at once, not
+    at the keep-alive timeout, and the server exits."""
+    server = own_server(http, "--keep-alive-timeout", "30", "--graceful-timeout", "30")
+    events = connect(server.url)
+    events.sendall(get("/sse"))
+    events_reader = Reader(events)
+    events_reader.read_until(b"tick 0")
+    drip = connect(server.url)
+    drip.sendall(get("/drip?10"))
+    drip_reader = Reader(drip)
+    head = drip_reader.read_until(b"\r\n\r\n")
+    assert b"connection: close" not in head.lower()
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGINT)
+    try:
+        events_reader.read_until(b"0\r\n\r\n")
+        assert events_reader.at_eof()
+        body = drip_reader.read_until(b"0\r\n\r\n")
+        assert body.count(b"drop ") == 10
+        assert drip_reader.at_eof()
+        assert server.process.wait(10) == 0
+        assert time.monotonic() - started < 8  # the stream takes 1 s; keep-alive is 30 s
+    finally:
+        events.close()
+        drip.close()
+    assert "still busy" not in server.output()
+
+
 def test_second_signal_forces_exit(own_server: Callable[..., RunningServer]) -> None:
     server = own_server()
     stuck = connect(server.url)

@@ -859,6 +859,11 @@ class HttpProtocol(asyncio.Protocol):
             if self._input_done:
                 self._close()  # EOF came while answering
                 return
+            if self._state.shutting_down:
+                # A response begun before the shutdown (a stream) has ended: close now, not at
+                # the keep-alive timeout. Linger if the client has sent more already.
+                self._close(linger=bool(self._held) or self._parser_in_head())
+                return
             self._idle = True
             # The loop's clock, not the tick's: answering a slice of pipelined requests can
             # outlast the keep-alive timeout on a busy machine, and a deadline from the last

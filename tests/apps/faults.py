@@ -137,6 +137,19 @@ def stream(request: Request) -> Response:
     return Response.stream(chunks())
 
 
+@app.get("/drip")
+def drip(request: Request) -> Response:
+    """A response streamed slowly, that ends by itself: N chunks 0.1 s apart."""
+    count = int(request.query_string or "5")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(count):
+            await asyncio.sleep(0.1)
+            yield b"drop %d\n" % i
+
+    return Response.stream(chunks())
+
+
 @app.post("/echo")
 def echo(request: Request) -> Response:
     return Response(request.body())
