@@ -29,6 +29,8 @@ class Config:
     keep_alive_timeout: float = 5.0
     request_head_timeout: float = 10.0
     body_idle_timeout: float = 30.0
+    # Bytes per second a request body must average after body_idle_timeout (0: no minimum).
+    min_body_rate: int = 1024
     graceful_timeout: float = 10.0
     # Seconds an async or threaded handler may take before the client gets 503 (None: no limit).
     # A sync handler runs inline on the event loop and cannot be interrupted.

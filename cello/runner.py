@@ -32,6 +32,7 @@ class RunOptions:
     keep_alive_timeout: float | None = None
     request_head_timeout: float | None = None
     body_idle_timeout: float | None = None
+    min_body_rate: int | None = None
     graceful_timeout: float | None = None
     handler_timeout: float | None = None
     max_connections: int | None = None
@@ -84,6 +85,7 @@ _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--keep-alive-timeout", float, "seconds an idle keep-alive connection stays open (5)"),
     ("--request-head-timeout", float, "seconds to receive a whole request head (10)"),
     ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
+    ("--min-body-rate", int, "bytes/s a body must average after --body-idle-timeout; 0: none (1024)"),
     ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
     ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
     ("--max-connections", int, "open connections per process; more get 503 (1000)"),

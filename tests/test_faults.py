@@ -139,6 +139,70 @@ def test_stalled_body_gets_408(server: RunningServer, path: str) -> None:
     fresh_ok(server.url)
 
 
+def _post_at_pace(url: str, path: str, length: int, piece: bytes, gap: float, limit: float) -> tuple[Any, float]:
+    """POST a body of ``length`` bytes, ``piece`` every ``gap`` seconds, until the server
+    answers or ``limit`` seconds pass; the response and when it came."""
+    with connect(url) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {length}\r\n\r\n".encode())
+        started = time.monotonic()
+        sent = 0
+        while sent < length and time.monotonic() - started < limit and not readable(sock, gap):
+            try:
+                sock.sendall(piece[: length - sent])
+            except OSError:
+                break  # answered and closed
+            sent += len(piece)
+        reader = Reader(sock)
+        r = reader.response()
+        elapsed = time.monotonic() - started
+        if r.status == 408:
+            assert reader.at_eof()
+        return r, elapsed
+
+
+@pytest.mark.parametrize("path", ["/echo", "/upload"])
+def test_trickled_body_gets_408(server: RunningServer, path: str) -> None:
+    # A byte every 0.2 s: each in time for body_idle_timeout (1 s), the body far below
+    # min_body_rate (1 KiB/s), so the connection cannot be held by trickling.
+    r, elapsed = _post_at_pace(server.url, path, 1000, b"b", 0.2, limit=10)
+    assert (r.status, r.json(), r.header("connection")) == (408, {"error": "Request Timeout", "status": 408}, "close")
+    assert elapsed < 6  # due after about 1 s
+    eventually(lambda: stats(server.url)["uploads_open"] == 0, what="upload handler finished")
+    fresh_ok(server.url)
+
+
+@pytest.mark.parametrize("path", ["/echo", "/upload"])
+def test_body_at_a_steady_pace_is_not_cut_off(server: RunningServer, path: str) -> None:
+    # 2 KiB every 0.05 s (about 40 KiB/s) for 2 s: longer than body_idle_timeout (1 s), so no
+    # total body deadline of that size could allow it; min_body_rate does.
+    length = 80 * 1024
+    r, elapsed = _post_at_pace(server.url, path, length, b"u" * 2048, 0.05, limit=30)
+    assert r.status == 200
+    assert elapsed > 1.0
+    assert r.body == b"u" * length if path == "/echo" else r.json() == {"size": length}
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_min_body_rate_is_a_serve_flag(http: str, serve_app: Callable[..., RunningServer]) -> None:
+    # The same steady body, with a minimum rate above its pace: cut off once the head start is over.
+    server = serve_app(APP, http, "interpreted", "--min-body-rate", str(400 * 1024))
+    r, elapsed = _post_at_pace(server.url, "/upload", 80 * 1024, b"u" * 2048, 0.05, limit=30)
+    assert (r.status, r.json()) == (408, {"error": "Request Timeout", "status": 408})
+    assert 0.9 < elapsed < 6
+
+
+def test_body_clock_waits_for_100_continue(server: RunningServer) -> None:
+    # The handler reads its body after 1.5 s (body_idle_timeout is 1 s); the client waits for
+    # "100 Continue", which goes out then, and sends the body only after it.
+    with connect(server.url) as sock:
+        sock.sendall(b"POST /upload-later HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"0123456789")
+        r = reader.response()
+        assert (r.status, r.json()) == (200, {"size": 10})
+
+
 def test_idle_keep_alive_connection_closed(server: RunningServer) -> None:
     with connect(server.url) as sock:
         sock.sendall(get("/"))

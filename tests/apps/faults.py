@@ -167,6 +167,16 @@ async def upload(request: Request) -> dict[str, int]:
         STATS["uploads_open"] -= 1
 
 
+@app.post("/upload-later", stream=True)
+async def upload_later(request: Request) -> dict[str, int]:
+    """Reads its body only after a while (longer than body_idle_timeout)."""
+    await asyncio.sleep(1.5)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+    return {"size": size}
+
+
 @app.post("/form")
 async def form(request: Request) -> dict[str, Any]:
     files = await request.files()
