@@ -413,7 +413,7 @@ def test_pipelined_flood_never_read_keeps_memory_bounded(
     before = rss_kib(pid)
     peak = before
     slowest = 0.0
-    pad = "X-Pad: " + "p" * 200 + "\r\n"
+    pad = "X-Pad: " + "p" * 1000 + "\r\n"  # fewer answers to read back per MiB sent
     batch_size = 100
 
     def batch(first: int) -> bytes:
