@@ -31,6 +31,8 @@ class Config:
     keep_alive_timeout: float = 5.0
     request_head_timeout: float = 10.0
     body_idle_timeout: float = 30.0
+    # Bytes per second a request body must average after body_idle_timeout (0: no minimum).
+    min_body_rate: int = 1024
     graceful_timeout: float = 10.0
     # Seconds a worker (``--workers N``) may leave its heartbeat unanswered (its event loop
     # blocked, the process stopped) before the supervisor kills and replaces it.

@@ -34,6 +34,7 @@ class RunOptions:
     keep_alive_timeout: float | None = None
     request_head_timeout: float | None = None
     body_idle_timeout: float | None = None
+    min_body_rate: int | None = None
     graceful_timeout: float | None = None
     handler_timeout: float | None = None
     worker_timeout: float | None = None
@@ -132,6 +133,7 @@ _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--keep-alive-timeout", float, "seconds an idle keep-alive connection stays open (5)"),
     ("--request-head-timeout", float, "seconds to receive a whole request head (10)"),
     ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
+    ("--min-body-rate", int, "bytes/s a body must average after --body-idle-timeout; 0: none (1024)"),
     ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
     ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
     ("--worker-timeout", float, "seconds a worker's event loop may not answer before it is replaced (30)"),
@@ -148,6 +150,7 @@ _NUMERIC: dict[str, _Range] = {
         name: _Range(float, 0, above=True) if kind is float else _Range(int, 1)
         for name, (_, kind, _) in zip(_APP_SETTINGS, _SERVER_FLAGS)
     },
+    "min_body_rate": _Range(int, 0),  # 0: no minimum rate
 }
 
 

@@ -212,6 +212,7 @@ def test_numeric_flags_are_validated(flags: list[str], message: str) -> None:
 
 def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
     from cello import App
+    from cello.runner import RunOptions
 
     app = App()
     with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 99999$"):
@@ -220,6 +221,11 @@ def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
         app.run(workers=0, argv=[])
     with pytest.raises(ValueError, match=r"^port must be an integer from 0 to 65535, got 8000.5$"):
         app.run(port=8000.5, argv=[])  # type: ignore[arg-type]
+    # A rate of 0 means "no minimum", unlike the other counts.
+    assert RunOptions(min_body_rate=0).min_body_rate == 0
+    assert RunOptions().with_argv(["--min-body-rate", "0"]).min_body_rate == 0
+    with pytest.raises(ValueError, match=r"^min_body_rate must be an integer of at least 0, got -1$"):
+        RunOptions(min_body_rate=-1)
     script = tmp_path / "app.py"
     script.write_text("from cello import App\napp = App()\napp.run()\n")
     result = subprocess.run([sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30)

@@ -140,6 +140,70 @@ def test_stalled_body_gets_408(server: RunningServer, path: str) -> None:
     fresh_ok(server.url)
 
 
+def _post_at_pace(url: str, path: str, length: int, piece: bytes, gap: float, limit: float) -> tuple[Any, float]:
+    """POST a body of ``length`` bytes, ``piece`` every ``gap`` seconds, until the server
+    answers or ``limit`` seconds pass; the response and when it came."""
+    with connect(url) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {length}\r\n\r\n".encode())
+        started = time.monotonic()
+        sent = 0
+        while sent < length and time.monotonic() - started < limit and not readable(sock, gap):
+            try:
+                sock.sendall(piece[: length - sent])
+            except OSError:
+                break  # answered and closed
+            sent += len(piece)
+        reader = Reader(sock)
+        r = reader.response()
+        elapsed = time.monotonic() - started
+        if r.status == 408:
+            assert reader.at_eof()
+        return r, elapsed
+
+
+@pytest.mark.parametrize("path", ["/echo", "/upload"])
+def test_trickled_body_gets_408(server: RunningServer, path: str) -> None:
+    # A byte every 0.2 s: each in time for body_idle_timeout (1 s), the body far below
+    # min_body_rate (1 KiB/s), so the connection cannot be held by trickling.
+    r, elapsed = _post_at_pace(server.url, path, 1000, b"b", 0.2, limit=10)
+    assert (r.status, r.json(), r.header("connection")) == (408, {"error": "Request Timeout", "status": 408}, "close")
+    assert elapsed < 6  # due after about 1 s
+    eventually(lambda: stats(server.url)["uploads_open"] == 0, what="upload handler finished")
+    fresh_ok(server.url)
+
+
+@pytest.mark.parametrize("path", ["/echo", "/upload"])
+def test_body_at_a_steady_pace_is_not_cut_off(server: RunningServer, path: str) -> None:
+    # 2 KiB every 0.05 s (about 40 KiB/s) for 2 s: longer than body_idle_timeout (1 s), so no
+    # total body deadline of that size could allow it; min_body_rate does.
+    length = 80 * 1024
+    r, elapsed = _post_at_pace(server.url, path, length, b"u" * 2048, 0.05, limit=30)
+    assert r.status == 200
+    assert elapsed > 1.0
+    assert r.body == b"u" * length if path == "/echo" else r.json() == {"size": length}
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_min_body_rate_is_a_serve_flag(http: str, serve_app: Callable[..., RunningServer]) -> None:
+    # The same steady body, with a minimum rate above its pace: cut off once the head start is over.
+    server = serve_app(APP, http, "interpreted", "--min-body-rate", str(400 * 1024))
+    r, elapsed = _post_at_pace(server.url, "/upload", 80 * 1024, b"u" * 2048, 0.05, limit=30)
+    assert (r.status, r.json()) == (408, {"error": "Request Timeout", "status": 408})
+    assert 0.9 < elapsed < 6
+
+
+def test_body_clock_waits_for_100_continue(server: RunningServer) -> None:
+    # The handler reads its body after 1.5 s (body_idle_timeout is 1 s); the client waits for
+    # "100 Continue", which goes out then, and sends the body only after it.
+    with connect(server.url) as sock:
+        sock.sendall(b"POST /upload-later HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"0123456789")
+        r = reader.response()
+        assert (r.status, r.json()) == (200, {"size": 10})
+
+
 def test_idle_keep_alive_connection_closed(server: RunningServer) -> None:
     with connect(server.url) as sock:
         sock.sendall(get("/"))
@@ -336,6 +400,66 @@ def test_pipelined_flood_answered_in_order_with_bounded_memory(
 
 
 @pytest.mark.parametrize("http", PARSERS)
+@pytest.mark.parametrize("path", ["/kb", "/kb-async"], ids=["sync", "async"])
+def test_pipelined_flood_never_read_keeps_memory_bounded(
+    http: str, path: str, serve_app: Callable[..., RunningServer], linux: None
+) -> None:
+    """A client pipelines requests for a few KiB each and does not read the answers: the
+    server stops reading instead of writing answers into an ever-growing buffer (a sync
+    handler answers inside the read), other clients are served meanwhile, and the answers
+    arrive complete and in order once the client reads."""
+    # Long timeouts, as above: the flood's connection must not be cut while the test reads.
+    server = serve_app(APP, http, "interpreted", "--request-head-timeout", "10", "--keep-alive-timeout", "10")
+    pid = server.process.pid
+    before = rss_kib(pid)
+    peak = before
+    slowest = 0.0
+    pad = "X-Pad: " + "p" * 1000 + "\r\n"  # fewer answers to read back per MiB sent
+    batch_size = 100
+
+    def batch(first: int) -> bytes:
+        return "".join(f"GET {path}/{i} HTTP/1.1\r\nHost: a\r\n{pad}\r\n" for i in range(first, first + batch_size)).encode()
+
+    sock = connect(server.url)
+    try:
+        sock.setblocking(False)
+        batches, pending, sent = 1, batch(0), 0
+        started = last_probe = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            try:
+                count = sock.send(pending)
+            except BlockingIOError:
+                time.sleep(0.02)
+                count = 0
+            sent += count
+            pending = pending[count:]
+            if not pending:
+                pending = batch(batches * batch_size)
+                batches += 1
+            peak = max(peak, rss_kib(pid))
+            if time.monotonic() - last_probe > 0.5:
+                probe = time.monotonic()
+                fresh_ok(server.url)
+                last_probe = time.monotonic()
+                slowest = max(slowest, last_probe - probe)
+        growth = peak - before
+        assert growth < 30 * 1024, f"RSS grew by {growth} KiB while {sent >> 20} MiB of requests were sent"
+        assert slowest < 3.0, f"another client waited {slowest:.1f}s"
+        # Now read: the rest of the last batch goes out as the server takes it.
+        sock.setblocking(True)
+        sender = threading.Thread(target=sock.sendall, args=(pending,), daemon=True)
+        sender.start()
+        reader = Reader(sock)
+        for i in range(batches * batch_size):
+            r = reader.response()
+            assert (r.status, len(r.body), r.body.split(b" ")[0]) == (200, 4096, b"%d" % i)
+        sender.join(10)
+    finally:
+        sock.close()
+    fresh_ok(server.url)
+
+
+@pytest.mark.parametrize("http", PARSERS)
 def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
     """In process, to look inside: requests parsed ahead of their turn and unparsed input
     both stay bounded while the handler is slow and the client floods."""
@@ -518,6 +642,39 @@ def test_shutdown_with_requests_and_streams_open(own_server: Callable[..., Runni
     assert "STARTUP HOOK" in log
     assert "SHUTDOWN HOOK sse_open=0" in log
     assert "closing 1 connection(s) still busy" in log
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_shutdown_closes_keep_alive_connections_once_their_streams_end(
+    own_server: Callable[..., RunningServer], http: str
+) -> None:
+    """Streams that began before the signal said keep-alive; once they end (an SSE stream
+    ended by the shutdown, a stream ending by itself), their connections close at once, not
+    at the keep-alive timeout, and the server exits."""
+    server = own_server(http, "--keep-alive-timeout", "30", "--graceful-timeout", "30")
+    events = connect(server.url)
+    events.sendall(get("/sse"))
+    events_reader = Reader(events)
+    events_reader.read_until(b"tick 0")
+    drip = connect(server.url)
+    drip.sendall(get("/drip?10"))
+    drip_reader = Reader(drip)
+    head = drip_reader.read_until(b"\r\n\r\n")
+    assert b"connection: close" not in head.lower()
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGINT)
+    try:
+        events_reader.read_until(b"0\r\n\r\n")
+        assert events_reader.at_eof()
+        body = drip_reader.read_until(b"0\r\n\r\n")
+        assert body.count(b"drop ") == 10
+        assert drip_reader.at_eof()
+        assert server.process.wait(10) == 0
+        assert time.monotonic() - started < 8  # the stream takes 1 s; keep-alive is 30 s
+    finally:
+        events.close()
+        drip.close()
+    assert "still busy" not in server.output()
 
 
 def test_second_signal_forces_exit(own_server: Callable[..., RunningServer]) -> None:

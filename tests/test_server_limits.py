@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -20,6 +21,7 @@ def make_app() -> FakeApp:
     app = FakeApp()
     app.route("POST", "/small", max_body_size=10)(lambda r: Response(r.body()))
     app.route("POST", "/small-stream", stream_body=True, max_body_size=10)(lambda r: Response(b"streamed"))
+    app.route("POST", "/echo")(lambda r: Response(r.body()))
     return app
 
 
@@ -168,3 +170,33 @@ def test_limits_are_configurable(http: str) -> None:
         assert r.status == 431  # the Connection field is the sixth
         (r,), _ = exchange(base, head_with_fields(4)[:-2] + b"Connection: close\r\n\r\n")
         assert r.status == 404
+
+
+def test_min_body_rate_default_and_validation() -> None:
+    from cello.config import Config
+
+    assert ServerConfig.from_settings(Config()).min_body_rate == Config().min_body_rate == 1024
+    assert ServerConfig(min_body_rate=0).min_body_rate == 0  # 0 turns the minimum off
+    with pytest.raises(ValueError, match="min_body_rate"):
+        ServerConfig(min_body_rate=-1)
+
+
+@pytest.mark.parametrize("http", PARSERS)
+@pytest.mark.parametrize("rate", [0, 1024])
+def test_min_body_rate_zero_leaves_only_the_idle_timeout(http: str, rate: int) -> None:
+    # 20 bytes, one every 0.1 s: each within body_idle_timeout (0.5 s), 2 s in all.
+    with running_server(make_app(), http, body_idle_timeout=0.5, min_body_rate=rate) as base:
+        head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\nConnection: close\r\n\r\n"
+        with connect(base) as sock:
+            sock.sendall(head)
+            for _ in range(20):
+                time.sleep(0.1)
+                try:
+                    sock.sendall(b"x")
+                except OSError:
+                    break  # answered 408 and closed
+            r = Reader(sock).response()
+    if rate == 0:
+        assert (r.status, r.body) == (200, b"x" * 20)
+    else:
+        assert (r.status, r.json()) == (408, {"error": "Request Timeout", "status": 408})

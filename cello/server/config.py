@@ -31,6 +31,9 @@ class ServerConfig:
     request_head_timeout: float = 10.0
     # Seconds without any body bytes while a body is expected.
     body_idle_timeout: float = 30.0
+    # Bytes per second a request body must average once body_idle_timeout has passed (0: no
+    # minimum); see HttpProtocol._start_body_clock.
+    min_body_rate: int = 1024
     # Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     graceful_timeout: float = 10.0
     # Value of the Server header; None leaves it out.
@@ -76,6 +79,8 @@ class ServerConfig:
             raise ValueError("worker_timeout must be positive")
         if self.max_connections < 1 or self.input_high_water < 1:
             raise ValueError("max_connections and input_high_water must be positive")
+        if self.min_body_rate < 0:
+            raise ValueError("min_body_rate must be 0 (no minimum) or more")
         if self.ws_max_message_size < 1 or self.ws_max_fragments < 1 or self.ws_max_queue < 1:
             raise ValueError("ws_max_message_size, ws_max_fragments and ws_max_queue must be positive")
 

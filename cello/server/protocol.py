@@ -10,6 +10,8 @@ endpoint. A sync handler's Response is written at once, inside the same ``data_r
 an awaitable runs as a task. Requests that arrive while a response is in progress (pipelining)
 wait in ``_pipeline``; while any wait, further input is held unparsed (``_held``) and reading
 pauses once that exceeds ``input_high_water``, so a flood costs bounded memory however long.
+While the client does not read (the transport paused writing), reading pauses too and no
+request is answered, so sync handlers cannot pile answers up in the transport either.
 
 A WebSocket handshake answered with a WebSocketUpgrade (status 101, so it never meets the
 common response path) hands the connection to a ws.WebSocketConnection: it runs the handler,
@@ -171,6 +173,9 @@ class HttpProtocol(asyncio.Protocol):
         self._head_timeout = config.request_head_timeout
         self._keep_alive_timeout = config.keep_alive_timeout
         self._body_timeout = config.body_idle_timeout
+        # Seconds of time each body byte earns (1 / min_body_rate; 0: no minimum rate), see
+        # _start_body_clock.
+        self._seconds_per_byte = 1.0 / config.min_body_rate if config.min_body_rate > 0 else 0.0
         self._parser = create_parser(config.http, self, config)
         self._parser_feed = self._parser.feed
         self._parser_in_head = self._parser.in_head
@@ -185,6 +190,8 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_remaining = 0
         self._rx_limit = 0
         self._rx_stream: RequestStream | None = None
+        # When the body being received falls below min_body_rate (NEVER: no minimum).
+        self._rx_due = NEVER
         # A pipelined request asked for 100 Continue: sent once the responses before it are out.
         self._continue_pending = False
         # Sending side: the request being answered.
@@ -314,6 +321,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._held
                 and not self._pipeline
                 and not self._stream_paused
+                and not self._write_paused
                 and not self._input_done
                 and not self._closed
             ):
@@ -366,13 +374,21 @@ class HttpProtocol(asyncio.Protocol):
         return self._busy or bool(self._pipeline)
 
     def pause_writing(self) -> None:
+        # The client does not read what it asked for: read no more of what it sends, and answer
+        # nothing more (on_end queues requests) until it catches up. Without this, pipelined
+        # requests answered inline (sync handlers) would pile their answers up in the transport.
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_writer()
-        if not self._busy and self._pipeline:
-            self._next()
+        if self._pipeline:
+            if not self._busy:
+                self._next()
+        else:
+            self._feed_held()
+        self._update_reading()
 
     # -- parser events ----------------------------------------------------------------
 
@@ -416,9 +432,16 @@ class HttpProtocol(asyncio.Protocol):
             self._rx_stream = stream
             self._submit(request, endpoint, keep_alive)
             if expects_body and not self._closed:
-                self._deadline = self._state.now + self._body_timeout
+                self._start_body_clock()
+                if head.expect_continue:
+                    # The client waits for "100 Continue", sent when the handler first reads
+                    # (send_continue starts the clock again).
+                    self._deadline = NEVER
             return
-        self._deadline = self._state.now + self._body_timeout if expects_body else NEVER
+        if expects_body:
+            self._start_body_clock()
+        else:
+            self._deadline = NEVER
         if head.expect_continue:
             if self._busy or self._pipeline:
                 self._continue_pending = True
@@ -434,7 +457,12 @@ class HttpProtocol(asyncio.Protocol):
         if size > self._rx_limit:
             self._refuse(413, self._rx_endpoint.body_too_large)
             return
-        self._deadline = self._state.now + self._body_timeout
+        # Each byte earns time: a body trickled in below min_body_rate reaches its due time
+        # even though every byte comes within body_idle_timeout of the one before.
+        due = self._rx_due + len(data) * self._seconds_per_byte
+        self._rx_due = due
+        idle = self._state.now + self._body_timeout
+        self._deadline = due if due < idle else idle
         stream = self._rx_stream
         if stream is not None:
             stream.feed(data)
@@ -464,7 +492,7 @@ class HttpProtocol(asyncio.Protocol):
         if parts:
             request._body = b"".join(parts)
             parts.clear()
-        if self._busy or self._pipeline:
+        if self._busy or self._pipeline or self._write_paused:
             self._submit(request, self._rx_endpoint, keep_alive)
         else:
             self._dispatch(request, self._rx_endpoint, keep_alive)
@@ -480,6 +508,7 @@ class HttpProtocol(asyncio.Protocol):
     def send_continue(self) -> None:
         if not self._closed:
             self._transport.write(wire.CONTINUE)
+            self._resume_body_clock()  # the client has been waiting for this to send the body
 
     def pause_for_stream(self) -> None:
         self._stream_paused = True
@@ -487,14 +516,38 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_for_stream(self) -> None:
         self._stream_paused = False
-        self._deadline = self._state.now + self._body_timeout
+        self._resume_body_clock()
         self._feed_held()
         self._update_reading()
+
+    def _start_body_clock(self) -> None:
+        """A body is expected from now on. Its bytes must come within body_idle_timeout of each
+        other and, on average, at min_body_rate after a head start of body_idle_timeout: the
+        deadline grows by 1/min_body_rate seconds per byte received (Apache's MinRate, Kestrel's
+        MinRequestBodyDataRate), so a large upload at a normal pace is never cut off, while
+        one trickled in to hold the connection is, however regular its bytes."""
+        deadline = self._state.now + self._body_timeout
+        self._deadline = deadline
+        self._rx_due = deadline if self._seconds_per_byte > 0 else NEVER
+
+    def _resume_body_clock(self) -> None:
+        """The body was not read for a while, and not for the client's doing (a handler behind
+        on a streamed body, a handler busy with the request before it, 100 Continue not sent): it gets a
+        fresh body_idle_timeout, and at least as long to make up its rate."""
+        deadline = self._state.now + self._body_timeout
+        self._deadline = deadline
+        if deadline > self._rx_due:
+            self._rx_due = deadline
 
     def _update_reading(self) -> None:
         if self._closed:
             return
-        pause = self._stream_paused or self._input_done or len(self._held) > self._high_water
+        pause = (
+            self._stream_paused
+            or self._write_paused
+            or self._input_done
+            or len(self._held) > self._high_water
+        )
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:
@@ -532,8 +585,12 @@ class HttpProtocol(asyncio.Protocol):
     # -- calling the application ------------------------------------------------------
 
     def _submit(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
-        if self._busy or self._pipeline:
+        if self._busy or self._pipeline or self._write_paused:
             self._pipeline.append(_Queued(request, endpoint, keep_alive, 0, ""))
+            # Not idle while requests wait, even if a response earlier in this read made it so:
+            # the keep-alive timeout must not close a connection whose answers are still due.
+            self._idle = False
+            self._deadline = NEVER
             self._update_reading()
         else:
             self._dispatch(request, endpoint, keep_alive)
@@ -845,6 +902,11 @@ class HttpProtocol(asyncio.Protocol):
             if self._input_done:
                 self._close()  # EOF came while answering
                 return
+            if self._state.shutting_down:
+                # A response begun before the shutdown (a stream) has ended: close now, not at
+                # the keep-alive timeout. Linger if the client has sent more already.
+                self._close(linger=bool(self._held) or self._parser_in_head())
+                return
             self._idle = True
             # The loop's clock, not the tick's: answering a slice of pipelined requests can
             # outlast the keep-alive timeout on a busy machine, and a deadline from the last
@@ -852,7 +914,7 @@ class HttpProtocol(asyncio.Protocol):
             # not yet read: uvloop runs timers before it reads) is seen.
             self._deadline = self._clock() + self._keep_alive_timeout
         else:
-            self._deadline = self._state.now + self._body_timeout
+            self._resume_body_clock()  # its body waited while the requests before it were answered
             if self._continue_pending:
                 self._continue_pending = False
                 self._transport.write(wire.CONTINUE)

@@ -51,6 +51,21 @@ def number(request: Request) -> str:
     return str(request.params["n"])
 
 
+def _kilobytes(n: int) -> Response:
+    return Response(f"{n} ".ljust(4096, "k"))
+
+
+# A few KiB per answer, inline on the loop or as a task: the pipelined flood tests.
+@app.get("/kb/{n:int}")
+def kb(request: Request) -> Response:
+    return _kilobytes(request.params["n"])
+
+
+@app.get("/kb-async/{n:int}")
+async def kb_async(request: Request) -> Response:
+    return _kilobytes(request.params["n"])
+
+
 @app.get("/pid")
 def pid(request: Request) -> str:
     return str(os.getpid())
@@ -141,6 +156,19 @@ def stream(request: Request) -> Response:
     return Response.stream(chunks())
 
 
+@app.get("/drip")
+def drip(request: Request) -> Response:
+    """A response streamed slowly, that ends by itself: N chunks 0.1 s apart."""
+    count = int(request.query_string or "5")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(count):
+            await asyncio.sleep(0.1)
+            yield b"drop %d\n" % i
+
+    return Response.stream(chunks())
+
+
 @app.post("/echo")
 def echo(request: Request) -> Response:
     return Response(request.body())
@@ -156,6 +184,16 @@ async def upload(request: Request) -> dict[str, int]:
         return {"size": size}
     finally:
         STATS["uploads_open"] -= 1
+
+
+@app.post("/upload-later", stream=True)
+async def upload_later(request: Request) -> dict[str, int]:
+    """Reads its body only after a while (longer than body_idle_timeout)."""
+    await asyncio.sleep(1.5)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+    return {"size": size}
 
 
 @app.post("/form")
