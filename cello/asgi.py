@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mutab
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
+from cello.server.head import valid_host
 
 if TYPE_CHECKING:
     from cello.app import App
@@ -64,6 +65,12 @@ def _request_from_scope(scope: Scope) -> Request:
     )
 
 
+def _invalid_host(scope: Scope) -> bool:
+    # The native server's Host rule (RFC 9110 7.2), which ASGI servers do not apply: without
+    # it, request.host and request.url would carry whatever a client sent.
+    return any(bytes(name).lower() == b"host" and not valid_host(bytes(value)) for name, value in scope.get("headers", []))
+
+
 class _Body:
     """The request's body messages. Once they are all read, the next message is the
     disconnect: reading it sooner would take chunks from a handler that streams the body."""
@@ -93,8 +100,11 @@ class _Body:
 
 async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
     request = _request_from_scope(scope)
-    endpoint = app.resolve(request)
     body = _Body(receive)
+    if _invalid_host(scope):
+        await _send_response(error_response(400, "Invalid Host header"), send, False, body)
+        return
+    endpoint = app.resolve(request)
     if endpoint.stream_body:
         request._stream = body.chunks()
     else:

@@ -17,6 +17,7 @@ from cello.server.head import HeadValidator
 from cello.server.parsers import create_parser
 
 H = b"Host: a\r\n"
+CHUNKED = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
 
 # (id, request bytes, status)
 SHAPES: list[tuple[str, bytes, int]] = [
@@ -92,6 +93,36 @@ SHAPES: list[tuple[str, bytes, int]] = [
     ("missing-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("expect-unknown", b"POST / HTTP/1.1\r\n" + H + b"Expect: teapot\r\nContent-Length: 1\r\n\r\na", 417),
+    # Runs of spaces in the request line (llhttp takes them; uvicorn, gunicorn... refuse them).
+    ("two-spaces-after-method", b"GET  / HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("two-spaces-after-target", b"GET /  HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("spaces-in-request-line", b"GET  /  HTTP/1.1\r\n" + H + b"\r\n", 400),
+    # Not HTTP at all: a TLS ClientHello refused at its first byte, not when a line ends.
+    ("tls-client-hello", bytes.fromhex("1603010200010001fc0303") + bytes(range(32)) + b"\x00\x20", 400),
+    ("method-junk-unfinished", b"\x80\x81", 400),
+    # Chunked framing: bounded, and the fields that frame a message are refused in a trailer.
+    ("trailer-content-length", CHUNKED + b"0\r\nContent-Length: 5\r\n\r\n", 400),
+    ("trailer-transfer-encoding", CHUNKED + b"0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    ("trailer-20k", CHUNKED + b"0\r\nX-T: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+    ("trailer-many-fields", CHUNKED + b"0\r\n" + b"X-T: 1\r\n" * 101 + b"\r\n", 431),
+    ("trailer-endless", CHUNKED + b"0\r\nX-T: " + b"a" * 40_000, 431),
+    ("chunk-extension-64k", CHUNKED + b"1;a=" + b"b" * 65_536 + b"\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-extension-endless", CHUNKED + b"1;a=" + b"b" * 40_000, 400),
+    ("chunk-size-22-digits", CHUNKED + b"0" * 21 + b"1\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-size-17-digits", CHUNKED + b"0" * 16 + b"1\r\nx\r\n0\r\n\r\n", 400),
+    ("chunk-size-endless-zeros", CHUNKED + b"0" * 40_000, 400),
+    # Host (RFC 9110 7.2: uri-host [":" port]); an absolute-form target's authority too.
+    ("host-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-slash", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("host-userinfo", b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+    ("host-bad-port", b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", 400),
+    ("host-two-ports", b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400),
+    ("host-non-ascii", b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n", 400),
+    ("host-bad-percent", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
+    ("host-unclosed-ipv6", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    ("absolute-form-empty-host", b"GET http:///x HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form-userinfo", b"GET http://u@b/x HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("absolute-form-bad-port", b"GET http://b:x/ HTTP/1.1\r\n" + H + b"\r\n", 400),
 ]
 
 # Accepted by both (RFC-sanctioned leniencies); each must give a normal response.
@@ -107,7 +138,19 @@ ACCEPTED: list[tuple[str, bytes]] = [
     ("chunk-extension", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n"),
     ("chunk-trailer", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
     ("absolute-form", b"GET http://a/?x=1 HTTP/1.1\r\n" + H + b"\r\n"),
-    ("spaces-in-request-line", b"GET  /  HTTP/1.1\r\n" + H + b"\r\n"),
+    ("chunk-size-16-digits", CHUNKED + b"0" * 15 + b"1\r\nx\r\n0\r\n\r\n"),
+    ("chunk-extension-4k", CHUNKED + b"1;a=" + b"b" * 4092 + b"\r\nx\r\n0\r\n\r\n"),
+    ("chunk-extension-quoted", CHUNKED + b'1;a="b c"\r\nx\r\n0;z\r\n\r\n'),
+    ("trailer-16k", CHUNKED + b"0\r\nX-T: " + b"a" * (16 * 1024 - 7) + b"\r\n\r\n"),
+    ("trailer-host", CHUNKED + b"0\r\nHost: b\r\n\r\n"),
+    ("host-empty", b"GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+    ("host-port", b"GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n"),
+    ("host-ipv4", b"GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n"),
+    ("host-ipv6", b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n"),
+    ("host-reg-name", b"GET / HTTP/1.1\r\nHost: a_b~c!$&'()*+,;=%41\r\n\r\n"),
+    ("host-empty-port", b"GET / HTTP/1.1\r\nHost: a:\r\n\r\n"),
+    ("absolute-form-port", b"GET http://b:8080/ HTTP/1.1\r\n" + H + b"\r\n"),
+    ("absolute-form-http10", b"GET http://b/ HTTP/1.0\r\n\r\n"),
 ]
 
 
