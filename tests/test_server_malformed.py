@@ -105,6 +105,11 @@ SHAPES: list[tuple[str, bytes, int]] = [
     ("two-spaces-after-method", b"GET  / HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("two-spaces-after-target", b"GET /  HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("spaces-in-request-line", b"GET  /  HTTP/1.1\r\n" + H + b"\r\n", 400),
+    # Two faults: the request line's comes first, a head's rules before its body's framing.
+    ("spaces-and-too-many-fields", b"GET  / HTTP/1.1\r\n" + H + b"X: 1\r\n" * 101 + b"\r\n", 400),
+    ("spaces-and-endless-field", b"GET  / HTTP/1.1\r\nX: " + b"a" * 40_000, 400),
+    ("expect-unknown-and-trailer-20k", CHUNKED[:-2] + b"Expect: teapot\r\n\r\n0\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", 417),
+    ("bad-authority-and-chunk-extension-64k", CHUNKED.replace(b"POST /", b"POST http://u@a/") + b"1;" + b"e" * 65_536, 400),
     # Not HTTP at all: a TLS ClientHello refused at its first byte, not when a line ends.
     ("tls-client-hello", TLS_CLIENT_HELLO, 400),
     ("method-junk-unfinished", b"\x80\x81", 400),

@@ -223,7 +223,23 @@ class HttptoolsParser:
         else:
             self._partial += data
         if len(self._partial) > self._head_limit:
-            self._refuse(431, "Request header fields too large")
+            head = self._head
+            head.fail(431, "Request header fields too large")
+            self._check_line(bytes(self._partial))
+            self._refuse(head.status, head.reason)
+
+    def _check_line(self, head: bytes) -> bool:
+        """Whether the request line at the start of the current message in ``head`` is whole
+        and has single spaces; when it is whole and has more, the head is refused with 400. The
+        line is checked before anything else that refuses the head, as in the h11 adapter
+        (which checks a head's lines in order)."""
+        begin = _skip_empty_lines(head, self._start) if self._start >= 0 else 0
+        end = head.find(b"\r\n", begin)
+        # llhttp accepted the line, and a target holds no space: two spaces are single ones.
+        if end < 0 or head.count(b" ", begin, end) == 2:
+            return end >= 0
+        self._head.fail(400, "Invalid request line")
+        return False
 
     def _message_end(self) -> int:
         """Where the message that has just ended ends in the input."""
@@ -245,17 +261,9 @@ class HttptoolsParser:
         return partial + self._data[: self._head_end]
 
     def _line_version(self) -> str:
-        """The request's version, read the slow way, after checking that its request line has
-        single spaces (llhttp takes runs of them); "" when it is refused."""
-        if self._start >= 0:
-            head = self._data
-            begin = _skip_empty_lines(head, self._start)
-        else:
-            head = self._split_head()
-            begin = 0
-        # llhttp accepted the line, and a target holds no space: two spaces are single ones.
-        if head.count(b" ", begin, head.index(b"\r\n", begin)) != 2:
-            self._head.fail(400, "Invalid request line")
+        """The request's version, read the slow way, once its request line is checked; ""
+        when it is refused."""
+        if not self._check_line(self._data if self._start >= 0 else self._split_head()):
             return ""
         return self._parser.get_http_version()
 
@@ -331,6 +339,7 @@ class HttptoolsParser:
             value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if not self._head.add_field(name, value):
+            self._check_line(self._data if self._start >= 0 else bytes(self._partial) + self._data)
             self._abort()
 
     def on_headers_complete(self) -> None:
@@ -432,6 +441,7 @@ class H11Parser:
         "_fields",
         "_framing",
         "_chunked",
+        "_rest",
         "_buffer",
         "_conn",
         "_stopped",
@@ -445,6 +455,7 @@ class H11Parser:
         self._fields: list[tuple[bytes, bytes]] = []
         self._framing = ChunkedFraming(config)
         self._chunked = False
+        self._rest = b""
         self._buffer = b""
         self._conn: h11.Connection | None = None
         self._stopped = False
@@ -520,12 +531,8 @@ class H11Parser:
             return False
         # h11 parses the head again (it must, to frame the body); its fields are the same as ours.
         self._fields = fields
-        # (finish() has not run yet: a bad Transfer-Encoding is refused there, with 400 too)
-        self._chunked = head.transfer_encoding_count > 0
-        if self._chunked:
-            self._framing.reset()
-            if not self._check_framing(buffer[end.end() :]):
-                return False
+        # What follows the head, checked when the head is (_on_request) if the body is chunked.
+        self._rest = buffer[end.end() :]
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._head_limit)
         conn.receive_data(buffer)
         self._buffer = b""
@@ -571,4 +578,13 @@ class H11Parser:
         ):
             self._refuse(head.status, head.reason)
             return
+        # Later input goes through the framing check before h11 (feed); what came with the head
+        # is checked now, before h11 reads it.
+        self._chunked = head.chunked
+        rest = self._rest
+        self._rest = b""
+        if self._chunked:
+            self._framing.reset()
+            if not self._check_framing(rest):
+                return
         self._events.on_head(method, target, version, self._fields, head)
