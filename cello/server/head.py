@@ -4,12 +4,14 @@ llhttp (httptools) and h11 disagree on what they accept. Everything the two back
 answer identically is decided here, from what either parser hands over:
 
 * :class:`HeadValidator` sees every header field as ``(name, value)`` bytes, whichever parser
-  produced it, and decides limits (431), framing (Content-Length / Transfer-Encoding), Host,
-  HTTP version, keep-alive and ``Expect``.
+  produced it, and decides limits (431), framing (Content-Length / Transfer-Encoding), Host
+  (and an absolute-form target's authority), HTTP version, keep-alive and ``Expect``.
 * :func:`parse_raw_head` checks the raw head bytes for the shapes llhttp refuses but h11
   accepts (obs-fold, bare LF, control characters, unknown methods...) and feeds the fields to
   a HeadValidator. Only the h11 adapter needs it: llhttp already refuses each of these shapes
   itself (the conformance tests run every shape on both backends).
+* :class:`ChunkedFraming` checks a chunked body's framing and bounds before either parser
+  reads it (neither bounds chunk extensions or trailers, and they disagree on details).
 
 No I/O and no clock here: tests drive these with bytes.
 """

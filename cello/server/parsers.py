@@ -9,7 +9,9 @@ once; the adapters below hold no connection logic, only translation.
 
 httptools (llhttp) is the default: it is fast, and it refuses most malformed input itself.
 h11 is the pure-Python reference; the shapes it accepts but llhttp refuses are checked in
-head.py, so that both answer the same.
+head.py, so that both answer the same. The other way round (runs of spaces in the request
+line), and for the bounds neither has (chunk extensions, trailers), the httptools adapter
+looks at the bytes itself.
 """
 
 from __future__ import annotations
