@@ -345,7 +345,7 @@ def test_endless_chunked_line_is_refused_at_once_in_bounded_memory(
     assert result["status"] == status, result
     assert result["json"]["status"] == status
     assert result["seconds"] < 5.0, result  # not a 408 after the body timeout
-    assert max(latencies) < 1.0, latencies
+    assert max(latencies) < 2.0, latencies  # (the worker stalled for up to 29 s before)
     assert grown < 8 * 1024, f"server grew by {grown} KiB"
 
 
