@@ -81,7 +81,7 @@ _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # A target of visible ASCII (llhttp refuses controls, space and non-ASCII there). One space
 # between the parts, as RFC 9112 3 writes it: llhttp also takes runs of spaces, but other servers
 # refuse them (a proxy in front may split such a line differently), so the httptools adapter
-# refuses them too (check_spaces).
+# refuses them too (HttptoolsParser._check_line).
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 # The target forms llhttp accepts for methods other than CONNECT: origin-form ("/p"), asterisk-form
 # and absolute-form ("scheme://authority/p", no fragment in the authority).
@@ -167,7 +167,7 @@ _CHUNK_SIZE_LINE = re.compile(
 )
 # A chunk-size line (size and extensions, without CRLF) longer than this is refused, as Go does:
 # neither parser would bound one (llhttp reads extensions without keeping them, for ever).
-MAX_CHUNK_LINE: Final = 4096
+_MAX_CHUNK_LINE: Final = 4096
 
 _SIZE: Final = 0
 _DATA: Final = 1
@@ -184,9 +184,8 @@ class ChunkedFraming:
     whitespace after the size), and neither bounds every part (llhttp buffers an endless trailer
     line and reads an endless chunk extension; neither counts trailer fields). The trailer
     section gets the head's limits: ``max_header_size`` bytes (lines as sent, with their CRLF;
-    the blank line that ends it not counted) and
-    ``max_header_count`` fields; a field that frames the message (Content-Length,
-    Transfer-Encoding) is refused there, as llhttp does.
+    the blank line that ends it not counted) and ``max_header_count`` fields; a field that
+    frames the message (Content-Length, Transfer-Encoding) is refused there, as llhttp does.
     """
 
     __slots__ = (
@@ -263,7 +262,7 @@ class ChunkedFraming:
     def _room(self, size: int) -> bool:
         """Whether a line of ``size`` bytes (with its CRLF) is within the limits."""
         if self.state == _SIZE:
-            if size - 2 > MAX_CHUNK_LINE:
+            if size - 2 > _MAX_CHUNK_LINE:
                 self._fail(400, "Malformed request: chunk-size line too long")
                 return False
         elif size > 2 and self.trailer_bytes + size > self.max_trailer_bytes:  # (not the blank line)
