@@ -7,7 +7,6 @@ clients that never end a line of a chunked body, and what Host means to request.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
