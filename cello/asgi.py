@@ -13,6 +13,7 @@ from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
+from cello.server.head import valid_host
 
 if TYPE_CHECKING:
     from cello.app import App
@@ -65,6 +66,12 @@ def _request_from_scope(scope: Scope) -> Request:
     )
 
 
+def _invalid_host(scope: Scope) -> bool:
+    # The native server's Host rule (RFC 9110 7.2), which ASGI servers do not apply: without
+    # it, request.host and request.url would carry whatever a client sent.
+    return any(bytes(name).lower() == b"host" and not valid_host(bytes(value)) for name, value in scope.get("headers", []))
+
+
 class _Body:
     """The request's body messages, within the endpoint's body limit (as `cello serve` counts
     it: the declared length before reading, then every chunk as it comes, for buffered,
@@ -114,6 +121,10 @@ class _Body:
 
 async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
     request = _request_from_scope(scope)
+    if _invalid_host(scope):
+        # Refused before anything of the body is read (a limit of 0 accepts none of it).
+        await _send_response(error_response(400, "Invalid Host header"), send, False, _Body(receive, 0, ""))
+        return
     endpoint = app.resolve(request)
     body = _Body(receive, endpoint.max_body_size, endpoint.body_too_large)
     if body.refuse_declared(request):

@@ -20,9 +20,10 @@ class ServerConfig:
     # Request line (method SP target SP version, without CRLF) longer than this: 414.
     max_request_line: int = 8 * KiB
     # Header block measured as sum(len(name) + len(value) + 4) over the fields ("Name: value\r\n",
-    # whitespace around the value not counted, so both parsers measure the same): 431.
+    # whitespace around the value not counted, so both parsers measure the same): 431. Also
+    # bounds the trailer section of a chunked body (its lines as sent).
     max_header_size: int = 16 * KiB
-    # More header fields than this: 431.
+    # More header fields than this (or trailer fields after a chunked body): 431.
     max_header_count: int = 100
     # Seconds an idle keep-alive connection is kept open.
     keep_alive_timeout: float = 5.0

@@ -4,12 +4,14 @@ llhttp (httptools) and h11 disagree on what they accept. Everything the two back
 answer identically is decided here, from what either parser hands over:
 
 * :class:`HeadValidator` sees every header field as ``(name, value)`` bytes, whichever parser
-  produced it, and decides limits (431), framing (Content-Length / Transfer-Encoding), Host,
-  HTTP version, keep-alive and ``Expect``.
+  produced it, and decides limits (431), framing (Content-Length / Transfer-Encoding), Host
+  (and an absolute-form target's authority), HTTP version, keep-alive and ``Expect``.
 * :func:`parse_raw_head` checks the raw head bytes for the shapes llhttp refuses but h11
   accepts (obs-fold, bare LF, control characters, unknown methods...) and feeds the fields to
   a HeadValidator. Only the h11 adapter needs it: llhttp already refuses each of these shapes
   itself (the conformance tests run every shape on both backends).
+* :class:`ChunkedFraming` checks a chunked body's framing and bounds before either parser
+  reads it (neither bounds chunk extensions or trailers, and they disagree on details).
 
 No I/O and no clock here: tests drive these with bytes.
 """
@@ -32,6 +34,40 @@ KNOWN_METHODS: Final = frozenset(
     }
 )  # fmt: skip
 
+_KNOWN_METHOD_BYTES: Final = frozenset(m.encode("ascii") for m in KNOWN_METHODS)
+# What an unfinished request line may start with: llhttp matches the method as it comes and
+# refuses at the first byte no method can have there (a TLS ClientHello, say), so the h11
+# adapter must not wait for the end of the line.
+_METHOD_PREFIXES: Final = frozenset(m[:i] for m in _KNOWN_METHOD_BYTES for i in range(1, len(m) + 1))
+
+
+def method_start_ok(line: bytes) -> bool:
+    """Whether the start of an unfinished request line can still be a known method."""
+    space = line.find(b" ")
+    if space < 0:
+        return line in _METHOD_PREFIXES
+    return line[:space] in _KNOWN_METHOD_BYTES
+
+
+# RFC 9110 7.2 and RFC 3986 3.2.2: Host = uri-host [":" port], where uri-host is an IP literal
+# in brackets, an IPv4 address or a reg-name (unreserved, percent-encoded and sub-delims
+# characters). The common shapes (a name or an address, perhaps a port) are checked without
+# the regex: the characters below, at most one colon, digits after it.
+_HOST_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:"
+_HOST = re.compile(
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?"
+)
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether ``value`` is a valid Host: an empty one is (RFC 9110 7.2)."""
+    if not value.translate(None, _HOST_CHARS):
+        colon = value.find(b":")
+        return colon < 0 or colon == len(value) - 1 or value[colon + 1 :].isdigit()
+    return _HOST.fullmatch(value) is not None
+
+
 # Bytes of a head (request line + fields + whitespace) buffered before giving up with 431, whatever
 # the fields look like: bounds memory when a single field never ends.
 HEAD_SLACK: Final = 4096
@@ -42,10 +78,11 @@ def head_buffer_limit(config: ServerConfig) -> int:
 
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-# A target of visible ASCII (llhttp refuses controls, space and non-ASCII there). Like llhttp,
-# runs of spaces between the parts are accepted (RFC 9112 3 allows it); the h11 adapter hands h11
-# the line with single spaces (normal_request_line).
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") +([\x21-\x7e]+) +HTTP/([0-9])\.([0-9])")
+# A target of visible ASCII (llhttp refuses controls, space and non-ASCII there). One space
+# between the parts, as RFC 9112 3 writes it: llhttp also takes runs of spaces, but other servers
+# refuse them (a proxy in front may split such a line differently), so the httptools adapter
+# refuses them too (HttptoolsParser._check_line).
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
 # The target forms llhttp accepts for methods other than CONNECT: origin-form ("/p"), asterisk-form
 # and absolute-form ("scheme://authority/p", no fragment in the authority).
 _TARGET = re.compile(
@@ -122,12 +159,14 @@ def parse_raw_head(
     return fields
 
 
-# Chunk extensions as llhttp takes them: ";name", ";name=", ";name=token", ';name="quoted"'.
+# A chunk-size line: at most 16 hex digits, leading zeros included (every 64-bit size fits; h11
+# stops at 20, llhttp counts none, so an endless run of zeros needs a bound), then chunk
+# extensions as llhttp takes them: ";name", ";name=", ";name=token", ';name="quoted"'.
 _CHUNK_SIZE_LINE = re.compile(
-    rb"([0-9A-Fa-f]+)(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb'|"[^"\x00-\x08\x0a-\x1f\x7f]*")?)?)*\r\n'
+    rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb'|"[^"\x00-\x08\x0a-\x1f\x7f]*")?)?)*\r\n'
 )
-_MAX_CHUNK_SIZE: Final = (1 << 64) - 1
-# A chunk-size line (with extensions) or trailer line longer than this is refused.
+# A chunk-size line (size and extensions, without CRLF) longer than this is refused, as Go does:
+# neither parser would bound one (llhttp reads extensions without keeping them, for ever).
 _MAX_CHUNK_LINE: Final = 4096
 
 _SIZE: Final = 0
@@ -140,35 +179,50 @@ _DONE: Final = 4
 class ChunkedFraming:
     """Checks the framing of a chunked body as its bytes go by (it does not decode them).
 
-    h11 decodes chunked bodies but accepts what llhttp refuses (bare LF, whitespace after the
-    size, sizes beyond 64 bits) or waits forever on it; the h11 adapter runs its input through
-    this first so that both backends refuse the same bodies.
+    Both adapters run a chunked body's bytes through this before their parser sees them, so
+    that both refuse the same bodies, and early: h11 accepts what llhttp refuses (bare LF,
+    whitespace after the size), and neither bounds every part (llhttp buffers an endless trailer
+    line and reads an endless chunk extension; neither counts trailer fields). The trailer
+    section gets the head's limits: ``max_header_size`` bytes (lines as sent, with their CRLF;
+    the blank line that ends it not counted) and ``max_header_count`` fields; a field that
+    frames the message (Content-Length, Transfer-Encoding) is refused there, as llhttp does.
     """
 
-    __slots__ = ("state", "remaining", "line", "error")
+    __slots__ = (
+        "state", "remaining", "line", "status", "error", "trailer_bytes", "trailer_count",
+        "max_trailer_bytes", "max_trailer_count",
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, config: ServerConfig) -> None:
+        self.max_trailer_bytes = config.max_header_size
+        self.max_trailer_count = config.max_header_count
         self.state = _SIZE
         self.remaining = 0
         self.line = b""
+        self.status = 0
         self.error = ""
+        self.trailer_bytes = 0
+        self.trailer_count = 0
 
     def reset(self) -> None:
         self.state = _SIZE
         self.remaining = 0
         self.line = b""
-        self.error = ""
+        self.trailer_bytes = 0
+        self.trailer_count = 0
 
     @property
     def done(self) -> bool:
         return self.state == _DONE
 
-    def _fail(self, reason: str) -> bool:
+    def _fail(self, status: int, reason: str) -> int:
+        self.status = status
         self.error = reason
-        return False
+        return -1
 
-    def feed(self, data: bytes) -> bool:
-        """False when the body is malformed (``error`` says how)."""
+    def feed(self, data: bytes) -> int:
+        """How many bytes of ``data`` belong to the body (all of them until it ends); -1 when
+        it is malformed or too large (``status`` and ``error`` say why)."""
         pos = 0
         end = len(data)
         while pos < end and self.state != _DONE:
@@ -183,7 +237,7 @@ class ChunkedFraming:
                 line = self.line + data[pos : pos + 2 - len(self.line)]
                 pos += len(line) - len(self.line)
                 if line != b"\r\n"[: len(line)]:
-                    return self._fail("Malformed request: bad chunk end")
+                    return self._fail(400, "Malformed request: bad chunk end")
                 if len(line) == 2:
                     line = b""
                     self.state = _SIZE
@@ -191,26 +245,38 @@ class ChunkedFraming:
             else:
                 newline = data.find(b"\n", pos)
                 if newline < 0:
+                    # An unfinished line is refused as soon as it cannot end within the limit
+                    # (its CRLF still to come), so that how the input is split never matters.
                     self.line += data[pos:]
                     pos = end
-                    if len(self.line) > _MAX_CHUNK_LINE:
-                        return self._fail("Malformed request: chunk line too long")
+                    if not self._room(len(self.line) + 1):
+                        return -1
                     continue
                 line = self.line + data[pos : newline + 1]
                 self.line = b""
                 pos = newline + 1
-                if not self._line(line):
-                    return False
+                if not self._room(len(line)) or not self._line(line):
+                    return -1
+        return pos
+
+    def _room(self, size: int) -> bool:
+        """Whether a line of ``size`` bytes (with its CRLF) is within the limits."""
+        if self.state == _SIZE:
+            if size - 2 > _MAX_CHUNK_LINE:
+                self._fail(400, "Malformed request: chunk-size line too long")
+                return False
+        elif size > 2 and self.trailer_bytes + size > self.max_trailer_bytes:  # (not the blank line)
+            self._fail(431, "Request trailer fields too large")
+            return False
         return True
 
     def _line(self, line: bytes) -> bool:
         if self.state == _SIZE:
             match = _CHUNK_SIZE_LINE.fullmatch(line)
             if match is None:
-                return self._fail("Malformed request: bad chunk size")
+                self._fail(400, "Malformed request: bad chunk size")
+                return False
             size = int(match.group(1), 16)
-            if size > _MAX_CHUNK_SIZE:
-                return self._fail("Malformed request: chunk size overflow")
             if size == 0:
                 self.state = _TRAILER
             else:
@@ -220,18 +286,20 @@ class ChunkedFraming:
         if line == b"\r\n":
             self.state = _DONE
             return True
-        if not line.endswith(b"\r\n") or _FIELD_LINE.fullmatch(line[:-2]) is None:
-            return self._fail("Malformed request: bad trailer field")
+        field = _FIELD_LINE.fullmatch(line[:-2]) if line.endswith(b"\r\n") else None
+        if field is None:
+            self._fail(400, "Malformed request: bad trailer field")
+            return False
+        name = field.group(1).lower()
+        if name == b"content-length" or name == b"transfer-encoding":
+            self._fail(400, "Malformed request: framing field in the trailer section")
+            return False
+        self.trailer_bytes += len(line)
+        self.trailer_count += 1
+        if self.trailer_count > self.max_trailer_count:
+            self._fail(431, "Too many trailer fields")
+            return False
         return True
-
-
-def normal_request_line(head: bytes) -> bytes:
-    """``head`` with single spaces in its (valid) request line."""
-    end = head.index(b"\r\n")
-    line = head[:end]
-    if b"  " not in line:
-        return head
-    return b" ".join(line.split()) + head[end:]
 
 
 def _is_digits(value: bytes) -> bool:
@@ -255,6 +323,7 @@ class HeadValidator:
         "field_count",
         "field_bytes",
         "host_count",
+        "last_host",
         "content_length",
         "content_length_count",
         "transfer_encoding",
@@ -281,6 +350,9 @@ class HeadValidator:
         self.field_count = 0
         self.field_bytes = 0
         self.host_count = 0
+        # The last Host value found valid on this connection: a client sends the same one on
+        # every request, so it is checked once.
+        self.last_host = b""
         # Declared body length; 0 when absent. Meaningless when ``chunked``.
         self.content_length = 0
         self.content_length_count = 0
@@ -344,6 +416,10 @@ class HeadValidator:
         if size == 4:
             if name.lower() == b"host":
                 self.host_count += 1
+                if value != self.last_host:
+                    if not valid_host(value):
+                        return self.fail(400, "Invalid Host header")
+                    self.last_host = value
         # Only these lengths can name another field the server looks at; skip lower() otherwise.
         elif size == 6 or size == 7 or size == 10 or size == 14 or size == 17:
             return self._special_field(name.lower(), value)
@@ -390,6 +466,31 @@ class HeadValidator:
                     self.connection_keep_alive = True
                 elif token == b"upgrade":
                     self.connection_upgrade = True
+
+    def take_authority(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
+        """For an absolute-form target ("http://host:8080/p"), put its authority in place of the
+        Host field (RFC 9112 3.2.2: the server ignores Host then). Called only for targets that
+        do not start with "/"; "*" and a CONNECT target are left alone."""
+        start = target.find(b"://")
+        if start < 0:
+            return True
+        start += 3
+        end = len(target)
+        for separator in (b"/", b"?", b"#"):
+            found = target.find(separator, start, end)
+            if found >= 0:
+                end = found
+        authority = target[start:end]
+        # An http(s) URI must have a host (RFC 9110 4.2.1); userinfo ("user@") is refused too.
+        if not authority or authority[0] == 58 or not valid_host(authority):
+            return self.fail(400, "Invalid request target")
+        for index in range(len(headers)):
+            name = headers[index][0]
+            if len(name) == 4 and name.lower() == b"host":
+                headers[index] = (name, authority)
+                return True
+        headers.append((b"Host", authority))
+        return True
 
     def finish(self, method: str, http_version: str) -> bool:
         """After the last field: the rules that need the whole head."""

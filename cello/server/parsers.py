@@ -9,7 +9,9 @@ once; the adapters below hold no connection logic, only translation.
 
 httptools (llhttp) is the default: it is fast, and it refuses most malformed input itself.
 h11 is the pure-Python reference; the shapes it accepts but llhttp refuses are checked in
-head.py, so that both answer the same.
+head.py, so that both answer the same. The other way round (runs of spaces in the request
+line), and for the bounds neither has (chunk extensions, trailers), the httptools adapter
+looks at the bytes itself.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cello.server.head import (
     ChunkedFraming,
     HeadValidator,
     head_buffer_limit,
-    normal_request_line,
+    method_start_ok,
     parse_raw_head,
 )
 
@@ -99,7 +101,6 @@ class HttptoolsParser:
         "_url",
         "_headers",
         "_in_head",
-        "_head_bytes",
         "_head_limit",
         "_completed",
         "_stopped",
@@ -108,24 +109,44 @@ class HttptoolsParser:
         "_on_body",
         "_on_end",
         "_between",
-        "_input",
-        "_line_source",
+        "_first",
+        "_data",
+        "_start",
+        "_head_end",
+        "_end",
+        "_partial",
+        "_body_left",
+        "_framing",
+        "_scanning",
     )
 
     def __init__(self, events: ParserEvents, config: ServerConfig) -> None:
         self._events = events
         self._head = HeadValidator(config)
-        # Between two messages (nothing of the next one read yet); the input being fed when
-        # it began between two; the input the current message's request line starts at the
-        # start of (b"" if none), where its version can be read off (see _version_at).
+        # llhttp says what it parsed, never where: the adapter keeps track of where each message
+        # lies in the input (``_data``), lazily, so that a request without a chunked body pays
+        # nothing for it. Where the bytes are needed: the request line (its spaces; its
+        # version, read off the bytes), and a chunked body, whose framing is checked
+        # (``_framing``) before llhttp reads it. Offsets are into ``_data``, -1 when not known:
+        # ``_start`` is where the current message starts (-1: in an earlier input, whose part
+        # of the head is in ``_partial``), ``_head_end`` where its head ends, ``_end`` where it
+        # ends. ``_first``: the next message to begin is the first one of this input, and it
+        # began between two messages (it starts at ``_start`` = 0, after empty lines).
         self._between = True
-        self._input = b""
-        self._line_source = b""
+        self._first = False
+        self._data = b""
+        self._start = -1
+        self._head_end = -1
+        self._end = -1
+        self._partial = bytearray()
+        # Body bytes still to come after this input (Content-Length).
+        self._body_left = 0
+        self._framing = ChunkedFraming(config)
+        self._scanning = False
         self._method = b""
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False
-        self._head_bytes = 0
         self._head_limit = head_buffer_limit(config)
         self._completed = False
         self._stopped = False
@@ -147,7 +168,14 @@ class HttptoolsParser:
         if self._stopped:
             return
         self._completed = False
-        self._input = data if self._between else b""
+        self._data = data
+        if self._between:
+            self._first = True
+            self._start = 0
+            self._head_end = -1
+            self._end = -1
+        elif not self._resume(data):
+            return
         try:
             self._feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -164,13 +192,100 @@ class HttptoolsParser:
         except httptools.HttpParserError as exc:
             self._parser_error(exc)
             return
-        if self._in_head and not self._completed:
-            # httptools buffers an unfinished header field without bound: cap the bytes of an
-            # unfinished head. A chunk in which another message ended is not counted (part of it
-            # is that message, or many pipelined ones): at most one read too few, still bounded.
-            self._head_bytes += len(data)
-            if self._head_bytes > self._head_limit:
-                self._refuse(431, "Request header fields too large")
+        if self._in_head and not self._stopped:
+            self._keep_partial(data)
+
+    def _resume(self, data: bytes) -> bool:
+        """The input continues a message begun in an earlier one: where does that end?"""
+        self._first = False
+        self._head_end = -1
+        self._end = -1
+        if self._in_head:
+            self._start = -1
+        elif self._scanning:
+            framing = self._framing
+            consumed = framing.feed(data)
+            if consumed < 0:
+                self._refuse(framing.status, framing.error)
+                return False
+            if framing.done:
+                self._scanning = False
+                self._end = consumed
+        else:
+            self._end = self._body_left
+        return True
+
+    def _keep_partial(self, data: bytes) -> None:
+        """A head is unfinished at the end of the input: keep its bytes, within the head limit
+        (httptools buffers an unfinished header field without bound)."""
+        start = self._start
+        if start >= 0:
+            self._partial = bytearray(data[_skip_empty_lines(data, start) :])
+            self._start = -1
+        else:
+            self._partial += data
+        if len(self._partial) > self._head_limit:
+            head = self._head
+            head.fail(431, "Request header fields too large")
+            self._check_line(bytes(self._partial))
+            self._refuse(head.status, head.reason)
+
+    def _check_line(self, head: bytes) -> bool:
+        """Whether the request line at the start of the current message in ``head`` is whole
+        and has single spaces; when it is whole and has more, the head is refused with 400. The
+        line is checked before anything else that refuses the head, as in the h11 adapter
+        (which checks a head's lines in order)."""
+        begin = _skip_empty_lines(head, self._start) if self._start >= 0 else 0
+        end = head.find(b"\r\n", begin)
+        # llhttp accepted the line, and a target holds no space: two spaces are single ones.
+        if end < 0 or head.count(b" ", begin, end) == 2:
+            return end >= 0
+        self._head.fail(400, "Invalid request line")
+        return False
+
+    def _message_end(self) -> int:
+        """Where the message that has just ended ends in the input."""
+        if self._end >= 0:
+            return self._end
+        head_end = self._head_end
+        if head_end < 0:
+            head_end = _find_head_end(self._data, self._start)
+        # (a chunked message's end is always known: its framing check found it)
+        return head_end + self._head.content_length
+
+    def _split_head(self) -> bytes:
+        """The whole head of a message that began in an earlier input; sets ``_head_end``."""
+        partial = bytes(self._partial)
+        self._partial = bytearray()
+        # The blank line that ends the head may begin at the end of the earlier input.
+        tail = partial[-3:]
+        self._head_end = (tail + self._data).index(b"\r\n\r\n") + 4 - len(tail)
+        return partial + self._data[: self._head_end]
+
+    def _line_version(self) -> str:
+        """The request's version, read the slow way, once its request line is checked; ""
+        when it is refused."""
+        if not self._check_line(self._data if self._start >= 0 else self._split_head()):
+            return ""
+        return self._parser.get_http_version()
+
+    def _check_chunked_body(self) -> bool:
+        """A chunked body starts: check the framing of what the input holds of it, before
+        llhttp reads it; what later inputs bring is checked as they come (_resume)."""
+        head_end = self._head_end
+        if head_end < 0:
+            head_end = _find_head_end(self._data, self._start)
+            self._head_end = head_end
+        framing = self._framing
+        framing.reset()
+        consumed = framing.feed(self._data[head_end:])
+        if consumed < 0:
+            self._head.fail(framing.status, framing.error)
+            return False
+        self._scanning = not framing.done
+        if not self._scanning:
+            self._end = head_end + consumed
+        return True
 
     def _parser_error(self, exc: Exception) -> None:
         if self._stopped:
@@ -196,11 +311,14 @@ class HttptoolsParser:
 
     def on_message_begin(self) -> None:
         self._between = False
-        # Only the first message of an input can start at its start.
-        self._line_source = self._input
-        self._input = b""
+        if self._first:
+            self._first = False
+        else:
+            # Another message ended in this input: this one starts where that one ended.
+            self._start = _skip_empty_lines(self._data, self._message_end())
+            self._head_end = -1
+            self._end = -1
         self._in_head = True
-        self._head_bytes = 0
         self._url = b""
         self._headers = []
         self._head.begin()
@@ -223,26 +341,42 @@ class HttptoolsParser:
             value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if not self._head.add_field(name, value):
+            self._check_line(self._data if self._start >= 0 else bytes(self._partial) + self._data)
             self._abort()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         method = _method_name(self._method)
+        url = self._url
+        start = self._start
         version = ""
-        if self._line_source:
-            version = _version_at(self._line_source, len(self._method) + len(self._url) + 1)
-            self._line_source = b""
+        if start >= 0:
+            version = _version_at(self._data, start, start + len(self._method) + len(url) + 1)
         if not version:
-            version = self._parser.get_http_version()
+            version = self._line_version()
+            if not version:
+                self._abort()
         head = self._head
         if not head.finish(method, version):
             self._abort()
-        self._on_head(method, self._url, version, self._headers, head)
+        if url[0] != 47 and not head.take_authority(url, self._headers):  # not "/..."
+            self._abort()
+        if head.rare:
+            self._body_left = head.content_length
+            if head.chunked and not self._check_chunked_body():
+                self._abort()
+        self._on_head(method, url, version, self._headers, head)
 
     def on_body(self, body: bytes) -> None:
+        self._body_left -= len(body)
         self._on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._scanning:
+            # llhttp ended a chunked body that the framing check has not seen end: they
+            # disagree on its framing, and the request is refused.
+            self._head.fail(400, "Malformed request: bad chunked framing")
+            self._abort()
         self._completed = True
         self._between = True
         if not self._head.keep_alive:
@@ -251,9 +385,22 @@ class HttptoolsParser:
         self._on_end()
 
 
-def _version_at(data: bytes, end_of_target: int) -> str:
-    """The version of the request line ``data`` starts with (one llhttp accepted), read off
-    the bytes; "" when they are not plainly "method SP target SP HTTP/1.x CRLF".
+def _skip_empty_lines(data: bytes, pos: int) -> int:
+    # RFC 9112 2.2: empty lines before a request line are ignored (llhttp skips CR and LF).
+    while pos < len(data) and (data[pos] == 13 or data[pos] == 10):
+        pos += 1
+    return pos
+
+
+def _find_head_end(data: bytes, start: int) -> int:
+    """The end of the head that starts at ``start`` and ends in ``data`` (llhttp accepted it:
+    its lines end with CRLF, and the first empty one ends it)."""
+    return data.index(b"\r\n\r\n", _skip_empty_lines(data, start)) + 4
+
+
+def _version_at(data: bytes, start: int, end_of_target: int) -> str:
+    """The version of the request line at ``start`` in ``data`` (one llhttp accepted), read
+    off the bytes; "" when they are not plainly "method SP target SP HTTP/1.x CRLF".
 
     httptools' ``get_http_version()`` formats a new string for every request: about a tenth
     of the server's own work on a small request. Only bytes are compared here (mypyc makes
@@ -262,7 +409,7 @@ def _version_at(data: bytes, end_of_target: int) -> str:
     the bytes there are inside the line and cannot be a space followed by a version and CR.
     """
     i = end_of_target
-    if len(data) < i + 11 or data[0] == 13 or data[0] == 10 or data[i] != 32 or data[i + 9] != 13:
+    if len(data) < i + 11 or data[start] == 13 or data[start] == 10 or data[i] != 32 or data[i + 9] != 13:
         return ""
     if data[i + 1] != 72 or data[i + 2] != 84 or data[i + 3] != 84 or data[i + 4] != 80:  # HTTP
         return ""
@@ -296,6 +443,7 @@ class H11Parser:
         "_fields",
         "_framing",
         "_chunked",
+        "_rest",
         "_buffer",
         "_conn",
         "_stopped",
@@ -307,8 +455,9 @@ class H11Parser:
         self._events = events
         self._head = HeadValidator(config)
         self._fields: list[tuple[bytes, bytes]] = []
-        self._framing = ChunkedFraming()
+        self._framing = ChunkedFraming(config)
         self._chunked = False
+        self._rest = b""
         self._buffer = b""
         self._conn: h11.Connection | None = None
         self._stopped = False
@@ -324,8 +473,8 @@ class H11Parser:
         return self._conn is None and bool(self._buffer.lstrip(b"\r\n"))
 
     def feed(self, data: bytes) -> None:
-        if self._stopped:
-            return
+        if self._stopped or not data:
+            return  # (h11 takes no data for the end of the input)
         conn = self._conn
         if conn is None:
             self._buffer += data
@@ -337,9 +486,9 @@ class H11Parser:
 
     def _check_framing(self, data: bytes) -> bool:
         framing = self._framing
-        if framing.done or framing.feed(data):
+        if framing.done or framing.feed(data) >= 0:
             return True
-        self._refuse(400, framing.error)
+        self._refuse(framing.status, framing.error)
         return False
 
     def _refuse(self, status: int, reason: str) -> None:
@@ -368,7 +517,9 @@ class H11Parser:
         if end is None:
             newline = buffer.rfind(b"\n")
             if newline < 0:
-                if len(buffer) > self._max_line:
+                if buffer and not method_start_ok(buffer):
+                    self._refuse(400, "Invalid method")
+                elif len(buffer) > self._max_line:
                     self._refuse(414, "Request line too long")
             elif parse_raw_head(buffer[: newline + 1], head, complete=False) is None:
                 # A bad line is refused at once, not when the head ends (as llhttp does).
@@ -382,14 +533,10 @@ class H11Parser:
             return False
         # h11 parses the head again (it must, to frame the body); its fields are the same as ours.
         self._fields = fields
-        # (finish() has not run yet: a bad Transfer-Encoding is refused there, with 400 too)
-        self._chunked = head.transfer_encoding_count > 0
-        if self._chunked:
-            self._framing.reset()
-            if not self._check_framing(buffer[end.end() :]):
-                return False
+        # What follows the head, checked when the head is (_on_request) if the body is chunked.
+        self._rest = buffer[end.end() :]
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._head_limit)
-        conn.receive_data(normal_request_line(buffer))
+        conn.receive_data(buffer)
         self._buffer = b""
         self._conn = conn
         return True
@@ -427,7 +574,19 @@ class H11Parser:
         head = self._head
         method = _method_name(event.method)
         version = event.http_version.decode("ascii")
-        if not head.finish(method, version):
+        target = bytes(event.target)
+        if not head.finish(method, version) or (
+            target[0] != 47 and not head.take_authority(target, self._fields)
+        ):
             self._refuse(head.status, head.reason)
             return
-        self._events.on_head(method, bytes(event.target), version, self._fields, head)
+        # Later input goes through the framing check before h11 (feed); what came with the head
+        # is checked now, before h11 reads it.
+        self._chunked = head.chunked
+        rest = self._rest
+        self._rest = b""
+        if self._chunked:
+            self._framing.reset()
+            if not self._check_framing(rest):
+                return
+        self._events.on_head(method, target, version, self._fields, head)
