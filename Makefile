@@ -10,7 +10,7 @@ NATIVE := $(VENV)/.native
 # nothing from cello), so that editing any of them rebuilds the compiled runtime.
 NATIVE_SOURCES := $(shell $(PYTHON) -c "import sys; sys.path.insert(0, 'cello'); from _native import COMPILED; print(' '.join(m.replace('.', '/') + '.py' for m in COMPILED))") cello/_native.py setup.py
 
-.PHONY: demo test test-all venv native build-test-artifacts typecheck bench clean
+.PHONY: demo test test-all venv native build-test-artifacts typecheck lint bench clean
 
 # Installed pure first (quick); `native` then compiles the runtime with the venv's own mypyc.
 $(STAMP): pyproject.toml setup.py
@@ -46,6 +46,8 @@ test: $(TEST_STAMP)
 	@# Browser tests use Debian's Chromium; without it (or without apt) they skip, saying so.
 	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium unavailable: browser tests will be skipped"
 	$(BIN)/python -m mypy cello codegen
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(MAKE) build-test-artifacts
 	$(BIN)/cello --version
 	$(BIN)/python -m pytest -q
@@ -90,6 +92,10 @@ build-test-artifacts: $(TEST_STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy cello codegen
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(TEST_STAMP)
 	$(MAKE) --no-print-directory native

@@ -63,7 +63,9 @@ class OptionalBuildExt(build_ext):
     def _write_record(self) -> None:
         if not self.extensions:
             return
-        digests = {name: hashlib.sha256((HERE / src).read_bytes()).hexdigest() for name, src in zip(COMPILED, _sources())}
+        digests = {
+            name: hashlib.sha256((HERE / src).read_bytes()).hexdigest() for name, src in zip(COMPILED, _sources())
+        }
         target_root = HERE if self.inplace else Path(self.build_lib)
         target = target_root / "cello" / RECORD
         target.parent.mkdir(parents=True, exist_ok=True)

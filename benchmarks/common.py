@@ -92,7 +92,10 @@ class Server:
         try:
             self.process = subprocess.Popen(
                 pinned(self.cpu, argv) if self.cpu is not None else argv,
-                cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                cwd=self.cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
         finally:
             if self.log is not None:
@@ -215,8 +218,21 @@ def stream_servers(peer_python: str, starlette_name: str) -> list[Server]:
         Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
         Server(
             starlette_name,
-            [peer_python, "-m", "uvicorn", "starlette_streams:app", "--port", "{port}", "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+            [
+                peer_python,
+                "-m",
+                "uvicorn",
+                "starlette_streams:app",
+                "--port",
+                "{port}",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
             cwd=HERE / "apps",
         ),
     ]

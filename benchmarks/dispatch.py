@@ -250,7 +250,9 @@ def build_one(size: int) -> None:
         total = time.perf_counter() - started
         lines = py.read_text("utf-8").count("\n")
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"size": size, "generate_s": generated, "total_s": total, "peak_mb": peak_kb / 1024, "lines": lines}))
+    print(
+        json.dumps({"size": size, "generate_s": generated, "total_s": total, "peak_mb": peak_kb / 1024, "lines": lines})
+    )
 
 
 def build_costs(sizes: list[int]) -> list[dict[str, float]]:

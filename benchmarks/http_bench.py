@@ -25,8 +25,21 @@ def servers(peer_python: str) -> list[Server]:
         Server("cello serve (compiled, httptools)", [cello, "serve", "--out", build, "--port", "{port}", "--no-logs"]),
         Server(
             "uvicorn + starlette (httptools)",
-            [peer_python, "-m", "uvicorn", "starlette_app:app", "--port", "{port}", "--http", "httptools",
-             "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+            [
+                peer_python,
+                "-m",
+                "uvicorn",
+                "starlette_app:app",
+                "--port",
+                "{port}",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
             cwd=HERE / "apps",
         ),
     ]
@@ -42,7 +55,9 @@ def main() -> None:
     wrk = ensure_wrk()
     peer_python = str(ensure_peers(["uvicorn", "starlette", "httptools", "uvloop"]))
     cello = ROOT / ".venv" / "bin" / "cello"
-    subprocess.run([str(cello), "build", "benchmarks/apps/cello_app.py", "--out", str(HERE / "build")], cwd=ROOT, check=True)
+    subprocess.run(
+        [str(cello), "build", "benchmarks/apps/cello_app.py", "--out", str(HERE / "build")], cwd=ROOT, check=True
+    )
 
     results: dict[tuple[str, str], list] = {}
     all_servers = servers(peer_python)
@@ -67,10 +82,14 @@ def main() -> None:
         base = median_result(results[(baseline, label)]).rps
         for server in all_servers:
             med = median_result(results[(server.name, label)])
-            rows.append([label, server.name, f"{med.rps:,.0f}", f"{med.p99_ms:.2f}", f"{med.rps / base:.2f}x", str(med.errors)])
+            rows.append(
+                [label, server.name, f"{med.rps:,.0f}", f"{med.p99_ms:.2f}", f"{med.rps / base:.2f}x", str(med.errors)]
+            )
     print()
-    print(f"Machine: {machine_facts()}; wrk -t1 -c{args.connections} -d{args.seconds}s, median of {args.runs} runs;"
-          " server on CPU 0, wrk on CPU 1")
+    print(
+        f"Machine: {machine_facts()}; wrk -t1 -c{args.connections} -d{args.seconds}s, median of {args.runs} runs;"
+        " server on CPU 0, wrk on CPU 1"
+    )
     print(table(["endpoint", "server", "req/s", "p99 ms", "vs uvicorn+starlette", "errors"], rows))
 
 

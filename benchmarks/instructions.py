@@ -129,7 +129,9 @@ def build_app(out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
-    parser.add_argument("--routers", nargs="+", default=["interpreted", "compiled"], choices=["interpreted", "compiled"])
+    parser.add_argument(
+        "--routers", nargs="+", default=["interpreted", "compiled"], choices=["interpreted", "compiled"]
+    )
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=6000)
     parser.add_argument("--inner", nargs=2, metavar=("PATH", "COUNT"), help=argparse.SUPPRESS)

@@ -62,8 +62,18 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 CELLO_VENV = ROOT / ".venv" / "bin"
 
 # Installed one by one into the peers venv, so that one failure takes only its servers out.
-PEER_PACKAGES = ["uvicorn", "httptools", "uvloop", "granian",
-                 "starlette", "fastapi", "falcon", "blacksheep", "litestar", "sanic"]
+PEER_PACKAGES = [
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "granian",
+    "starlette",
+    "fastapi",
+    "falcon",
+    "blacksheep",
+    "litestar",
+    "sanic",
+]
 
 # What some peers serialise or validate with, reported with the versions.
 SERIALISERS = {"fastapi": ["pydantic"], "litestar": ["msgspec"], "sanic": ["ujson"]}
@@ -109,8 +119,15 @@ ENDPOINTS = [
     Endpoint("user", "GET /users/{id}", "app", "GET", "/users/42", {"id": 42, "name": "user"}),
     Endpoint("echo", "POST /echo (1 KiB JSON)", "app", "POST", "/echo", ECHO_BODY, ECHO_LUA, ECHO_JSON.encode()),
     Endpoint("big", "GET /big (~20 KB JSON)", "app", "GET", "/big", BIG),
-    Endpoint("routes100", "100 routes: GET /rN/items/{id}, last 10 routes", "app100", "GET", "/r99/items/7",
-             {"route": 99, "id": 7}, ROUTES_LUA),
+    Endpoint(
+        "routes100",
+        "100 routes: GET /rN/items/{id}, last 10 routes",
+        "app100",
+        "GET",
+        "/r99/items/7",
+        {"route": 99, "id": 7},
+        ROUTES_LUA,
+    ),
 ]
 
 
@@ -132,15 +149,26 @@ def _peer_bin(name: str) -> str:
     return str(PEERS_VENV / "bin" / name)
 
 
-def _cello_target(key: str, name: str, compiled: bool, http: str, env: dict[str, str] | None = None,
-                  root: Path = ROOT) -> Target:
+def _cello_target(
+    key: str, name: str, compiled: bool, http: str, env: dict[str, str] | None = None, root: Path = ROOT
+) -> Target:
     """``cello serve`` of benchmarks/apps/cello_app.py; ``root`` is a checkout with its own .venv
     (another checkout is how --baseline measures an older Cello in the same run)."""
 
     def command(attr: str) -> tuple[list[str], Path]:
         out = _build_root(root) / (f"run-{attr}" if compiled else "run-none")
-        argv = [str(root / ".venv" / "bin" / "cello"), "serve", f"benchmarks/apps/cello_app.py:{attr}", "--out",
-                str(out), "--port", "{port}", "--no-logs", "--http", http]
+        argv = [
+            str(root / ".venv" / "bin" / "cello"),
+            "serve",
+            f"benchmarks/apps/cello_app.py:{attr}",
+            "--out",
+            str(out),
+            "--port",
+            "{port}",
+            "--no-logs",
+            "--http",
+            http,
+        ]
         return ([*argv, "--require-compiled"] if compiled else argv), root
 
     return Target(key, name, "cello", [], command, env or {}, root)
@@ -154,48 +182,98 @@ def baseline_target(root: Path) -> Target:
     """Cello as built in another checkout (e.g. `git worktree add ../base main~3` + `make venv` there)."""
     if not (root / ".venv" / "bin" / "cello").exists():
         raise SystemExit(f"--baseline {root}: no .venv/bin/cello there (run `make venv` in that checkout)")
-    revision = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True).stdout.strip() or root.name
+    revision = (
+        subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True
+        ).stdout.strip()
+        or root.name
+    )
     return _cello_target("cello-baseline", f"Cello at {revision} (compiled, httptools)", True, "httptools", root=root)
 
 
 def _uvicorn_target(framework: str, title: str) -> Target:
     def command(attr: str) -> tuple[list[str], Path]:
-        return [_peer_bin("python"), "-m", "uvicorn", f"{framework}_app:{attr}", "--port", "{port}",
-                "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"], APPS
+        return [
+            _peer_bin("python"),
+            "-m",
+            "uvicorn",
+            f"{framework}_app:{attr}",
+            "--port",
+            "{port}",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ], APPS
 
-    return Target(f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop"],
-                  command)
+    return Target(
+        f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop"], command
+    )
 
 
 def _granian_target(framework: str, title: str) -> Target:
     def command(attr: str) -> tuple[list[str], Path]:
-        return [_peer_bin("python"), "-m", "granian", "--interface", "asgi", "--workers", "1", "--loop", "uvloop",
-                "--http", "1", "--no-ws", "--no-access-log", "--log-level", "warning", "--port", "{port}",
-                f"{framework}_app:{attr}"], APPS
+        return [
+            _peer_bin("python"),
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "1",
+            "--no-ws",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--port",
+            "{port}",
+            f"{framework}_app:{attr}",
+        ], APPS
 
     return Target(f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop"], command)
 
 
 def _sanic_command(attr: str) -> tuple[list[str], Path]:
-    return [_peer_bin("sanic"), f"sanic_app:{attr}", "--single-process", "--no-access-logs", "--no-motd",
-            "--host", "127.0.0.1", "--port", "{port}"], APPS
+    return [
+        _peer_bin("sanic"),
+        f"sanic_app:{attr}",
+        "--single-process",
+        "--no-access-logs",
+        "--no-motd",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ], APPS
 
 
 def _limit_command(attr: str) -> tuple[list[str], Path]:
     return [str(CELLO_VENV / "python"), str(APPS / "limit_server.py"), "{port}"], ROOT
 
 
-FRAMEWORKS = [("starlette", "Starlette"), ("fastapi", "FastAPI"), ("falcon", "Falcon"), ("blacksheep", "BlackSheep"),
-              ("litestar", "Litestar")]
+FRAMEWORKS = [
+    ("starlette", "Starlette"),
+    ("fastapi", "FastAPI"),
+    ("falcon", "Falcon"),
+    ("blacksheep", "BlackSheep"),
+    ("litestar", "Litestar"),
+]
 
 TARGETS = [
     _cello_target("cello", "Cello (compiled, httptools)", True, "httptools"),
     _cello_target("cello-interpreted", "Cello (interpreted, httptools)", False, "httptools"),
     _cello_target("cello-h11", "Cello (compiled, h11)", True, "h11"),
     # The same server modules interpreted (what installs without a C compiler).
-    _cello_target("cello-pure", "Cello (compiled router, pure-Python server)", True, "httptools",
-                  {"CELLO_PURE_PYTHON": "1"}),
+    _cello_target(
+        "cello-pure", "Cello (compiled router, pure-Python server)", True, "httptools", {"CELLO_PURE_PYTHON": "1"}
+    ),
     *[t for fw, title in FRAMEWORKS for t in (_uvicorn_target(fw, title), _granian_target(fw, title))],
     Target("sanic", "Sanic (single process)", "peer", ["sanic", "uvloop"], _sanic_command),
     Target("limit", "limit: raw uvloop + httptools", "limit", [], _limit_command),
@@ -250,10 +328,14 @@ def build_cello(attrs: list[str], root: Path = ROOT) -> dict[str, str]:
 
 def versions(packages: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    code = ("import importlib.metadata as m, json, sys\nout = {}\nfor p in sys.argv[1:]:\n"
-            "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")
-    for python, names in ((CELLO_VENV / "python", ["cello-framework", "uvloop", "httptools", "h11", "orjson"]),
-                          (PEERS_VENV / "bin" / "python", packages)):
+    code = (
+        "import importlib.metadata as m, json, sys\nout = {}\nfor p in sys.argv[1:]:\n"
+        "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
+    )
+    for python, names in (
+        (CELLO_VENV / "python", ["cello-framework", "uvloop", "httptools", "h11", "orjson"]),
+        (PEERS_VENV / "bin" / "python", packages),
+    ):
         try:
             done = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True, check=True)
         except (subprocess.CalledProcessError, OSError):
@@ -305,8 +387,15 @@ class Outcome:
     failures: dict[tuple[str, str], str]  # (target, endpoint) -> why n/a
 
 
-def measure(targets: list[Target], endpoints: list[Endpoint], args: argparse.Namespace, wrk: str,
-            unavailable: dict[tuple[str, str], str], scripts: dict[str, str], logs: Path) -> Outcome:
+def measure(
+    targets: list[Target],
+    endpoints: list[Endpoint],
+    args: argparse.Namespace,
+    wrk: str,
+    unavailable: dict[tuple[str, str], str],
+    scripts: dict[str, str],
+    logs: Path,
+) -> Outcome:
     """Every (target, endpoint) pair not already in ``unavailable``, interleaved and repeated."""
     outcome = Outcome({}, dict(unavailable))
     groups = [(attr, [e for e in endpoints if e.app == attr]) for attr in ("app", "app100")]
@@ -348,8 +437,11 @@ def measure(targets: list[Target], endpoints: list[Endpoint], args: argparse.Nam
                             continue
                         outcome.results.setdefault((target.key, endpoint.key), []).append(result)
                         note = f"  ({result.errors} errors)" if result.errors else ""
-                        print(f"run {run + 1}/{args.runs}  {target.name:34} {endpoint.key:10} "
-                              f"{result.rps:10,.0f} req/s  p99 {result.p99_ms:7.2f} ms{note}", flush=True)
+                        print(
+                            f"run {run + 1}/{args.runs}  {target.name:34} {endpoint.key:10} "
+                            f"{result.rps:10,.0f} req/s  p99 {result.p99_ms:7.2f} ms{note}",
+                            flush=True,
+                        )
                 finally:
                     server.stop()
     return outcome
@@ -359,8 +451,11 @@ def measure(targets: list[Target], endpoints: list[Endpoint], args: argparse.Nam
 
 
 def endpoint_table(endpoint: Endpoint, targets: list[Target], outcome: Outcome) -> str:
-    medians = {t.key: median_result(outcome.results[(t.key, endpoint.key)])
-               for t in targets if (t.key, endpoint.key) in outcome.results}
+    medians = {
+        t.key: median_result(outcome.results[(t.key, endpoint.key)])
+        for t in targets
+        if (t.key, endpoint.key) in outcome.results
+    }
     peers = [(medians[t.key].rps, t) for t in targets if t.kind == "peer" and t.key in medians]
     best = max(peers, key=lambda p: p[0]) if peers else None
     limit = next((medians[t.key].rps for t in targets if t.kind == "limit" and t.key in medians), None)
@@ -380,13 +475,26 @@ def endpoint_table(endpoint: Endpoint, targets: list[Target], outcome: Outcome) 
             continue
         if med.errors:
             name += f" ({med.errors} errors)"
-        rows.append([name, f"{med.rps:,.0f}", f"{med.p99_ms:.2f}", ratio(med.rps, best[0] if best else None),
-                     ratio(med.rps, limit)])
+        rows.append(
+            [
+                name,
+                f"{med.rps:,.0f}",
+                f"{med.p99_ms:.2f}",
+                ratio(med.rps, best[0] if best else None),
+                ratio(med.rps, limit),
+            ]
+        )
     return table(["server", "req/s", "p99 ms", "× best peer", "× limit"], rows)
 
 
-def report(targets: list[Target], endpoints: list[Endpoint], outcome: Outcome, facts: list[str], command: str,
-           args: argparse.Namespace) -> str:
+def report(
+    targets: list[Target],
+    endpoints: list[Endpoint],
+    outcome: Outcome,
+    facts: list[str],
+    command: str,
+    args: argparse.Namespace,
+) -> str:
     parts = []
     for endpoint in endpoints:
         parts.append(f"### {endpoint.label}\n\n{endpoint_table(endpoint, targets, outcome)}\n")
@@ -400,8 +508,10 @@ def report(targets: list[Target], endpoints: list[Endpoint], outcome: Outcome, f
         parts.append("")
     parts.append("Machine and software:\n")
     parts += [f"- {fact}" for fact in facts]
-    parts.append(f"- wrk -t1 -c{args.connections} -d{args.seconds:g}s after a {args.warmup:g} s warm-up, "
-                 f"median of {args.runs} run(s); server on CPU 0, wrk on CPU 1")
+    parts.append(
+        f"- wrk -t1 -c{args.connections} -d{args.seconds:g}s after a {args.warmup:g} s warm-up, "
+        f"median of {args.runs} run(s); server on CPU 0, wrk on CPU 1"
+    )
     parts.append(f"\nCommand: `{command}`\n")
     return "\n".join(parts)
 
@@ -469,8 +579,12 @@ def main() -> None:
     parser.add_argument("--no-install", action="store_true", help="use benchmarks/.venv-peers as it is")
     parser.add_argument("--write", action="store_true", help="also write docs/benchmarks.md")
     parser.add_argument("--list", action="store_true", help="list server and endpoint names")
-    parser.add_argument("--baseline", type=Path, metavar="DIR",
-                        help="also run the Cello of another checkout with its own .venv (server cello-baseline)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the Cello of another checkout with its own .venv (server cello-baseline)",
+    )
     args = parser.parse_args()
     if args.list:
         for target in TARGETS:
@@ -491,7 +605,7 @@ def main() -> None:
     if packages and not args.no_install:
         install_failed = install_peers(packages)
     elif packages and not (PEERS_VENV / "bin" / "python").exists():
-        install_failed = {p: f"--no-install and no {PEERS_VENV}" for p in packages}
+        install_failed = dict.fromkeys(packages, f"--no-install and no {PEERS_VENV}")
     unavailable: dict[tuple[str, str], str] = {}
     for target in targets:
         for package in (p for p in target.needs if p in install_failed):
@@ -523,12 +637,19 @@ def main() -> None:
     print(body)
     print(f"(took {elapsed / 60:.1f} min)")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "command": command,
-        "medians": {f"{t}|{e}": {"rps": median_result(r).rps, "p99_ms": median_result(r).p99_ms}
-                    for (t, e), r in outcome.results.items()},
-        "kinds": {t.key: t.kind for t in targets},
-    }, indent=1))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "medians": {
+                    f"{t}|{e}": {"rps": median_result(r).rps, "p99_ms": median_result(r).p99_ms}
+                    for (t, e), r in outcome.results.items()
+                },
+                "kinds": {t.key: t.kind for t in targets},
+            },
+            indent=1,
+        )
+    )
     if args.write:
         write_docs(body)
 

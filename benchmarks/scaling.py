@@ -54,8 +54,9 @@ CELLO = next(t for t in TARGETS if t.key == "cello")
 IDLE_CONNECTIONS = 2000
 
 
-def server_for(target: Target, attr: str, cpu: int | None = 0, extra: list[str] | None = None,
-               env: dict[str, str] | None = None) -> Server:
+def server_for(
+    target: Target, attr: str, cpu: int | None = 0, extra: list[str] | None = None, env: dict[str, str] | None = None
+) -> Server:
     argv, cwd = target.command(attr)
     return Server(target.name, [*argv, *(extra or [])], cwd=cwd, cpu=cpu, env=env or {})
 
@@ -73,8 +74,11 @@ def best_peer(args: argparse.Namespace, wrk: str) -> Target:
         return next(t for t in peers if t.key == args.peer)
     if RESULTS.exists():
         saved = json.loads(RESULTS.read_text())
-        scores = {k.split("|")[0]: v["rps"] for k, v in saved["medians"].items()
-                  if k.endswith("|hello") and saved["kinds"].get(k.split("|")[0]) == "peer"}
+        scores = {
+            k.split("|")[0]: v["rps"]
+            for k, v in saved["medians"].items()
+            if k.endswith("|hello") and saved["kinds"].get(k.split("|")[0]) == "peer"
+        }
         if scores:
             key = max(scores, key=scores.__getitem__)
             print(f"best peer from {RESULTS.relative_to(ROOT)}: {key}")
@@ -116,8 +120,9 @@ def workers_section(args: argparse.Namespace, wrk: str) -> str:
                     url = f"http://127.0.0.1:{port}{ep.path}"
                     script = args.scripts.get(ep.key)
                     run_wrk(wrk, url, 1, args.connections, script, cpu=None, threads=args.wrk_threads)
-                    rps = run_wrk(wrk, url, args.seconds, args.connections, script, cpu=None,
-                                  threads=args.wrk_threads).rps
+                    rps = run_wrk(
+                        wrk, url, args.seconds, args.connections, script, cpu=None, threads=args.wrk_threads
+                    ).rps
                     results.setdefault((workers, ep.key), []).append(rps)
                     print(f"run {run + 1}/{args.runs}  workers={workers}  {ep.key:10} {rps:10,.0f} req/s", flush=True)
             finally:
@@ -126,17 +131,33 @@ def workers_section(args: argparse.Namespace, wrk: str) -> str:
     for ep in chosen:
         one, two = (statistics.median(results[(w, ep.key)]) for w in (1, 2))
         rows.append([ep.label, f"{one:,.0f}", f"{two:,.0f}", f"{two / one:.2f}"])
-    note = (f"Not pinned: the server and wrk (-t{args.wrk_threads} -c{args.connections}) share all "
-            f"{os.cpu_count()} CPUs, so wrk competes with the workers for the cores.")
-    return "### cello serve --workers 2 vs 1\n\n" + note + "\n\n" + table(
-        ["endpoint", "1 worker req/s", "2 workers req/s", "2 vs 1"], rows) + "\n"
+    note = (
+        f"Not pinned: the server and wrk (-t{args.wrk_threads} -c{args.connections}) share all "
+        f"{os.cpu_count()} CPUs, so wrk competes with the workers for the cores."
+    )
+    return (
+        "### cello serve --workers 2 vs 1\n\n"
+        + note
+        + "\n\n"
+        + table(["endpoint", "1 worker req/s", "2 workers req/s", "2 vs 1"], rows)
+        + "\n"
+    )
 
 
 # -- latency at a fixed rate ----------------------------------------------------------------
 
 
-def paced_client(host: str, port: int, method: str, paths: list[str], body: bytes, rate: float, connections: int,
-                 seconds: float, warmup: float) -> dict[str, float]:
+def paced_client(
+    host: str,
+    port: int,
+    method: str,
+    paths: list[str],
+    body: bytes,
+    rate: float,
+    connections: int,
+    seconds: float,
+    warmup: float,
+) -> dict[str, float]:
     """Send ``rate`` req/s over ``connections`` keep-alive connections; latencies in ms."""
     import httptools
     import uvloop
@@ -216,15 +237,30 @@ def paced_client(host: str, port: int, method: str, paths: list[str], body: byte
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else float("nan")
 
-    return {"sent": len(latencies) / max(elapsed, 1e-9), "p50": pct(50), "p90": pct(90), "p99": pct(99),
-            "p99.9": pct(99.9), "max": latencies[-1] if latencies else float("nan"), "errors": errors}
+    return {
+        "sent": len(latencies) / max(elapsed, 1e-9),
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "p99.9": pct(99.9),
+        "max": latencies[-1] if latencies else float("nan"),
+        "errors": errors,
+    }
 
 
 def run_paced(port: int, ep: Endpoint, rate: float, args: argparse.Namespace) -> dict[str, float]:
     """The paced client in a subprocess pinned to CPU 1, with uvloop/httptools from Cello's venv."""
     paths = ROUTE_PATHS if ep.key == "routes100" else [ep.path]
-    spec = {"port": port, "method": ep.method, "paths": paths, "body": (ep.body or b"").decode(), "rate": rate,
-            "connections": args.latency_connections, "seconds": args.seconds, "warmup": 1.0}
+    spec = {
+        "port": port,
+        "method": ep.method,
+        "paths": paths,
+        "body": (ep.body or b"").decode(),
+        "rate": rate,
+        "connections": args.latency_connections,
+        "seconds": args.seconds,
+        "warmup": 1.0,
+    }
     python = str(ROOT / ".venv" / "bin" / "python")
     done = subprocess.run(pinned(1, [python, __file__, "--_paced", json.dumps(spec)]), capture_output=True, text=True)
     if done.returncode != 0:
@@ -246,8 +282,11 @@ def latency_section(args: argparse.Namespace, peer: Target) -> str:
                 for rate in args.rates:
                     stats = run_paced(port, ep, rate, args)
                     results.setdefault((target.key, rate), []).append(stats)
-                    print(f"run {run + 1}/{args.runs}  {target.name:34} {rate:>8,.0f}/s  sent {stats['sent']:8,.0f}/s "
-                          f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  p99.9 {stats['p99.9']:.2f} ms", flush=True)
+                    print(
+                        f"run {run + 1}/{args.runs}  {target.name:34} {rate:>8,.0f}/s  sent {stats['sent']:8,.0f}/s "
+                        f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  p99.9 {stats['p99.9']:.2f} ms",
+                        flush=True,
+                    )
             finally:
                 server.stop()
     rows = []
@@ -255,14 +294,28 @@ def latency_section(args: argparse.Namespace, peer: Target) -> str:
         for target in targets:
             runs = results[(target.key, rate)]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            rows.append([f"{rate:,.0f}", target.name, f"{med['sent']:,.0f}", *(f"{med[k]:.2f}" for k in
-                         ("p50", "p90", "p99", "p99.9", "max")), str(int(sum(r["errors"] for r in runs)))])
-    tool = ("paced asyncio client (benchmarks/scaling.py; no wrk2 package on this system), "
-            f"{args.latency_connections} connections")
-    return (f"### Latency at fixed offered load, {ep.label}\n\n{tool}; latency from the scheduled send time when a "
-            "slow answer delayed the send (no coordinated omission); server on CPU 0, client on CPU 1; medians over runs.\n\n"
-            + table(["offered req/s", "server", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-                     "max ms", "errors"], rows) + "\n")
+            rows.append(
+                [
+                    f"{rate:,.0f}",
+                    target.name,
+                    f"{med['sent']:,.0f}",
+                    *(f"{med[k]:.2f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
+                    str(int(sum(r["errors"] for r in runs))),
+                ]
+            )
+    tool = (
+        "paced asyncio client (benchmarks/scaling.py; no wrk2 package on this system), "
+        f"{args.latency_connections} connections"
+    )
+    return (
+        f"### Latency at fixed offered load, {ep.label}\n\n{tool}; latency from the scheduled send time when a "
+        "slow answer delayed the send (no coordinated omission); server on CPU 0, client on CPU 1; medians over runs.\n\n"
+        + table(
+            ["offered req/s", "server", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"],
+            rows,
+        )
+        + "\n"
+    )
 
 
 def wrk2_latency_section(args: argparse.Namespace, peer: Target, wrk2: str) -> str:
@@ -274,16 +327,26 @@ def wrk2_latency_section(args: argparse.Namespace, peer: Target, wrk2: str) -> s
         server.start(port, timeout=30)
         try:
             for rate in args.rates:
-                argv = [wrk2, "-t1", f"-c{args.latency_connections}", f"-d{max(1, round(args.seconds))}s",
-                        f"-R{int(rate)}", "--latency", f"http://127.0.0.1:{port}{ep.path}"]
+                argv = [
+                    wrk2,
+                    "-t1",
+                    f"-c{args.latency_connections}",
+                    f"-d{max(1, round(args.seconds))}s",
+                    f"-R{int(rate)}",
+                    "--latency",
+                    f"http://127.0.0.1:{port}{ep.path}",
+                ]
                 if args.scripts.get(ep.key):
                     argv[1:1] = ["-s", args.scripts[ep.key]]
                 out = subprocess.run(pinned(1, argv), capture_output=True, text=True, check=True).stdout
                 rows.append([f"{rate:,.0f}", target.name, *_wrk2_percentiles(out)])
         finally:
             server.stop()
-    return (f"### Latency at fixed offered load (wrk2), {ep.label}\n\n"
-            + table(["offered req/s", "server", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"], rows) + "\n")
+    return (
+        f"### Latency at fixed offered load (wrk2), {ep.label}\n\n"
+        + table(["offered req/s", "server", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"], rows)
+        + "\n"
+    )
 
 
 def _wrk2_percentiles(out: str) -> list[str]:
@@ -331,8 +394,14 @@ async def _open_idle(port: int, count: int) -> tuple[list[tuple[asyncio.StreamRe
                 head = await reader.readuntil(b"\r\n\r\n")
                 if not head.startswith(b"HTTP/1.1 200"):
                     raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 await reader.readexactly(length)
                 opened.append((reader, writer))
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -386,14 +455,20 @@ def memory_section(args: argparse.Namespace, peer: Target) -> str:
     rows = []
     for target in (CELLO, peer):
         per, alive, failed, took = idle_memory(target, IDLE_CONNECTIONS)
-        print(f"{target.name:34} {per:6.1f} KiB per idle connection ({alive} open, {failed} failed, "
-              f"opened in {took:.1f} s)", flush=True)
+        print(
+            f"{target.name:34} {per:6.1f} KiB per idle connection ({alive} open, {failed} failed, "
+            f"opened in {took:.1f} s)",
+            flush=True,
+        )
         rows.append([target.name, f"{per:.1f}", str(alive), str(failed), f"{took:.1f}"])
-    return (f"### Memory per idle keep-alive connection\n\n{IDLE_CONNECTIONS} connections, one request each then idle; "
-            "RSS delta of the server's processes / connections. Connection caps lifted for this figure: "
-            "Cello `max_connections`, Granian `--backpressure`/`--backlog`.\n\n"
-            "A connection the server closed before the reading (keep-alive timeout) is not counted as open.\n\n"
-            + table(["server", "KiB per connection", "still open", "failed", "s to open"], rows) + "\n")
+    return (
+        f"### Memory per idle keep-alive connection\n\n{IDLE_CONNECTIONS} connections, one request each then idle; "
+        "RSS delta of the server's processes / connections. Connection caps lifted for this figure: "
+        "Cello `max_connections`, Granian `--backpressure`/`--backlog`.\n\n"
+        "A connection the server closed before the reading (keep-alive timeout) is not counted as open.\n\n"
+        + table(["server", "KiB per connection", "still open", "failed", "s to open"], rows)
+        + "\n"
+    )
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -402,18 +477,37 @@ def memory_section(args: argparse.Namespace, peer: Target) -> str:
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--_paced":
         spec = json.loads(sys.argv[2])
-        print(json.dumps(paced_client("127.0.0.1", spec["port"], spec["method"], spec["paths"], spec["body"].encode(),
-                                      spec["rate"], spec["connections"], spec["seconds"], spec["warmup"])))
+        print(
+            json.dumps(
+                paced_client(
+                    "127.0.0.1",
+                    spec["port"],
+                    spec["method"],
+                    spec["paths"],
+                    spec["body"].encode(),
+                    spec["rate"],
+                    spec["connections"],
+                    spec["seconds"],
+                    spec["warmup"],
+                )
+            )
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", choices=["workers", "latency", "memory"],
-                        default=["workers", "latency", "memory"])
+    parser.add_argument(
+        "--sections", nargs="+", choices=["workers", "latency", "memory"], default=["workers", "latency", "memory"]
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (workers section)")
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--endpoints", nargs="+", default=["hello"], choices=[e.key for e in ENDPOINTS],
-                        help="endpoints of the workers section")
+    parser.add_argument(
+        "--endpoints",
+        nargs="+",
+        default=["hello"],
+        choices=[e.key for e in ENDPOINTS],
+        help="endpoints of the workers section",
+    )
     parser.add_argument("--rates", nargs="+", type=float, default=[2000.0, 5000.0], help="offered req/s")
     parser.add_argument("--latency-endpoint", default="hello", choices=[e.key for e in ENDPOINTS])
     parser.add_argument("--latency-connections", type=int, default=32)

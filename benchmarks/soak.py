@@ -26,9 +26,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -54,11 +55,24 @@ class SoakServer:
         self.port = _free_port()
         self.log = log or ROOT / "build" / "soak" / f"server-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "cello", "serve", APP, "--port", str(self.port), "--http", http,
-                "--no-logs", "--out", str(ROOT / "build" / "soak" / "none")]
+        argv = [
+            sys.executable,
+            "-m",
+            "cello",
+            "serve",
+            APP,
+            "--port",
+            str(self.port),
+            "--http",
+            http,
+            "--no-logs",
+            "--out",
+            str(ROOT / "build" / "soak" / "none"),
+        ]
         with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.process = subprocess.Popen(
+                argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
         deadline = time.monotonic() + 30
         while True:
             if self.process.poll() is not None:
@@ -252,7 +266,9 @@ async def op_form(ctx: Context, conn: Conn) -> bool:
     )
     data = _request("POST", "/form", body, "Content-Type: multipart/form-data; boundary=SoAk\r\n")
     status, _, answer = await conn.request(data)
-    _expect(status == 200 and orjson.loads(answer) == {"sizes": [len(content)]}, f"POST /form: {status} {answer[:80]!r}")
+    _expect(
+        status == 200 and orjson.loads(answer) == {"sizes": [len(content)]}, f"POST /form: {status} {answer[:80]!r}"
+    )
     return True
 
 
@@ -444,8 +460,10 @@ def soak(
         fds, _ = _settle(server, baseline["fds"], baseline["tasks"], timeout=5.0)
         baseline["fds"] = min(baseline["fds"], fds)
         if report:
-            report(f"server pid {server.pid}, parser {http}, WebSocket {'on' if websocket else 'off (not available)'}; "
-                   f"baseline: {baseline['rss_kib'] / 1024:.1f} MiB RSS, {baseline['fds']} fds, {baseline['tasks']} tasks")
+            report(
+                f"server pid {server.pid}, parser {http}, WebSocket {'on' if websocket else 'off (not available)'}; "
+                f"baseline: {baseline['rss_kib'] / 1024:.1f} MiB RSS, {baseline['fds']} fds, {baseline['tasks']} tasks"
+            )
         results = []
         for number in range(1, rounds + 1):
             started = time.monotonic()
@@ -466,19 +484,25 @@ def soak(
             )
             results.append(result)
             if report:
-                report(f"round {number}: {result.ops} ops in {elapsed:.1f}s, {result.errors} errors"
-                       + (f" ({'; '.join(ctx.samples[:3])})" if ctx.samples else ""))
+                report(
+                    f"round {number}: {result.ops} ops in {elapsed:.1f}s, {result.errors} errors"
+                    + (f" ({'; '.join(ctx.samples[:3])})" if ctx.samples else "")
+                )
     finally:
         code = server.stop()
     return results, baseline, code
 
 
 def table(results: list[RoundResult], baseline: dict[str, int]) -> str:
-    rows = ["| round | ops | unexpected errors | aborts | RSS (MiB) | open fds | asyncio tasks | seconds |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| baseline | | | | {baseline['rss_kib'] / 1024:.1f} | {baseline['fds']} | {baseline['tasks']} | |"]
+    rows = [
+        "| round | ops | unexpected errors | aborts | RSS (MiB) | open fds | asyncio tasks | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| baseline | | | | {baseline['rss_kib'] / 1024:.1f} | {baseline['fds']} | {baseline['tasks']} | |",
+    ]
     for r in results:
-        rows.append(f"| {r.round} | {r.ops} | {r.errors} | {r.aborts} | {r.rss_kib / 1024:.1f} | {r.fds} | {r.tasks} | {r.seconds:.1f} |")
+        rows.append(
+            f"| {r.round} | {r.ops} | {r.errors} | {r.aborts} | {r.rss_kib / 1024:.1f} | {r.fds} | {r.tasks} | {r.seconds:.1f} |"
+        )
     return "\n".join(rows)
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
 
-CLIENT = r'''
+CLIENT = r"""
 import asyncio, sys, time
 port, clients, events, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 
@@ -54,13 +54,15 @@ async def main():
         sys.stdin.readline()
 
 asyncio.run(main())
-'''
+"""
 
 
 def client(port: int, clients: int, events: int, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["taskset", "-c", "1", sys.executable, "-c", CLIENT, str(port), str(clients), str(events), mode],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -91,22 +93,40 @@ def main() -> None:
                     idle.stdin.write("\n")
                     idle.stdin.flush()
                     idle.wait(30)
-                print(f"run {run + 1} {server.name}: 1 client {one[server.name][-1]:,.0f} ev/s, "
-                      f"100 clients {hundred[server.name][-1]:,.0f} ev/s", flush=True)
+                print(
+                    f"run {run + 1} {server.name}: 1 client {one[server.name][-1]:,.0f} ev/s, "
+                    f"100 clients {hundred[server.name][-1]:,.0f} ev/s",
+                    flush=True,
+                )
             finally:
                 server.stop()
     base_name = servers[1].name
     rows = []
     for server in servers:
         m1, m100 = statistics.median(one[server.name]), statistics.median(hundred[server.name])
-        rows.append([
-            server.name, f"{m1:,.0f}", f"{m100:,.0f}",
-            f"{m100 / statistics.median(hundred[base_name]):.2f}x", f"{memory[server.name]:.1f}",
-        ])
+        rows.append(
+            [
+                server.name,
+                f"{m1:,.0f}",
+                f"{m100:,.0f}",
+                f"{m100 / statistics.median(hundred[base_name]):.2f}x",
+                f"{memory[server.name]:.1f}",
+            ]
+        )
     print()
     print(f"Machine: {machine_facts()}; median of {args.runs} runs; server CPU 0, client CPU 1")
-    print(table(["server", "events/s, 1 client", "events/s, 100 clients", "100 clients vs starlette",
-                 "RSS added by 1,000 idle streams (MiB)"], rows))
+    print(
+        table(
+            [
+                "server",
+                "events/s, 1 client",
+                "events/s, 100 clients",
+                "100 clients vs starlette",
+                "RSS added by 1,000 idle streams (MiB)",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

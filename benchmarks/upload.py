@@ -70,12 +70,18 @@ def main() -> None:
                 server.stop()
     base = statistics.median(speed[servers[1].name])
     rows = [
-        [s.name, f"{statistics.median(speed[s.name]):.0f}", f"{statistics.median(speed[s.name]) / base:.2f}x",
-         f"{max(growth[s.name]):.1f}"]
+        [
+            s.name,
+            f"{statistics.median(speed[s.name]):.0f}",
+            f"{statistics.median(speed[s.name]) / base:.2f}x",
+            f"{max(growth[s.name]):.1f}",
+        ]
         for s in servers
     ]
     print()
-    print(f"Machine: {machine_facts()}; {args.mb} MiB upload, median of {args.runs} runs; the client is taskset to CPU 1")
+    print(
+        f"Machine: {machine_facts()}; {args.mb} MiB upload, median of {args.runs} runs; the client is taskset to CPU 1"
+    )
     print(table(["server", "MB/s", "vs starlette", "peak RSS growth (MiB)"], rows))
 
 

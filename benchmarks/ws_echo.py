@@ -42,25 +42,80 @@ def servers(peer_python: str) -> list[Server]:
     return [
         Server(
             "cello serve (httptools)",
-            [cello, "serve", "benchmarks/apps/ws_cello.py", "--port", "{port}", "--no-logs", "--out", str(HERE / "build" / "none")],
+            [
+                cello,
+                "serve",
+                "benchmarks/apps/ws_cello.py",
+                "--port",
+                "{port}",
+                "--no-logs",
+                "--out",
+                str(HERE / "build" / "none"),
+            ],
         ),
         Server(
             "uvicorn + starlette (websockets-sansio)",
-            [peer_python, "-m", "uvicorn", "ws_starlette:app", "--port", "{port}", "--ws", "websockets-sansio",
-             "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+            [
+                peer_python,
+                "-m",
+                "uvicorn",
+                "ws_starlette:app",
+                "--port",
+                "{port}",
+                "--ws",
+                "websockets-sansio",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
             cwd=apps,
         ),
         Server(
             "uvicorn + starlette (websockets, legacy)",
-            [peer_python, "-m", "uvicorn", "ws_starlette:app", "--port", "{port}", "--ws", "websockets",
-             "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+            [
+                peer_python,
+                "-m",
+                "uvicorn",
+                "ws_starlette:app",
+                "--port",
+                "{port}",
+                "--ws",
+                "websockets",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
             cwd=apps,
             env={"PYTHONWARNINGS": "ignore"},
         ),
         Server(
             "granian + starlette",
-            [peer_python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}",
-             "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "ws_starlette:app"],
+            [
+                peer_python,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--workers",
+                "1",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+                "ws_starlette:app",
+            ],
             cwd=apps,
         ),
         Server("websockets (asyncio server, uvloop)", [peer_python, "ws_websockets.py", "{port}"], cwd=apps),
@@ -166,7 +221,9 @@ async def measure(port: int, pid: int, connections: int, seconds: float, payload
     clients: list[EchoClient] = []
     for _ in range(connections):
         opened: asyncio.Future[None] = loop.create_future()
-        _, client = await loop.create_connection(lambda: EchoClient(frame, reply, opened), "127.0.0.1", port)
+        _, client = await loop.create_connection(
+            lambda opened=opened: EchoClient(frame, reply, opened), "127.0.0.1", port
+        )
         clients.append(client)
         await opened
     await asyncio.sleep(1.0)  # warm-up
@@ -212,7 +269,9 @@ def main() -> None:
                     rate, us = uvloop.run(measure(port, server.process.pid, connections, args.seconds, payload))
                     results.setdefault((server.name, label), []).append(rate)
                     cpu.setdefault((server.name, label), []).append(us)
-                    print(f"run {run + 1} {server.name:40} {label:16} {rate:10.0f} msg/s {us:6.1f} us CPU/msg", flush=True)
+                    print(
+                        f"run {run + 1} {server.name:40} {label:16} {rate:10.0f} msg/s {us:6.1f} us CPU/msg", flush=True
+                    )
             finally:
                 server.stop()
 

@@ -7,7 +7,8 @@ Cello's documentation spells some constructors like the field they fill:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")  # the field's type, read on instances
 M = TypeVar("M")  # what the factory builds, called on the class

@@ -11,9 +11,10 @@ import asyncio
 import inspect
 import logging
 import sys
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
 from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
 from cello.config import Config
@@ -364,7 +365,9 @@ class App(Registrar):
         on the command line override the arguments given here."""
         from cello.runner import RunOptions, run_app
 
-        options = RunOptions(host, port, debug, env, 1 if workers is None else workers, reload, logs, http, load_build=True)
+        options = RunOptions(
+            host, port, debug, env, 1 if workers is None else workers, reload, logs, http, load_build=True
+        )
         options = options.with_argv(sys.argv[1:] if argv is None else list(argv))
         code = run_app(self, options)
         if code:
@@ -441,9 +444,7 @@ def _options(allow: str) -> Response:
 
 
 def _upgrade_required(request: Request) -> Response:
-    raise HTTPException(
-        426, f"Upgrade Required: {request.path} is a WebSocket endpoint", {"Upgrade": "websocket"}
-    )
+    raise HTTPException(426, f"Upgrade Required: {request.path} is a WebSocket endpoint", {"Upgrade": "websocket"})
 
 
 def _redirect_slash(request: Request) -> Response:

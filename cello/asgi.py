@@ -7,7 +7,8 @@ remains the fast path; this adapter maps ASGI messages onto the same Request/Res
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from cello.errors import HTTPException
 from cello.pipeline import error_response
@@ -69,7 +70,9 @@ def _request_from_scope(scope: Scope) -> Request:
 def _invalid_host(scope: Scope) -> bool:
     # The native server's Host rule (RFC 9110 7.2), which ASGI servers do not apply: without
     # it, request.host and request.url would carry whatever a client sent.
-    return any(bytes(name).lower() == b"host" and not valid_host(bytes(value)) for name, value in scope.get("headers", []))
+    return any(
+        bytes(name).lower() == b"host" and not valid_host(bytes(value)) for name, value in scope.get("headers", [])
+    )
 
 
 class _Body:

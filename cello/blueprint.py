@@ -8,8 +8,9 @@ conflict raises at the decorator that caused it, naming both handlers' file:line
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from cello.errors import RouteError
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
@@ -82,7 +83,9 @@ WEBSOCKET_OPTIONS = frozenset(WebSocketOptions.__optional_keys__)
 def _check_options(options: Mapping[str, Any], websocket: bool, where: str) -> None:
     """Refuse, at the decorator, an option that would otherwise be silently ignored."""
     known, other, kind = (
-        (WEBSOCKET_OPTIONS, ROUTE_OPTIONS, "a websocket") if websocket else (ROUTE_OPTIONS, WEBSOCKET_OPTIONS, "an HTTP")
+        (WEBSOCKET_OPTIONS, ROUTE_OPTIONS, "a websocket")
+        if websocket
+        else (ROUTE_OPTIONS, WEBSOCKET_OPTIONS, "an HTTP")
     )
     for key in options:
         if key in known:

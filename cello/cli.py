@@ -7,11 +7,11 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cello import _native
-from cello.app import App, __version__
+from cello.app import App, RouteEntry, __version__
 from cello.runner import RunOptions, add_run_flags, run_app
 
 
@@ -44,7 +44,9 @@ def load_app(reference: str, command: str = "serve") -> App:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             if exc.name == target:
-                raise AppLoadError(f"no module named {target!r} (run from the app's directory or pass a file path)") from None
+                raise AppLoadError(
+                    f"no module named {target!r} (run from the app's directory or pass a file path)"
+                ) from None
             raise
     app = getattr(module, attr, None)
     if isinstance(app, App):
@@ -83,7 +85,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if reference is None:
         manifest = read_manifest(build_dir)
         if manifest is None:
-            print(f"error: no app given and no build in {build_dir}/ (run `cello build app:app` first)", file=sys.stderr)
+            print(
+                f"error: no app given and no build in {build_dir}/ (run `cello build app:app` first)", file=sys.stderr
+            )
             return 2
         reference = manifest.app
     app = load_app(reference)
@@ -104,9 +108,10 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     rows = [("METHOD", "PATTERN", "HANDLER", "BLUEPRINT")]
     for route in routes:
         entry = route.endpoint
-        handler = getattr(entry, "spec").handler
+        assert isinstance(entry, RouteEntry)  # what App puts in its route table
+        handler = entry.spec.handler
         name = f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
-        rows.append((route.method, route.pattern.raw, name, getattr(entry, "blueprint", "") or "-"))
+        rows.append((route.method, route.pattern.raw, name, entry.blueprint or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -137,7 +142,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cello", description="Cello: a fast Python web framework with compiled routes.")
+    parser = argparse.ArgumentParser(
+        prog="cello", description="Cello: a fast Python web framework with compiled routes."
+    )
     parser.add_argument("--version", action="version", version=f"cello {__version__} (runtime: {_native.mode()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -149,9 +156,13 @@ def make_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=_cmd_build)
 
     serve = commands.add_parser("serve", help="serve an app (compiled router when a matching build exists)")
-    serve.add_argument("app", nargs="?", default=None, help="module:app or file.py (default: the app in build/manifest.json)")
+    serve.add_argument(
+        "app", nargs="?", default=None, help="module:app or file.py (default: the app in build/manifest.json)"
+    )
     serve.add_argument("--out", default="build", help="build directory to load from (default build/)")
-    serve.add_argument("--require-compiled", action="store_true", help="refuse to start without a matching compiled router")
+    serve.add_argument(
+        "--require-compiled", action="store_true", help="refuse to start without a matching compiled router"
+    )
     add_run_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterable, AsyncIterator, Iterable, TypeVar, Union
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TypeVar, Union
 
 T = TypeVar("T")
 
@@ -36,7 +37,7 @@ def _to_bytes(chunk: bytes | str) -> bytes:
 
 
 # What Response.stream accepts: chunks produced asynchronously, or by a (blocking) iterator.
-ChunkSource = Union[AsyncIterable[Union[bytes, str]], Iterable[Union[bytes, str]]]
+ChunkSource = Union[AsyncIterable[bytes | str], Iterable[bytes | str]]
 
 
 async def as_byte_stream(chunks: ChunkSource) -> AsyncIterator[bytes]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Union
 from urllib.parse import parse_qsl
 
 QuerySource = Union[str, bytes, Mapping[str, str], Iterable[tuple[str, str]], None]

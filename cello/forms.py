@@ -7,15 +7,16 @@ piece and never held whole in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 import os
 import re
 import shutil
 import tempfile
 import unicodedata
-import dataclasses
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, AsyncIterator, Generator, Iterator, Mapping
+from typing import IO, Any
 from urllib.parse import parse_qsl
 
 import filetype

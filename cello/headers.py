@@ -8,11 +8,10 @@ pairs that the server writes as they are.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator, Mapping, MutableMapping, Union
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Union
 
-HeaderSource = Union[
-    Mapping[str, str], Iterable[tuple[str, str]], "Headers", None
-]
+HeaderSource = Union[Mapping[str, str], Iterable[tuple[str, str]], "Headers", None]
 
 # RFC 9110 §5.1: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

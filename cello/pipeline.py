@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
+from typing import Any, Protocol, Union
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request

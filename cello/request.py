@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import unquote
 
 import orjson

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import email.utils
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import quote
 
 import orjson
 from mypy_extensions import mypyc_attr
 
 from cello.concurrency import ChunkSource, as_byte_stream
-
 from cello.headers import MutableHeaders, check_cookie_attribute, check_cookie_name, check_header_value
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ HTML = "text/html; charset=utf-8"
 BINARY = "application/octet-stream"
 
 Body = Union[bytes, str, Mapping[str, Any], list[Any], None]
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Mapping):

@@ -8,9 +8,10 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     from cello.app import App
@@ -82,7 +83,9 @@ _Number = Union[int, float]
 class _Range:
     """The values a numeric option accepts: one rule for its flag and for ``app.run(...)``."""
 
-    def __init__(self, kind: type[int] | type[float], low: _Number, high: _Number | None = None, above: bool = False) -> None:
+    def __init__(
+        self, kind: type[int] | type[float], low: _Number, high: _Number | None = None, above: bool = False
+    ) -> None:
         self.kind = kind
         self.low = low
         self.high = high
@@ -116,11 +119,17 @@ class _Range:
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_NUMERIC["port"].parse, default=None, help="port to bind, 0 for any free one (default 8000)")
+    parser.add_argument(
+        "--port", type=_NUMERIC["port"].parse, default=None, help="port to bind, 0 for any free one (default 8000)"
+    )
     parser.add_argument("--env", default=None, help="development or production (default: $CELLO_ENV or production)")
-    parser.add_argument("--debug", action="store_const", const=True, default=None, help="detailed errors and request logging")
+    parser.add_argument(
+        "--debug", action="store_const", const=True, default=None, help="detailed errors and request logging"
+    )
     parser.add_argument("--workers", type=_NUMERIC["workers"].parse, default=None, help="number of worker processes")
-    parser.add_argument("--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)")
+    parser.add_argument(
+        "--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)"
+    )
     parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
     parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
     # Limits and timeouts; without a flag the App's value holds (docs/security.md lists them).

@@ -12,9 +12,10 @@ import mimetypes
 import os
 import re
 import stat as stat_module
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cello.errors import HTTPException

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Coroutine, Mapping, MutableMapping, Sequence, TypeVar
+from collections.abc import Coroutine, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -79,7 +80,9 @@ class TestClient(httpx.Client):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: App, base_url: str = BASE_URL, client: tuple[str, int] = ("127.0.0.1", 50000), **kwargs: Any) -> None:
+    def __init__(
+        self, app: App, base_url: str = BASE_URL, client: tuple[str, int] = ("127.0.0.1", 50000), **kwargs: Any
+    ) -> None:
         self.app = app
         self._loop_thread = _LoopThread()
         self._started = False
@@ -97,7 +100,6 @@ class TestClient(httpx.Client):
             self._started = False
         super().__exit__(*args)
         self._loop_thread.close()
-
 
     def websocket_connect(
         self, path: str, subprotocols: Sequence[str] | None = None, headers: Mapping[str, str] | None = None
@@ -271,7 +273,9 @@ class AsyncTestClient(httpx.AsyncClient):
 
     __test__ = False
 
-    def __init__(self, app: App, base_url: str = BASE_URL, client: tuple[str, int] = ("127.0.0.1", 50000), **kwargs: Any) -> None:
+    def __init__(
+        self, app: App, base_url: str = BASE_URL, client: tuple[str, int] = ("127.0.0.1", 50000), **kwargs: Any
+    ) -> None:
         self.app = app
         super().__init__(transport=httpx.ASGITransport(app=app, client=client), base_url=base_url, **kwargs)
 

@@ -18,8 +18,14 @@ import asyncio
 import inspect
 import logging
 import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping, Sequence, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    TypeVar,
+    Union,
+)
 
 import orjson
 
@@ -129,7 +135,12 @@ class WebSocketMessage:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WebSocketMessage):
             return NotImplemented
-        return (self.msg_type, self.data, self.code, self.reason) == (other.msg_type, other.data, other.code, other.reason)
+        return (self.msg_type, self.data, self.code, self.reason) == (
+            other.msg_type,
+            other.data,
+            other.code,
+            other.reason,
+        )
 
     def __repr__(self) -> str:
         if self.msg_type == "close":

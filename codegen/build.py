@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cello.build_artifacts import MANIFEST, Manifest
+from cello.routing import build_plan
+
 from .compile import CompileError, check_toolchain, compile_module
 from .generate import generate_source, module_name
-from cello.routing import build_plan
 
 if TYPE_CHECKING:
     from cello.app import App

@@ -164,9 +164,7 @@ class _Generator:
             # The catch-all takes the rest, even a single empty segment: n > at here.
             self._terminal(function, node.catchall.terminal, indent)
 
-    def _fan_out(
-        self, function: Function, node: Node, statics: list[str], at: int, indent: int, prefix: str
-    ) -> None:
+    def _fan_out(self, function: Function, node: Node, statics: list[str], at: int, indent: int, prefix: str) -> None:
         table = FanOut(f"_FANOUT_{len(self.fanouts) + 1}", _printable(prefix + "*"), [])
         self.fanouts.append(table)
         table.entries = [f"{text!r}: {index}," for index, text in enumerate(statics)]

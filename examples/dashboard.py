@@ -16,7 +16,7 @@ import asyncio
 import os
 import random
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from cello import App, HTTPException, Request, Response, SseEvent, SseStream
 

@@ -42,6 +42,7 @@ else:
         if os.getpid() == _owner:
             shutil.rmtree(UPLOAD_DIR, ignore_errors=True)
 
+
 ALLOWED_TYPES = {
     "text/plain",
     "text/csv",

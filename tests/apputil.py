@@ -118,12 +118,32 @@ def asgi_argv(app_ref: str, server: str, port: int) -> list[str]:
     path, _, name = app_ref.partition(":")
     target = f"{Path(path).stem}:{name or 'app'}"
     if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", target, "--app-dir", str(Path(path).parent),
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--app-dir",
+            str(Path(path).parent),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     if server == "hypercorn":
         # Hypercorn puts the parent folder of a file path on sys.path itself.
-        return [sys.executable, "-m", "hypercorn", f"{path}:{name or 'app'}",
-                "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            f"{path}:{name or 'app'}",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ]
     raise ValueError(f"unknown ASGI server {server!r}; known: {', '.join(ASGI_SERVERS)}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from importlib.util import find_spec
 
 import pytest
-
 from apputil import ASGI_SERVERS
 
 # Where a server itself breaks a test, known and reported upstream. Strict: the day the server
@@ -29,7 +28,9 @@ SERVER_BUGS: dict[tuple[str, str], str] = {
         pytest.param(
             (name, "interpreted"),
             id=name,
-            marks=pytest.mark.skipif(find_spec(name) is None, reason=f"{name} is in the test extra: pip install -e '.[test]'"),
+            marks=pytest.mark.skipif(
+                find_spec(name) is None, reason=f"{name} is in the test extra: pip install -e '.[test]'"
+            ),
         )
         for name in ASGI_SERVERS
     ]

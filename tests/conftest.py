@@ -21,7 +21,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 # -- servers of the test apps, one per (app, parser, router), shared by the session -------
 
-from typing import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 
 from apputil import ASGI_SERVERS, PARSERS, ROUTERS, RunningServer, start_asgi_server, start_server  # noqa: E402
 

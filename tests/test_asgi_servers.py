@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-
 from apputil import RunningServer, start_asgi_server
 
 uvicorn = pytest.importorskip("uvicorn")
@@ -14,8 +13,15 @@ uvicorn = pytest.importorskip("uvicorn")
 KEY = {"X-API-Key": "dev-key"}
 ORIGIN = "http://localhost:3000"
 # Headers whose values must agree; Date, Server and framing headers legitimately differ.
-COMPARED = ("content-type", "allow", "location", "vary", "access-control-allow-origin",
-            "access-control-allow-methods", "access-control-allow-headers")
+COMPARED = (
+    "content-type",
+    "allow",
+    "location",
+    "vary",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+)
 
 SCRIPT: list[tuple[str, str, dict[str, str], object]] = [
     ("GET", "/", {}, None),
@@ -34,8 +40,12 @@ SCRIPT: list[tuple[str, str, dict[str, str], object]] = [
     ("HEAD", "/api/v1/users/1", {}, None),
     ("GET", "/api/v1/users/", {}, None),
     ("GET", "/nope", {}, None),
-    ("OPTIONS", "/api/v1/users", {"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-                                  "Access-Control-Request-Headers": "x-api-key"}, None),
+    (
+        "OPTIONS",
+        "/api/v1/users",
+        {"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"},
+        None,
+    ),
     ("GET", "/api/v1/users/1", {"Origin": ORIGIN}, None),
 ]
 

@@ -11,7 +11,8 @@ Left out:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 from asgisuite import variant  # noqa: F401 - fixture: uvicorn and hypercorn
 from test_streams import (  # noqa: F401 - pytest collects these here again
@@ -38,7 +39,6 @@ from test_streams import (  # noqa: F401 - pytest collects these here again
 )
 
 from cello import App, Request, SseStream
-
 
 # -- the adapter itself, in-process: what no test app's timing can show -----------------------
 
@@ -73,8 +73,17 @@ async def test_disconnect_cancels_a_generator_waiting_for_its_next_event() -> No
         if message.get("body"):
             first_event_sent.set()
 
-    scope = {"type": "http", "method": "GET", "path": "/wait", "raw_path": b"/wait", "query_string": b"",
-             "headers": [(b"host", b"x")], "http_version": "1.1", "scheme": "http", "client": ("127.0.0.1", 1)}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/wait",
+        "raw_path": b"/wait",
+        "query_string": b"",
+        "headers": [(b"host", b"x")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "client": ("127.0.0.1", 1),
+    }
     await asyncio.wait_for(app(scope, receive, send), 2)
     assert ended.is_set()
     assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]

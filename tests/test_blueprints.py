@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-
 from apputil import RunningServer
+
 from cello import App, Blueprint, RouteError
 
 
@@ -285,5 +285,5 @@ def test_route_limit_options_are_the_app_options_of_the_same_names() -> None:
     limits = {name for name in ROUTE_OPTIONS if name.startswith("max_")}
     assert limits <= set(vars(config))
     # Each form limit set on a route reaches the multipart parser.
-    overridden = limits_from(config, {name: 7 for name in limits})
+    overridden = limits_from(config, dict.fromkeys(limits, 7))
     assert all(value == 7 for value in vars(overridden).values())

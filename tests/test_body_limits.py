@@ -9,16 +9,17 @@ the TestClient. Every variant must give the same status and the same JSON body.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.util import find_spec
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from apputil import ASGI_SERVERS, PARSERS, ROOT, RunningServer
 from serverutil import Reader, connect
 from test_uploads import multipart
 
-from apputil import ASGI_SERVERS, PARSERS, ROOT, RunningServer
 from cello.testing import TestClient
 
 APP = "tests/apps/limits.py"
@@ -72,7 +73,10 @@ def form_data(boundary: str = "B") -> dict[str, str]:
 
 
 def files(*sizes: int, boundary: str = "B") -> bytes:
-    parts = [(f'Content-Disposition: form-data; name="f{i}"; filename="f{i}.bin"', "x" * size) for i, size in enumerate(sizes)]
+    parts = [
+        (f'Content-Disposition: form-data; name="f{i}"; filename="f{i}.bin"', "x" * size)
+        for i, size in enumerate(sizes)
+    ]
     return multipart([*parts, ('Content-Disposition: form-data; name="k"', "v")], boundary)
 
 
@@ -89,7 +93,10 @@ def too_large(message: str) -> tuple[int, dict[str, Any]]:
 
 BODY = too_large("body exceeds max_body_size (1 KiB)")
 UPLOAD = too_large("body exceeds max_file_size + max_body_size (5 KiB)")
-LONG_BOUNDARY = (400, {"error": "Malformed multipart body: boundary longer than 70 characters (RFC 2046)", "status": 400})
+LONG_BOUNDARY = (
+    400,
+    {"error": "Malformed multipart body: boundary longer than 70 characters (RFC 2046)", "status": 400},
+)
 
 CASES: dict[str, tuple[Case, tuple[int, Any]]] = {
     # max_body_size: the declared length, a body growing past it, buffered or streamed.
@@ -101,18 +108,33 @@ CASES: dict[str, tuple[Case, tuple[int, Any]]] = {
     "at-limit-stream": (Case("/stream", chunks=[b"x" * 512] * 2), (200, {"size": KiB})),
     # An upload's body limit follows max_file_size: one 4 KiB file passes a 1 KiB max_body_size,
     # and request.files() works in a sync handler as it does awaited.
-    "file-at-limit": (Case("/upload", form_data(), files(4 * KiB)), (200, {"files": [["f0", 4 * KiB]], "fields": {"k": "v"}})),
+    "file-at-limit": (
+        Case("/upload", form_data(), files(4 * KiB)),
+        (200, {"files": [["f0", 4 * KiB]], "fields": {"k": "v"}}),
+    ),
     "file-at-limit-await": (
         Case("/upload-async", form_data(), files(4 * KiB)),
         (200, {"files": [["f0", 4 * KiB]], "fields": {"k": "v"}}),
     ),
-    "file-past-limit": (Case("/upload", form_data(), files(4 * KiB + 1)), too_large("file exceeds max_file_size (4 KiB)")),
+    "file-past-limit": (
+        Case("/upload", form_data(), files(4 * KiB + 1)),
+        too_large("file exceeds max_file_size (4 KiB)"),
+    ),
     "upload-declared": (Case("/upload", form_data(), files(2 * KiB, 2 * KiB, 2 * KiB)), UPLOAD),
-    "upload-chunked": (Case("/upload", form_data(), chunks=pieces(files(2 * KiB, 2 * KiB, 2 * KiB)), open_ended=True), UPLOAD),
+    "upload-chunked": (
+        Case("/upload", form_data(), chunks=pieces(files(2 * KiB, 2 * KiB, 2 * KiB)), open_ended=True),
+        UPLOAD,
+    ),
     # A route's own max_body_size caps the whole upload.
-    "upload-capped": (Case("/upload-capped", form_data(), files(3 * KiB)), too_large("body exceeds max_body_size (2 KiB)")),
+    "upload-capped": (
+        Case("/upload-capped", form_data(), files(3 * KiB)),
+        too_large("body exceeds max_body_size (2 KiB)"),
+    ),
     # max_form_parts counts urlencoded fields too.
-    "fields-at-limit": (Case("/upload", URLENCODED, b"&".join([b"a=1"] * 10)), (200, {"files": [], "fields": {"a": "1"}})),
+    "fields-at-limit": (
+        Case("/upload", URLENCODED, b"&".join([b"a=1"] * 10)),
+        (200, {"files": [], "fields": {"a": "1"}}),
+    ),
     "fields-past-limit": (
         Case("/upload", URLENCODED, b"&".join([b"a=1"] * 11)),
         too_large("form exceeds max_form_parts (10 parts)"),
@@ -146,7 +168,9 @@ def test_client() -> Iterator[TestClient]:
 
 
 @pytest.fixture(params=VARIANTS)
-def answer(request: pytest.FixtureRequest, serve_app: Callable[..., RunningServer]) -> Callable[[Case], tuple[int, Any]]:
+def answer(
+    request: pytest.FixtureRequest, serve_app: Callable[..., RunningServer]
+) -> Callable[[Case], tuple[int, Any]]:
     """Sends a case to the variant under test and gives back its (status, JSON body)."""
     if request.param == "testclient":
         client: TestClient = request.getfixturevalue("test_client")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-
 from apputil import RunningServer
 from browserutil import expect, launch_chromium, make_file, open_page
 
@@ -82,9 +82,7 @@ def test_upload_with_fetch(page: Page, serve_app: Serve, tmp_path: Path) -> None
     second = make_file(tmp_path, unique("two", ".txt"), 700)
     page.set_input_files("#js-files", [str(first), str(second)])
     page.click("#js-submit")
-    expect(page.locator("#js-status")).to_have_text(
-        f"Uploaded {first.name} (12 bytes), {second.name} (700 bytes)."
-    )
+    expect(page.locator("#js-status")).to_have_text(f"Uploaded {first.name} (12 bytes), {second.name} (700 bytes).")
     # The list is redrawn in place, without a page load.
     expect(page.locator(f'#files li[data-name="{first.name}"] .size')).to_have_text("12 bytes")
     expect(page.locator(f'#files li[data-name="{second.name}"] .size')).to_have_text("700 bytes")
@@ -98,7 +96,9 @@ def test_disallowed_type_is_refused_with_415(page: Page, serve_app: Serve, tmp_p
     # The fetch form says so in place...
     page.set_input_files("#js-files", str(program))
     page.click("#js-submit")
-    expect(page.locator("#js-status")).to_have_text(re.compile(rf"^Upload refused \(415\): {re.escape(program.name)}: type "))
+    expect(page.locator("#js-status")).to_have_text(
+        re.compile(rf"^Upload refused \(415\): {re.escape(program.name)}: type ")
+    )
 
     # ...and the classic form lands on a 415 page that says why.
     page.set_input_files("#classic-files", str(program))

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from apputil import ROOT, free_port
 
 from cello import _native
-
-from apputil import ROOT, free_port
 
 HELLO = ROOT / "examples" / "hello.py"
 
 
 def cello(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cello", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cello", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 class Served:
@@ -97,7 +98,9 @@ def test_serve_uses_compiled_module_without_argument(project: Path) -> None:
 
 def test_changed_routes_fall_back_and_require_compiled_refuses(project: Path, tmp_path: Path) -> None:
     changed = tmp_path / "hello.py"
-    changed.write_text((project / "hello.py").read_text() + '\n\n@app.get("/added")\ndef added(request):\n    return "new"\n')
+    changed.write_text(
+        (project / "hello.py").read_text() + '\n\n@app.get("/added")\ndef added(request):\n    return "new"\n'
+    )
     shutil.copytree(project / "build", tmp_path / "build", ignore=shutil.ignore_patterns(".mypyc-build"))
     with Served([sys.executable, "-m", "cello", "serve", "hello.py"], tmp_path) as served:
         assert httpx.get(f"http://127.0.0.1:{served.port}/added").text == "new"
@@ -143,7 +146,10 @@ def test_routes_command(project: Path) -> None:
 
 def test_routes_shows_blueprints() -> None:
     result = cello("routes", "tests/apps/seed_blueprints.py", cwd=ROOT)
-    assert any(line.split() == ["GET", "/api/v1/users/{id}", "seed_blueprints.get_user", "/users"] for line in result.stdout.splitlines())
+    assert any(
+        line.split() == ["GET", "/api/v1/users/{id}", "seed_blueprints.get_user", "/users"]
+        for line in result.stdout.splitlines()
+    )
 
 
 def test_version_and_help() -> None:
@@ -157,7 +163,10 @@ def test_version_and_help() -> None:
 def test_bad_app_reference() -> None:
     result = cello("serve", "no_such_module:app", cwd=ROOT)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: no module named 'no_such_module' (run from the app's directory or pass a file path)"
+    assert (
+        result.stderr.strip()
+        == "error: no module named 'no_such_module' (run from the app's directory or pass a file path)"
+    )
 
 
 def test_port_taken_is_one_clear_line() -> None:
@@ -228,9 +237,14 @@ def test_app_run_validates_its_arguments_and_flags(tmp_path: Path) -> None:
         RunOptions(min_body_rate=-1)
     script = tmp_path / "app.py"
     script.write_text("from cello import App\napp = App()\napp.run()\n")
-    result = subprocess.run([sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, str(script), "--port", "70000"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == "app.py: error: argument --port: must be an integer from 0 to 65535, got '70000'"
+    assert (
+        result.stderr.splitlines()[-1]
+        == "app.py: error: argument --port: must be an integer from 0 to 65535, got '70000'"
+    )
 
 
 def test_wrong_app_name_lists_the_apps_of_the_module(tmp_path: Path) -> None:
@@ -248,15 +262,25 @@ def test_wrong_app_name_lists_the_apps_of_the_module(tmp_path: Path) -> None:
     )
     (tmp_path / "plain.py").write_text("x = 1\n")
     none = cello("build", "plain", cwd=tmp_path, timeout=30)
-    assert none.stderr.strip() == "error: module 'plain' has no attribute 'app'; it defines no cello.App (create one with `app = App()`)"
+    assert (
+        none.stderr.strip()
+        == "error: module 'plain' has no attribute 'app'; it defines no cello.App (create one with `app = App()`)"
+    )
 
 
 def test_build_of_another_app_says_which_command_to_run(project: Path, tmp_path: Path) -> None:
-    (tmp_path / "other.py").write_text("from cello import App\napi = App()\n\n@api.get('/')\ndef index(request):\n    return 'other'\n")
+    (tmp_path / "other.py").write_text(
+        "from cello import App\napi = App()\n\n@api.get('/')\ndef index(request):\n    return 'other'\n"
+    )
     shutil.copytree(project / "build", tmp_path / "out", ignore=shutil.ignore_patterns(".mypyc-build"))
-    refused = cello("serve", "other:api", "--out", "out", "--require-compiled", "--port", str(free_port()), cwd=tmp_path, timeout=30)
+    refused = cello(
+        "serve", "other:api", "--out", "out", "--require-compiled", "--port", str(free_port()), cwd=tmp_path, timeout=30
+    )
     assert refused.returncode == 1
-    assert refused.stderr.strip() == "error: the build in out/ is for hello.py, not other:api; run `cello build other:api --out out` again"
+    assert (
+        refused.stderr.strip()
+        == "error: the build in out/ is for hello.py, not other:api; run `cello build other:api --out out` again"
+    )
     check = cello("build", "other.py:api", "--out", "out", "--check", cwd=tmp_path, timeout=30)
     assert check.stderr.strip() == (
         "out of date: the build in out/ is for hello.py, not other.py:api; run `cello build other.py:api --out out` again"
@@ -339,7 +363,9 @@ def test_make_demo_installs_no_test_tools_and_make_test_still_does(tmp_path: Pat
 
     def make(target: str) -> list[str]:
         calls.write_text("")
-        result = subprocess.run(["make", target, f"VENV={venv}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["make", target, f"VENV={venv}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return calls.read_text().splitlines()
 

@@ -16,7 +16,7 @@ import pytest
 from cello.codegen import compile as compile_mod
 from cello.codegen.compile import CompileError, check_toolchain, compile_module, compile_modules
 from cello.codegen.generate import MAX_INLINE_TERMINALS, generate_source, module_name
-from cello.routing import GENERATOR_VERSION, InterpretedRouter, Route, RouteTable, build_plan
+from cello.routing import GENERATOR_VERSION, InterpretedRouter, RouteTable, build_plan
 from cello.routing.converters import is_float, is_int, is_uuid
 from cello.routing.loader import load_compiled
 
@@ -57,9 +57,7 @@ def functions_of(source: str) -> dict[str, str]:
     """Function name -> its source text."""
     tree = ast.parse(source)
     return {
-        node.name: ast.get_source_segment(source, node) or ""
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
+        node.name: ast.get_source_segment(source, node) or "" for node in tree.body if isinstance(node, ast.FunctionDef)
     }
 
 
@@ -71,10 +69,10 @@ def test_constants_and_module_name() -> None:
     fingerprint = table.fingerprint("0.3.0")
     source = generate_source(table.routes(), fingerprint)
     module = module_of(source)
-    assert module.FINGERPRINT == fingerprint
+    assert fingerprint == module.FINGERPRINT
     assert module.GENERATOR_VERSION == GENERATOR_VERSION
-    assert module.ROUTE_COUNT == len(SAMPLE)
-    assert module.ROUTES == tuple((r.method, r.pattern.raw) for r in table.routes())
+    assert len(SAMPLE) == module.ROUTE_COUNT
+    assert tuple((r.method, r.pattern.raw) for r in table.routes()) == module.ROUTES
     assert module_name(fingerprint) == "_dispatch_" + fingerprint[:16]
 
 
@@ -130,10 +128,31 @@ def test_empty_table() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "", "0", "5", "007", "9" * 18, "9" * 19, "-1", "+1", "1.5", "1.", ".5", "1.2.3", "1e5", "٣", "٣.٥",
-        "０", "²", "1" * 64, "1" * 65, "12345678-1234-1234-1234-1234567890ab",
-        "12345678-1234-1234-1234-1234567890AB", "12345678-1234-1234-1234-1234567890aG", "-" * 36,
-        "12345678123412341234123456789012", "123456781234-1234-1234-1234567890ab-",
+        "",
+        "0",
+        "5",
+        "007",
+        "9" * 18,
+        "9" * 19,
+        "-1",
+        "+1",
+        "1.5",
+        "1.",
+        ".5",
+        "1.2.3",
+        "1e5",
+        "٣",
+        "٣.٥",
+        "０",
+        "²",
+        "1" * 64,
+        "1" * 65,
+        "12345678-1234-1234-1234-1234567890ab",
+        "12345678-1234-1234-1234-1234567890AB",
+        "12345678-1234-1234-1234-1234567890aG",
+        "-" * 36,
+        "12345678123412341234123456789012",
+        "123456781234-1234-1234-1234567890ab-",
     ],
 )
 def test_generated_converters_agree_with_cello_routing(text: str) -> None:
@@ -163,11 +182,11 @@ def terminals_per_function(source: str) -> dict[str, int]:
 
 def test_big_subtrees_become_functions() -> None:
     # 3 levels x 12 x 10: a single subtree of 360 terminals under /api.
-    routes = [
-        ("GET", f"/api/g{g}/r{r}/{{id:int}}") for g in range(12) for r in range(10)
-    ] + [("POST", f"/api/g{g}/r{r}") for g in range(12) for r in range(10)] + [
-        ("GET", f"/api/g{g}/r{r}/{{id:int}}/{{name}}") for g in range(12) for r in range(10)
-    ]
+    routes = (
+        [("GET", f"/api/g{g}/r{r}/{{id:int}}") for g in range(12) for r in range(10)]
+        + [("POST", f"/api/g{g}/r{r}") for g in range(12) for r in range(10)]
+        + [("GET", f"/api/g{g}/r{r}/{{id:int}}/{{name}}") for g in range(12) for r in range(10)]
+    )
     table = table_of(routes)
     source = generate_source(table.routes(), table.fingerprint())
     counts = terminals_per_function(source)
@@ -187,8 +206,10 @@ def test_wide_levels_use_a_fan_out_dict() -> None:
     source = generate_source(table.routes(), table.fingerprint())
     assert "_FANOUT_1.get(s1, -1)" in source
     module = module_of(source)
-    assert module.dispatch("GET", "/r37/5") == (table.routes().index(
-        next(r for r in table.routes() if r.pattern.raw == "/r37/{x:int}")), (5,))
+    assert module.dispatch("GET", "/r37/5") == (
+        table.routes().index(next(r for r in table.routes() if r.pattern.raw == "/r37/{x:int}")),
+        (5,),
+    )
     assert module.dispatch("GET", "/r99/5") == (-1, ())
 
 
@@ -227,8 +248,16 @@ def test_compile_module_gives_a_standalone_extension(compiled: tuple[RouteTable,
     result = load_compiled(so, fingerprint, len(table))
     assert result.dispatch is not None and result.compiled and result.reason == ""
     router = InterpretedRouter(build_plan(table.routes()))
-    for method, path in [("GET", "/users/5"), ("DELETE", "/users/5"), ("PUT", "/users"), ("GET", "/files/a/b"),
-                         ("GET", "/ws/x"), ("HEAD", "/users"), ("GET", "/nope"), ("GET", "nope")]:
+    for method, path in [
+        ("GET", "/users/5"),
+        ("DELETE", "/users/5"),
+        ("PUT", "/users"),
+        ("GET", "/files/a/b"),
+        ("GET", "/ws/x"),
+        ("HEAD", "/users"),
+        ("GET", "/nope"),
+        ("GET", "nope"),
+    ]:
         assert result.dispatch(method, path) == router.dispatch(method, path)
 
 
@@ -252,7 +281,9 @@ def test_loader_refuses_mismatches(compiled: tuple[RouteTable, Path, Path, str],
     assert "generator" in load_compiled(old, fingerprint, count).reason
 
 
-def test_loader_refuses_other_abis_and_broken_files(compiled: tuple[RouteTable, Path, Path, str], tmp_path: Path) -> None:
+def test_loader_refuses_other_abis_and_broken_files(
+    compiled: tuple[RouteTable, Path, Path, str], tmp_path: Path
+) -> None:
     table, _, so, fingerprint = compiled
     name = module_name(fingerprint)
     foreign = tmp_path / f"{name}.cpython-39-x86_64-linux-gnu.so"

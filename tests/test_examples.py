@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-
 import ssespec
 from apputil import RunningServer
 

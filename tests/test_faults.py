@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from apputil import ROOT, RunningServer, free_port, start_server
@@ -256,9 +257,7 @@ def test_abort_mid_head(server: RunningServer, linux: None, rst: bool) -> None:
     fresh_ok(server.url)
 
 
-UPLOAD_HEAD = (
-    "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: {type}\r\nContent-Length: 2000000\r\n\r\n"
-)
+UPLOAD_HEAD = "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: {type}\r\nContent-Length: 2000000\r\n\r\n"
 MULTIPART = "multipart/form-data; boundary=XyZ"
 
 
@@ -418,7 +417,9 @@ def test_pipelined_flood_never_read_keeps_memory_bounded(
     batch_size = 100
 
     def batch(first: int) -> bytes:
-        return "".join(f"GET {path}/{i} HTTP/1.1\r\nHost: a\r\n{pad}\r\n" for i in range(first, first + batch_size)).encode()
+        return "".join(
+            f"GET {path}/{i} HTTP/1.1\r\nHost: a\r\n{pad}\r\n" for i in range(first, first + batch_size)
+        ).encode()
 
     sock = connect(server.url)
     try:
@@ -463,9 +464,10 @@ def test_pipelined_flood_never_read_keeps_memory_bounded(
 def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
     """In process, to look inside: requests parsed ahead of their turn and unparsed input
     both stay bounded while the handler is slow and the client floods."""
+    from serverutil import FakeApp
+
     from cello.response import Response
     from cello.server import Server, ServerConfig, bind_socket
-    from serverutil import FakeApp
 
     app = FakeApp()
 
@@ -512,9 +514,7 @@ def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
 
 
 @pytest.mark.parametrize("http", PARSERS)
-def test_connections_beyond_max_connections_get_503(
-    serve_app: Callable[..., RunningServer], http: str
-) -> None:
+def test_connections_beyond_max_connections_get_503(serve_app: Callable[..., RunningServer], http: str) -> None:
     server = serve_app(LIMITED, http)
     url = server.url
     held: list[socket.socket] = []
@@ -558,14 +558,29 @@ def test_connections_beyond_max_connections_get_503(
 
 
 def _serve_argv(app_ref: str, port: int, http: str = "httptools", *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cello", "serve", app_ref, "--port", str(port), "--http", http,
-            "--out", str(ROOT / "build" / "tests" / "none"), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "cello",
+        "serve",
+        app_ref,
+        "--port",
+        str(port),
+        "--http",
+        http,
+        "--out",
+        str(ROOT / "build" / "tests" / "none"),
+        *extra,
+    ]
 
 
 def test_failing_startup_hook_exits_with_a_clear_message() -> None:
     proc = subprocess.run(
         _serve_argv("tests/apps/faults.py:failing", free_port()),
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "error: startup failed: RuntimeError: database unreachable at db:5432" in proc.stderr
@@ -728,7 +743,7 @@ def test_worker_killed_under_load(own_server: Callable[..., RunningServer], linu
             pid = 0
             with sock:
                 reader = Reader(sock)
-                for i in range(20):
+                for _ in range(20):
                     try:
                         sock.sendall(get("/pid"))
                         r = reader.response()
@@ -842,7 +857,10 @@ def test_failing_startup_hook_stops_the_workers() -> None:
     started = time.monotonic()
     proc = subprocess.run(
         _serve_argv("tests/apps/faults.py:failing", free_port(), "httptools", "--workers", "2"),
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 3, proc.stderr
     assert 1 <= proc.stderr.count("error: startup failed: RuntimeError: database unreachable") <= 2
@@ -853,7 +871,10 @@ def test_failing_startup_hook_stops_the_workers() -> None:
 def test_workers_dying_at_start_give_up() -> None:
     proc = subprocess.run(
         _serve_argv(f"{WORKERS}:crashing", free_port(), "httptools", "--workers", "2"),
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("exited (status 1)") == 5
@@ -936,7 +957,10 @@ def test_reload_restarts_on_source_changes(tmp_path: Path, linux: None) -> None:
     port = free_port()
     proc = subprocess.Popen(
         _serve_argv(str(source), port, "httptools", "--reload"),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -981,13 +1005,20 @@ def test_reload_ignores_a_build_in_progress_and_restarts_once_it_is_done(tmp_pat
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cello", "serve", "hello.py", "--port", str(port), "--reload"],
-            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, env=env,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     try:
         eventually(lambda: "router: interpreted" in log.read_text(), timeout=30, what="first start")
         # The build writes a generated .py (and mypyc's tree) long before its manifest.
         build = subprocess.run(
-            [sys.executable, "-m", "cello", "build", "hello.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180
+            [sys.executable, "-m", "cello", "build", "hello.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert build.returncode == 0, build.stdout + build.stderr
         eventually(lambda: "router: compiled" in log.read_text(), timeout=30, what="restart on the finished build")

@@ -6,11 +6,10 @@ Every test runs against the real `cello serve` on both parsers and both routers.
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-
 from apputil import RunningServer
 
 APP = "tests/apps/basic.py"
@@ -335,6 +334,8 @@ def test_error_handlers_by_status(serve_app: Callable[..., RunningServer], varia
 
 
 def test_malformed_request_closes_connection(client: httpx.Client) -> None:
-    reply = raw_request(str(client.base_url), b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    reply = raw_request(
+        str(client.base_url), b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+    )
     assert reply.startswith(b"HTTP/1.1 400 ")
     assert b'"status":400' in reply

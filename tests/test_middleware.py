@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gzip
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-
 from apputil import RunningServer
+
 from cello.middleware.compression import choose_encoding, parse_accept_encoding
 
 GOOD = "https://good.example"
@@ -35,7 +35,9 @@ def fetch_cors_check(response: httpx.Response, origin: str, credentials: bool) -
     return response.headers.get("access-control-allow-credentials") == "true"
 
 
-def fetch_preflight_ok(response: httpx.Response, origin: str, method: str, headers: list[str], credentials: bool) -> bool:
+def fetch_preflight_ok(
+    response: httpx.Response, origin: str, method: str, headers: list[str], credentials: bool
+) -> bool:
     """CORS-preflight fetch: ok status, CORS check, method and header lists (Fetch 4.8)."""
     if not 200 <= response.status_code <= 299 or not fetch_cors_check(response, origin, credentials):
         return False

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from apputil import ROOT
 from serverutil import running_server
 
-from apputil import ROOT
 from cello import App, Request, Response, _native
 
 PROBE = (
@@ -34,7 +34,9 @@ def probe(env: dict[str, str], pythonpath: Path | None = None) -> tuple[str, str
         full["PYTHONPATH"] = str(pythonpath)
     # cwd: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH.
     cwd = pythonpath if pythonpath is not None else ROOT
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=full, cwd=cwd, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=full, cwd=cwd, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     mode, protocol, ws = result.stdout.strip().splitlines()
     return mode, protocol, ws, result.stderr
@@ -55,13 +57,17 @@ def test_every_compiled_module_has_its_source() -> None:
         assert _native._source(module).is_file(), module
         # The server, the two classes every request builds and the handler chains; the app,
         # blueprints, middleware and the build-time code generator stay interpreted.
-        assert module.startswith("cello.server.") or module in ("cello.pipeline", "cello.request", "cello.response"), module
+        assert module.startswith("cello.server.") or module in ("cello.pipeline", "cello.request", "cello.response"), (
+            module
+        )
 
 
 def test_this_process_runs_the_mode_it_reports() -> None:
     import cello.server.protocol as protocol
 
-    compiled = protocol.__file__ is not None and protocol.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    compiled = protocol.__file__ is not None and protocol.__file__.endswith(
+        tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    )
     assert compiled == _native.is_compiled()
     if os.environ.get(_native.PURE_ENV):
         assert not compiled

@@ -23,8 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # What the wheel is built from: the sources, not this checkout's venvs, builds and caches
 # (setuptools would also write its build/lib next to build/tests).
 NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venv*", "build", "dist", "site", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "results", "corpus",
-    "*.so", "_native.json",
+    ".git",
+    ".venv*",
+    "build",
+    "dist",
+    "site",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "results",
+    "corpus",
+    "*.so",
+    "_native.json",
 )
 
 pytestmark = pytest.mark.slow
@@ -49,8 +60,12 @@ def build_wheel(work: Path, *extra: str, env: dict[str, str] | None = None) -> P
     source = work / "src"
     shutil.copytree(ROOT, source, ignore=NOT_SOURCES, symlinks=True)
     # An isolated build fetches setuptools and mypy and compiles the runtime: minutes when loaded.
-    run([sys.executable, "-m", "build", "--wheel", *extra, "--outdir", str(work / "dist"), str(source)], work,
-        timeout=600, env=env)
+    run(
+        [sys.executable, "-m", "build", "--wheel", *extra, "--outdir", str(work / "dist"), str(source)],
+        work,
+        timeout=600,
+        env=env,
+    )
     (built,) = (work / "dist").glob("cello_framework-*.whl")
     return built
 
@@ -101,11 +116,18 @@ def test_installed_wheel_runs(wheel: Path, tmp_path: Path) -> None:
     python = venv / "bin" / "python"
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path).strip())
     runtime = "compiled (mypyc)" if can_compile() else "pure Python"
-    assert run([str(venv / "bin" / "cello"), "--version"], tmp_path, env=env).strip() == f"cello 0.3.0 (runtime: {runtime})"
-    where = run([str(python), "-c", "import cello.codegen.generate, cello.templates; print(cello.__file__)"], tmp_path, env=env)
+    assert (
+        run([str(venv / "bin" / "cello"), "--version"], tmp_path, env=env).strip()
+        == f"cello 0.3.0 (runtime: {runtime})"
+    )
+    where = run(
+        [str(python), "-c", "import cello.codegen.generate, cello.templates; print(cello.__file__)"], tmp_path, env=env
+    )
     assert Path(where.strip()).is_relative_to(site), where
     app = tmp_path / "tiny.py"
-    app.write_text("from cello import App\napp = App()\n\n@app.get('/users/{id:int}')\ndef user(request):\n    return {}\n")
+    app.write_text(
+        "from cello import App\napp = App()\n\n@app.get('/users/{id:int}')\ndef user(request):\n    return {}\n"
+    )
     # The installed codegen renders the installed template (no compiler: that is tested elsewhere).
     run([str(venv / "bin" / "cello"), "build", "tiny.py", "--out", "out", "--no-compile"], tmp_path, env=env)
     generated = list((tmp_path / "out").rglob("*.py"))
@@ -121,4 +143,7 @@ def test_wheel_without_compiling_is_pure_python(tmp_path: Path) -> None:
     assert not [name for name in names if name.endswith(".so")]
     assert "cello/server/protocol.py" in names and "cello/_native.py" in names
     venv, run_env = install(built, tmp_path)
-    assert run([str(venv / "bin" / "cello"), "--version"], tmp_path, env=run_env).strip() == "cello 0.3.0 (runtime: pure Python)"
+    assert (
+        run([str(venv / "bin" / "cello"), "--version"], tmp_path, env=run_env).strip()
+        == "cello 0.3.0 (runtime: pure Python)"
+    )

@@ -13,7 +13,6 @@ from cello.routing.converters import convert, is_float, is_int, is_str, is_uuid
 from cello.routing.pattern import CATCHALL, FLOAT, INT, STATIC, STR, UUID, Segment, parse_pattern
 from cello.routing.table import RouteTable, fingerprint_of
 
-
 # -- valid patterns ---------------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from cello import HTTPException, Request, Response, SseStream
-from cello.request import WireRequest
 from cello.forms import FormData
 from cello.pipeline import to_response
+from cello.request import WireRequest
 
 
 def test_request_constructible_for_unit_tests() -> None:
@@ -260,7 +260,9 @@ def test_static_files_under_the_test_client(tmp_path: object) -> None:
             assert client.get(path).status_code == 404, path
         assert client.get("/s/notes.txt").text == "notes"
         assert client.get("/all/.env").text == "SECRET_KEY=1"
-        whole = client.get("/s/notes.txt", headers={"range": b"bytes=\xb2-", "if-modified-since": "Mon, 01 Jan 99999 00:00:00 GMT"})
+        whole = client.get(
+            "/s/notes.txt", headers={"range": b"bytes=\xb2-", "if-modified-since": "Mon, 01 Jan 99999 00:00:00 GMT"}
+        )
         assert (whole.status_code, whole.text) == (200, "notes")
 
 

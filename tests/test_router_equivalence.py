@@ -12,12 +12,12 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_plan import METHODS, paths_for, tables
 
 from cello.codegen.compile import CompileError, check_toolchain, compile_modules
 from cello.codegen.generate import generate_source, module_name
 from cello.routing import InterpretedRouter, Route, RouteTable, build_plan
 from cello.routing.loader import load_compiled
-from test_plan import METHODS, paths_for, tables
 
 Dispatch = Callable[[str, str], tuple[int, tuple[object, ...]]]
 
@@ -48,10 +48,41 @@ WORDS = ["a", "b", "users", "items", "5", "1.5", "x", "%C3%A9", "12345678-1234-1
 PARAMS = ["{p}", "{p:int}", "{p:float}", "{p:uuid}", "{p:str}"]
 CATCHALLS = ["{*rest}", "{rest:path}", "*rest"]
 VALUES = [
-    "a", "b", "users", "items", "x", "5", "007", "1.5", "0.5", "9" * 18, "9" * 19, "١", "٣.٥", "０",
-    "%35", "%C3%A9", "é", "a%2Fb", "%2F", "%ZZ", "%FF", "%", "12345678-1234-1234-1234-1234567890ab",
-    "12345678-1234-1234-1234-1234567890AB", "12345678-1234-1234-1234-1234567890a", "",
-    "5.", ".5", "1.2.3", "-1", "1e5", "+5", "1" * 65, "12345678-1234-1234-1234-12345678901g", "-" * 36,
+    "a",
+    "b",
+    "users",
+    "items",
+    "x",
+    "5",
+    "007",
+    "1.5",
+    "0.5",
+    "9" * 18,
+    "9" * 19,
+    "١",
+    "٣.٥",
+    "０",
+    "%35",
+    "%C3%A9",
+    "é",
+    "a%2Fb",
+    "%2F",
+    "%ZZ",
+    "%FF",
+    "%",
+    "12345678-1234-1234-1234-1234567890ab",
+    "12345678-1234-1234-1234-1234567890AB",
+    "12345678-1234-1234-1234-1234567890a",
+    "",
+    "5.",
+    ".5",
+    "1.2.3",
+    "-1",
+    "1e5",
+    "+5",
+    "1" * 65,
+    "12345678-1234-1234-1234-12345678901g",
+    "-" * 36,
 ]
 
 

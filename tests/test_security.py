@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from importlib.util import find_spec
-from typing import Callable
 
 import pytest
 from apputil import ASGI_SERVERS, RunningServer
@@ -46,7 +46,10 @@ def test_handler_timeout_is_a_json_503_and_the_connection_survives(faults: Runni
             reader = Reader(sock)
             timed_out, after = reader.response(), reader.response()
             assert timed_out.status == 503
-            assert timed_out.json() == {"error": "Service Unavailable: the handler took longer than 2.5s", "status": 503}
+            assert timed_out.json() == {
+                "error": "Service Unavailable: the handler took longer than 2.5s",
+                "status": 503,
+            }
             assert after.status == 200
     finally:
         for sock in connections:
@@ -128,10 +131,14 @@ def _refused(server: RunningServer, target: str, logged: str) -> RawResponse:
 @pytest.mark.parametrize(
     ("encoded", "char"), [("%0B", "\\x0b"), ("%0C", "\\x0c"), ("%7F", "\\x7f"), ("%1B", "\\x1b"), ("%E2%82%AC", "€")]
 )
-def test_control_characters_in_header_values_are_a_500(any_server: RunningServer, way: str, encoded: str, char: str) -> None:
+def test_control_characters_in_header_values_are_a_500(
+    any_server: RunningServer, way: str, encoded: str, char: str
+) -> None:
     # The request parsers refuse these bytes; a handler cannot send them either.
     name = f"x-{uuid.uuid4().hex[:12]}"
-    _refused(any_server, f"/header?way={way}&name={name}&v=a{encoded}b", f"invalid character '{char}' in header '{name}'")
+    _refused(
+        any_server, f"/header?way={way}&name={name}&v=a{encoded}b", f"invalid character '{char}' in header '{name}'"
+    )
 
 
 @pytest.mark.parametrize("way", ["set_header", "init", "tuple", "mapping"])
@@ -151,7 +158,10 @@ def test_tab_and_latin1_in_header_values_pass(any_server: RunningServer, way: st
     ("query", "logged"),
     [
         ("name=a%3B%20Domain%3Devil.example{m}", "invalid cookie name 'a; Domain=evil.example{m}'"),
-        ("name=s&path=/{m}%3B%20Domain%3Devil.example", "invalid character ';' in cookie path '/{m}; Domain=evil.example'"),
+        (
+            "name=s&path=/{m}%3B%20Domain%3Devil.example",
+            "invalid character ';' in cookie path '/{m}; Domain=evil.example'",
+        ),
         ("name=s&domain={m}.example%0B", "invalid character '\\x0b' in cookie domain '{m}.example\\x0b'"),
     ],
 )

@@ -9,12 +9,13 @@ coverage-guided target for atheris.)
 from __future__ import annotations
 
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import PARSERS, Reader, RawResponse, connect, exchange, get, running_server
+from serverutil import PARSERS, RawResponse, Reader, connect, exchange, get, running_server
 
 from cello import App, Request
 
@@ -55,7 +56,9 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 # -- strategies ---------------------------------------------------------------------------
 
-TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-!#$%&'*+.^_`|~", min_size=1, max_size=12)
+TOKEN = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-!#$%&'*+.^_`|~", min_size=1, max_size=12
+)
 JUNK = st.binary(min_size=0, max_size=12)
 
 
@@ -144,7 +147,9 @@ def inputs(draw: Any) -> tuple[bytes, bool]:
         data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
     elif mutation == "insert":
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from([b"\r\n", b"\n", b"\x00", b" ", b":", b"\r\n\r\n", b"\xff"])) + data[at:]
+        data = (
+            data[:at] + draw(st.sampled_from([b"\r\n", b"\n", b"\x00", b" ", b":", b"\r\n\r\n", b"\xff"])) + data[at:]
+        )
     elif mutation == "truncate":
         data = data[: draw(st.integers(0, len(data)))]
     elif mutation == "oversize":

@@ -7,7 +7,8 @@ import json
 import socket
 import threading
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from serverutil import PARSERS, FakeApp, Reader, connect, exchange, exchange_open, get, running_server
@@ -197,7 +198,9 @@ def test_hello(url: str) -> None:
     assert r.header("content-type") == "application/json"
     assert r.header("content-length") == str(len(r.body))
     assert r.header("server") == "cello"
-    assert r.header("date", ).endswith(" GMT")  # type: ignore[union-attr]
+    assert r.header(
+        "date",
+    ).endswith(" GMT")  # type: ignore[union-attr]
     assert r.header("connection") == "close"
     assert closed
 
@@ -322,7 +325,9 @@ def test_large_pipelined_burst_then_partial_head(url: str) -> None:
 
 
 def test_pipelined_request_split_across_sends(url: str) -> None:
-    data = get("/async") + b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234" + b"56789" + close_conn()
+    data = (
+        get("/async") + b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234" + b"56789" + close_conn()
+    )
     with connect(url) as sock:
         reader = Reader(sock)
         for i in range(0, len(data), 7):
@@ -454,7 +459,9 @@ def test_expect_continue_not_sent_when_body_unwanted(url: str) -> None:
 
 def test_expect_continue_pipelined_after_slow_request(url: str) -> None:
     with connect(url) as sock:
-        sock.sendall(get("/slow?0.2") + b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            get("/slow?0.2") + b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
         reader = Reader(sock)
         assert reader.response().body == b"slow"
         assert reader.response().status == 100

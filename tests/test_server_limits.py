@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from serverutil import PARSERS, FakeApp, Reader, connect, exchange, get, running_server
@@ -144,7 +145,9 @@ def test_chunked_body_at_limit(url: str) -> None:
 
 
 def test_chunked_body_past_limit(url: str) -> None:
-    data = b"POST /small HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n56789X\r\n0\r\n\r\n"
+    data = (
+        b"POST /small HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n56789X\r\n0\r\n\r\n"
+    )
     assert _status(url, data) == (413, True)
 
 

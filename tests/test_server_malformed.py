@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from apputil import RunningServer
@@ -28,8 +29,16 @@ TLS_CLIENT_HELLO = bytes.fromhex("1603010200010001fc0303") + b"\x11" * 32 + b"\x
 
 # (id, request bytes, status)
 SHAPES: list[tuple[str, bytes, int]] = [
-    ("cl-and-te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    ("te-and-cl", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400),
+    (
+        "cl-and-te",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "te-and-cl",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     ("cl-differing", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
     ("cl-repeated-same", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
     ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5, 5\r\n\r\nabcde", 400),
@@ -42,7 +51,11 @@ SHAPES: list[tuple[str, bytes, int]] = [
     ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
     ("te-gzip-chunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400),
     ("te-chunked-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
-    ("te-twice", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (
+        "te-twice",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", 400),
     ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400),
     ("te-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -60,17 +73,37 @@ SHAPES: list[tuple[str, bytes, int]] = [
     ("nul-in-name", b"GET / HTTP/1.1\r\n" + H + b"X\x00A: b\r\n\r\n", 400),
     ("nul-in-target", b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("nul-in-method", b"G\x00T / HTTP/1.1\r\n" + H + b"\r\n", 400),
-    ("nul-in-body-line", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\x00\r\nabc\r\n0\r\n\r\n", 400),
+    (
+        "nul-in-body-line",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\x00\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
     ("space-before-colon", b"GET / HTTP/1.1\r\n" + H + b"X-A : b\r\n\r\n", 400),
     ("empty-field-name", b"GET / HTTP/1.1\r\n" + H + b": b\r\n\r\n", 400),
     ("field-without-colon", b"GET / HTTP/1.1\r\n" + H + b"XYZ\r\n\r\n", 400),
     ("non-ascii-name", b"GET / HTTP/1.1\r\n" + H + b"X\xc3\xa9: v\r\n\r\n", 400),
-    ("chunk-size-not-hex", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
-    ("chunk-size-negative", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n", 400),
+    (
+        "chunk-size-not-hex",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "chunk-size-negative",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
     ("chunk-size-0x", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
     ("chunk-size-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n", 400),
-    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 400),
-    ("chunk-data-too-long", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400),
+    (
+        "chunk-size-overflow",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "chunk-data-too-long",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+        400,
+    ),
     ("chunk-lf-only", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n", 400),
     ("http-2.0", b"GET / HTTP/2.0\r\n" + H + b"\r\n", 400),
     ("http-3.0", b"GET / HTTP/3.0\r\n" + H + b"\r\n", 400),
@@ -90,7 +123,11 @@ SHAPES: list[tuple[str, bytes, int]] = [
     ("target-query-only", b"GET ?x HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("chunk-ext-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2;\r\nab\r\n0\r\n\r\n", 400),
     ("chunk-size-space", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2 \r\nab\r\n0\r\n\r\n", 400),
-    ("trailer-bare-lf", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX: 1\n\r\n", 400),
+    (
+        "trailer-bare-lf",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX: 1\n\r\n",
+        400,
+    ),
     ("space-in-target", b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("tab-in-target", b"GET /a\tb HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("ctl-in-target", b"GET /\x01 HTTP/1.1\r\n" + H + b"\r\n", 400),
@@ -107,8 +144,16 @@ SHAPES: list[tuple[str, bytes, int]] = [
     # Two faults: the request line's comes first, a head's rules before its body's framing.
     ("spaces-and-too-many-fields", b"GET  / HTTP/1.1\r\n" + H + b"X: 1\r\n" * 101 + b"\r\n", 400),
     ("spaces-and-endless-field", b"GET  / HTTP/1.1\r\nX: " + b"a" * 40_000, 400),
-    ("expect-unknown-and-trailer-20k", CHUNKED[:-2] + b"Expect: teapot\r\n\r\n0\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", 417),
-    ("bad-authority-and-chunk-extension-64k", CHUNKED.replace(b"POST /", b"POST http://u@a/") + b"1;" + b"e" * 65_536, 400),
+    (
+        "expect-unknown-and-trailer-20k",
+        CHUNKED[:-2] + b"Expect: teapot\r\n\r\n0\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+        417,
+    ),
+    (
+        "bad-authority-and-chunk-extension-64k",
+        CHUNKED.replace(b"POST /", b"POST http://u@a/") + b"1;" + b"e" * 65_536,
+        400,
+    ),
     # Not HTTP at all: a TLS ClientHello refused at its first byte, not when a line ends.
     ("tls-client-hello", TLS_CLIENT_HELLO, 400),
     ("method-junk-unfinished", b"\x80\x81", 400),
@@ -148,7 +193,10 @@ ACCEPTED: list[tuple[str, bytes]] = [
     ("te-mixed-case", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
     ("cl-leading-zeros", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 003\r\n\r\nabc"),
     ("chunk-extension", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n"),
-    ("chunk-trailer", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
+    (
+        "chunk-trailer",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+    ),
     ("absolute-form", b"GET http://a/?x=1 HTTP/1.1\r\n" + H + b"\r\n"),
     ("chunk-size-16-digits", CHUNKED + b"0" * 15 + b"1\r\nx\r\n0\r\n\r\n"),
     ("chunk-extension-4k", CHUNKED + b"1;a=" + b"b" * 4092 + b"\r\nx\r\n0\r\n\r\n"),
@@ -172,8 +220,12 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
 
-    def on_head(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]], head: HeadValidator) -> None:
-        self.events.append(("head", method, target, version, list(headers), head.keep_alive, head.chunked, head.content_length))
+    def on_head(
+        self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]], head: HeadValidator
+    ) -> None:
+        self.events.append(
+            ("head", method, target, version, list(headers), head.keep_alive, head.chunked, head.content_length)
+        )
 
     def on_body(self, data: bytes) -> None:
         if self.events and self.events[-1][0] == "body":
@@ -360,13 +412,21 @@ def _info(url: str, head: bytes) -> Any:
     "target,host,expected",
     [
         (b"/request-info?x=1", b"a.example:8080", ("a.example:8080", "http://a.example:8080/request-info?x=1")),
-        (b"http://b.example:81/request-info?x=1", b"a.example", ("b.example:81", "http://b.example:81/request-info?x=1")),
+        (
+            b"http://b.example:81/request-info?x=1",
+            b"a.example",
+            ("b.example:81", "http://b.example:81/request-info?x=1"),
+        ),
         (b"http://[::1]:81/request-info", b"a.example", ("[::1]:81", "http://[::1]:81/request-info")),
         (b"/request-info", b"", ("localhost", "http://localhost/request-info")),
     ],
 )
 def test_request_host_and_url(
-    serve_app: Callable[..., RunningServer], variant: tuple[str, str], target: bytes, host: bytes, expected: tuple[str, str]
+    serve_app: Callable[..., RunningServer],
+    variant: tuple[str, str],
+    target: bytes,
+    host: bytes,
+    expected: tuple[str, str],
 ) -> None:
     """RFC 9112 3.2.2: an absolute-form target's authority wins over Host."""
     server = serve_app("tests/apps/basic.py", *variant)
@@ -401,4 +461,7 @@ def test_invalid_host_refused_under_asgi(host: bytes) -> None:
     with TestClient(app) as client:
         r = client.get("/request-info", headers={"host": host})
         assert (r.status_code, r.json()) == (400, {"error": "Invalid Host header", "status": 400})
-        assert client.get("/request-info", headers={"host": "a.example:8080"}).json()["url"] == "http://a.example:8080/request-info"
+        assert (
+            client.get("/request-info", headers={"host": "a.example:8080"}).json()["url"]
+            == "http://a.example:8080/request-info"
+        )

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import ssespec
 from apputil import RunningServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from serverutil import exchange, get
+
 from cello import Request, SseEvent
 from cello.staticfiles import FileResponse
 
@@ -241,18 +241,31 @@ def test_ranges(
 )
 def test_invalid_range_or_date_is_ignored(server: RunningServer, name: bytes, value: bytes) -> None:
     """RFC 9110 §14.2, §13.1.3: a Range or If-Modified-Since that does not parse is ignored."""
-    (r,), _ = exchange(server.url, get("/static/data.bin", extra=f"{name.decode()}: {value.decode('latin-1')}\r\nConnection: close\r\n"))
+    (r,), _ = exchange(
+        server.url,
+        get("/static/data.bin", extra=f"{name.decode()}: {value.decode('latin-1')}\r\nConnection: close\r\n"),
+    )
     assert (r.status, r.header("content-range"), r.body) == (200, None, DATA)
 
 
 # Values a client can send for the validators: anything a head can carry (latin-1, no controls
 # but HTAB), and near-misses of the forms the server parses (digits that are not ASCII, numbers
 # past every limit, impossible dates and offsets).
-_field = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f") | st.just("\t"), max_size=40)
-_number = st.one_of(
-    st.just(""), st.integers(0, 10**30).map(str), st.text(st.sampled_from("0123456789\xb2\xb3\xb9"), min_size=1, max_size=25)
+_field = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f") | st.just("\t"), max_size=40
 )
-_range = st.builds("{}={}-{}{}".format, st.sampled_from(["bytes", "Bytes", "bits"]), _number, _number, st.sampled_from(["", " ", ",1-2"]))
+_number = st.one_of(
+    st.just(""),
+    st.integers(0, 10**30).map(str),
+    st.text(st.sampled_from("0123456789\xb2\xb3\xb9"), min_size=1, max_size=25),
+)
+_range = st.builds(
+    "{}={}-{}{}".format,
+    st.sampled_from(["bytes", "Bytes", "bits"]),
+    _number,
+    _number,
+    st.sampled_from(["", " ", ",1-2"]),
+)
 _date = st.builds(
     "{}, {} {} {} {} {}".format,
     st.sampled_from(["Mon", "Sunday", "Xyz"]),
@@ -272,6 +285,8 @@ _conditionals = st.fixed_dictionaries(
         "if-range": _etag | _date | _field,
     },
 )
+
+
 def check_file_answer(status: int, content_range: str | None, body: bytes | None) -> None:
     """What a GET of data.bin may answer, whatever its validators and Range say."""
     assert status in (200, 206, 304, 416), status
@@ -310,7 +325,10 @@ def test_file_response_answers_any_validators(data_file: Path, headers: dict[str
 
 def test_download_with_filename(client: httpx.Client) -> None:
     response = client.get("/download")
-    assert response.headers["content-disposition"] == "attachment; filename=\"gr__e.txt\"; filename*=UTF-8''gr%C3%BC%C3%9Fe.txt"
+    assert (
+        response.headers["content-disposition"]
+        == "attachment; filename=\"gr__e.txt\"; filename*=UTF-8''gr%C3%BC%C3%9Fe.txt"
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from apputil import RunningServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apputil import RunningServer
 from cello import HTTPException
 from cello.forms import DEFAULT_LIMITS, parse_form
 
@@ -83,7 +83,11 @@ def test_existing_cello_form_style(client: httpx.Client) -> None:
 
 
 def test_fields_files_repeated_names(client: httpx.Client) -> None:
-    files = [("f", ("a.txt", b"A", "text/plain")), ("f", ("b.txt", b"BB", "text/plain")), ("g", ("c.txt", b"", "text/plain"))]
+    files = [
+        ("f", ("a.txt", b"A", "text/plain")),
+        ("f", ("b.txt", b"BB", "text/plain")),
+        ("g", ("c.txt", b"", "text/plain")),
+    ]
     body = client.post("/echo", data={"x": ["1", "2"], "y": "z"}, files=files).json()
     assert body["fields"] == {"x": ["1", "2"], "y": ["z"]}
     assert [(f["field"], f["filename"], f["size"], f["content"]) for f in body["files"]] == [
@@ -102,7 +106,11 @@ def test_content_type_guessed_and_detected(client: httpx.Client) -> None:
         ]
     )
     files = post_raw(client, "/echo", body).json()["files"]
-    assert (files[0]["content_type"], files[0]["detected_type"], files[0]["extension"]) == ("image/jpeg", "image/png", "jpg")
+    assert (files[0]["content_type"], files[0]["detected_type"], files[0]["extension"]) == (
+        "image/jpeg",
+        "image/png",
+        "jpg",
+    )
     assert (files[1]["content_type"], files[1]["detected_type"]) == ("text/plain", None)
 
 
@@ -138,7 +146,9 @@ def test_blueprint_route(client: httpx.Client) -> None:
 
 def test_spooled_to_disk_and_cleaned(client: httpx.Client) -> None:
     data = bytes(range(256)) * (6 * 1024)  # 1.5 MiB: past the 1 MiB in-memory spool
-    assert client.post("/big", files={"f": ("big.bin", data, "application/octet-stream")}).json() == {"total": len(data)}
+    assert client.post("/big", files={"f": ("big.bin", data, "application/octet-stream")}).json() == {
+        "total": len(data)
+    }
     clean(client)
 
 
@@ -225,7 +235,10 @@ def test_part_header_size_limit(client: httpx.Client) -> None:
     )
     headers = "\r\n".join(['Content-Disposition: form-data; name="a"'] + [f"X-{i}: v" for i in range(16)])
     response = post_raw(client, "/echo", multipart([(headers, "v")]))
-    assert (response.status_code, response.json()["error"]) == (413, "Payload Too Large: part exceeds max_part_headers (16 headers)")
+    assert (response.status_code, response.json()["error"]) == (
+        413,
+        "Payload Too Large: part exceeds max_part_headers (16 headers)",
+    )
 
 
 # -- malformed bodies ------------------------------------------------------------------------
@@ -235,7 +248,7 @@ def test_part_header_size_limit(client: httpx.Client) -> None:
     "body",
     [
         pytest.param(multipart([('Content-Disposition: form-data; name="a"', "v")], end=False), id="no-final-boundary"),
-        pytest.param(b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\ntrunc", id="truncated-part"),
+        pytest.param(b'--BOUNDARY\r\nContent-Disposition: form-data; name="a"\r\n\r\ntrunc', id="truncated-part"),
         pytest.param(multipart([("Content-Type: text/plain", "v")]), id="no-disposition"),
         pytest.param(multipart([("Content-Disposition form-data", "v")]), id="bad-header-line"),
         pytest.param(b"not multipart at all", id="garbage"),
@@ -255,9 +268,9 @@ def test_missing_boundary_is_400(client: httpx.Client) -> None:
 
 def test_disconnect_mid_upload_leaves_nothing(server: RunningServer, client: httpx.Client) -> None:
     head = (
-        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-        "Content-Length: 5000000\r\n\r\n"
-    ).encode()
+        b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        b"Content-Length: 5000000\r\n\r\n"
+    )
     part = b'--B\r\nContent-Disposition: form-data; name="f"; filename="f.bin"\r\n\r\n' + b"z" * (2 * 1024 * 1024)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(head + part)
@@ -268,7 +281,9 @@ def test_disconnect_mid_upload_leaves_nothing(server: RunningServer, client: htt
 
 # -- round trip against a reference encoder (httpx) -----------------------------------------
 
-names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters='"\\%'), min_size=1, max_size=10)
+names = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters='"\\%'), min_size=1, max_size=10
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -276,7 +291,9 @@ names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_
     fields=st.lists(st.tuples(names, st.text(max_size=50)), max_size=5),
     files=st.lists(st.tuples(names, names, st.binary(max_size=3000)), max_size=4),
 )
-def test_round_trip_property(client: httpx.Client, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]) -> None:
+def test_round_trip_property(
+    client: httpx.Client, fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]
+) -> None:
     if not fields and not files:
         return
     data: dict[str, list[str]] = {}
@@ -287,7 +304,9 @@ def test_round_trip_property(client: httpx.Client, fields: list[tuple[str, str]]
         upload = [("__pad", ("pad.bin", b"", "application/octet-stream"))]
     body = client.post("/echo", data=data, files=upload).json()
     expected_fields = {key: [v.replace("\r\n", "\n").replace("\r", "\n") for v in vals] for key, vals in data.items()}
-    got_fields = {key: [v.replace("\r\n", "\n").replace("\r", "\n") for v in vals] for key, vals in body["fields"].items()}
+    got_fields = {
+        key: [v.replace("\r\n", "\n").replace("\r", "\n") for v in vals] for key, vals in body["fields"].items()
+    }
     assert got_fields == expected_fields
     got = [(f["field"], f["raw_filename"], f["content"].encode("latin-1")) for f in body["files"]]
     assert got == [(field, filename, content) for field, (filename, content, _) in upload]
@@ -319,7 +338,10 @@ def test_200_mb_upload_is_streamed(serve_app: Callable[..., RunningServer]) -> N
         response = client.post(
             "/huge",
             content=body(),
-            headers={"content-type": "multipart/form-data; boundary=B", "content-length": str(len(head) + size + len(tail))},
+            headers={
+                "content-type": "multipart/form-data; boundary=B",
+                "content-length": str(len(head) + size + len(tail)),
+            },
         )
         assert response.json() == {"size": size}
         grown_mib = (peak_rss_kib(server.process.pid) - before) / 1024

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 from apputil import RunningServer
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsutil import (
     OP_BINARY,
     OP_CLOSE,
@@ -27,7 +27,6 @@ from wsutil import (
     Closed,
     RawWebSocket,
     close_payload,
-    deflate,
     encode_frame,
 )
 
@@ -98,7 +97,7 @@ async def test_fragmented_messages_are_reassembled(server: RunningServer) -> Non
 def test_raw_fragments_with_a_ping_between(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     assert ws.status == 101
-    ws.send_frame(OP_TEXT, "Hel".encode(), fin=False)
+    ws.send_frame(OP_TEXT, b"Hel", fin=False)
     ws.send_frame(OP_PING, b"mid")  # control frames may come between fragments
     # A multi-byte character split across two frames.
     ws.send_frame(OP_CONT, "lo ✓".encode()[:4], fin=False)
@@ -437,9 +436,7 @@ async def test_nested_blueprint_with_path_param(server: RunningServer) -> None:
         assert await ws.recv() == "blue: hi"
 
 
-@pytest.mark.parametrize(
-    ("path", "status"), [("/refuse", 403), ("/error-before-accept", 500), ("/http-error", 401)]
-)
+@pytest.mark.parametrize(("path", "status"), [("/refuse", 403), ("/error-before-accept", 500), ("/http-error", 401)])
 def test_handler_refusals_are_http_responses(raw: Callable[..., RawWebSocket], path: str, status: int) -> None:
     ws = raw(path)
     assert ws.status == status
@@ -496,9 +493,10 @@ def test_slow_reader_does_not_make_the_server_buffer(raw: Callable[..., RawWebSo
 
 
 async def test_broadcast_between_clients(server: RunningServer) -> None:
-    async with websockets.connect(ws_url(server, "/broadcast")) as a, websockets.connect(
-        ws_url(server, "/broadcast")
-    ) as b:
+    async with (
+        websockets.connect(ws_url(server, "/broadcast")) as a,
+        websockets.connect(ws_url(server, "/broadcast")) as b,
+    ):
         await asyncio.sleep(0.1)  # both are members
         await a.send("from a")
         assert await b.recv() == "from a"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 import ws as ws_app  # tests/apps/ws.py
+
 from cello import App, WebSocket, WebSocketMessage
 from cello.testing import TestClient, WebSocketDenied
 from cello.websocket import WebSocketDisconnect
@@ -47,7 +47,12 @@ def test_seed_chat_and_sync_echo(client: TestClient) -> None:
 
 def test_params_and_query(client: TestClient) -> None:
     with client.websocket_connect("/info/caf%C3%A9/7?x=1", headers={"User-Agent": "tc"}) as ws:
-        assert ws.receive_json() == {"params": {"name": "café", "id": 7}, "query": {"x": "1"}, "agent": "tc", "path": "/info/café/7"}
+        assert ws.receive_json() == {
+            "params": {"name": "café", "id": 7},
+            "query": {"x": "1"},
+            "agent": "tc",
+            "path": "/info/café/7",
+        }
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive()
         assert closed.value.code == 1000

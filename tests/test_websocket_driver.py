@@ -15,6 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.extensions.permessage_deflate import PerMessageDeflate
+from wsutil import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    close_payload,
+    deflate,
+    encode_frame,
+    frames,
+)
 
 from cello.config import Config
 from cello.request import Request
@@ -28,18 +40,6 @@ from cello.server.ws import (
     check_handshake,
     frame,
     negotiate_deflate,
-)
-from wsutil import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    close_payload,
-    deflate,
-    encode_frame,
-    frames,
 )
 
 
@@ -320,7 +320,9 @@ class FakeOwner:
 HANDSHAKE = {"sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
 
-async def make(leftover: bytes = b"", **settings: Any) -> tuple[WebSocketConnection, FakeTransport, FakeOwner, ServerState]:
+async def make(
+    leftover: bytes = b"", **settings: Any
+) -> tuple[WebSocketConnection, FakeTransport, FakeOwner, ServerState]:
     loop = asyncio.get_running_loop()
     state = ServerState(object(), ServerConfig(**settings), loop)  # type: ignore[arg-type]
     transport, owner = FakeTransport(), FakeOwner(leftover)

@@ -11,14 +11,13 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
-
 from apputil import RunningServer, start_server
+from websockets.exceptions import ConnectionClosed
 from wsutil import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, deflate, encode_frame
 
 TUNED = "tests/apps/ws_tuned.py"
@@ -161,8 +160,10 @@ def test_fragment_flood_is_refused_at_once(serve_app: Callable[..., RunningServe
             flood.sock.shutdown(socket.SHUT_RDWR)  # ends a send still blocked
             sender.join(10)
             watcher.join(10)
-    print(f"\nfragment flood ({http}, {path}): closed after {elapsed * 1000:.0f} ms, other client's echo "
-          f"<= {max(latencies) * 1000:.0f} ms ({len(latencies)} echoes), server RSS +{peak - before} KiB")
+    print(
+        f"\nfragment flood ({http}, {path}): closed after {elapsed * 1000:.0f} ms, other client's echo "
+        f"<= {max(latencies) * 1000:.0f} ms ({len(latencies)} echoes), server RSS +{peak - before} KiB"
+    )
     assert not errors, errors
     assert elapsed < 1.5, f"closed after {elapsed:.2f} s"
     assert latencies and max(latencies) < 1.5, f"the other client waited up to {max(latencies):.2f} s"
@@ -224,7 +225,7 @@ async def test_idle_connections_memory() -> None:
         await asyncio.sleep(0.5)
         before = rss_kib(pid)
         connections = []
-        for start in range(0, IDLE_CONNECTIONS, 250):
+        for _ in range(0, IDLE_CONNECTIONS, 250):
             connections += await asyncio.gather(*(_open_raw(server.port, "/echo") for _ in range(250)))
         await asyncio.sleep(1.0)
         after = rss_kib(pid)
@@ -234,8 +235,10 @@ async def test_idle_connections_memory() -> None:
             frame = await asyncio.wait_for(reader.readexactly(7), 5)
             assert frame == b"\x81\x05alive"
         grown_mib = (after - before) / 1024
-        print(f"\n{IDLE_CONNECTIONS} idle WebSocket connections: server RSS +{grown_mib:.1f} MiB "
-              f"({(after - before) * 1024 / IDLE_CONNECTIONS / 1024:.1f} KiB each)")
+        print(
+            f"\n{IDLE_CONNECTIONS} idle WebSocket connections: server RSS +{grown_mib:.1f} MiB "
+            f"({(after - before) * 1024 / IDLE_CONNECTIONS / 1024:.1f} KiB each)"
+        )
         assert grown_mib < MEMORY_BOUND_MIB
         for _, writer in connections:
             writer.close()

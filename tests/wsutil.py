@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -25,9 +25,7 @@ OP_PING = 0x9
 OP_PONG = 0xA
 
 
-def encode_frame(
-    opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False
-) -> bytes:
+def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False) -> bytes:
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     size = len(payload)
     mask_bit = 0x80 if mask else 0
@@ -194,7 +192,7 @@ class RawWebSocket:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return True
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True

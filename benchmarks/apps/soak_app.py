@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from cello import App, Request, Response, SseEvent, SseStream
 

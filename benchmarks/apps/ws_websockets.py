@@ -1,6 +1,6 @@
 """WebSocket echo on the `websockets` library's own asyncio server (on uvloop).
 
-    python ws_websockets.py PORT
+python ws_websockets.py PORT
 """
 
 import asyncio

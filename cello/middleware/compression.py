@@ -8,8 +8,9 @@ flush after each so that every chunk (an SSE event, say) still reaches the clien
 from __future__ import annotations
 
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from cello.middleware.cors import add_vary
 from cello.request import Request

@@ -6,8 +6,8 @@ the handler) and after-hook (headers on actual responses), so routes keep the in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from cello.pipeline import error_response
 from cello.request import Request

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cello.request import Request
 from cello.response import Response
@@ -41,7 +42,9 @@ class WarnWhenSlow:
                 debug_log.warning(
                     "%s: the sync handler %s blocked the event loop for %.0f ms (every other request "
                     "of this process waited); declare the route with threaded=True or make it `async def`",
-                    self.route, name, elapsed * 1000,
+                    self.route,
+                    name,
+                    elapsed * 1000,
                 )
 
 

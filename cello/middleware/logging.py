@@ -13,7 +13,7 @@ import asyncio
 import atexit
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cello.request import Request
 from cello.response import Response

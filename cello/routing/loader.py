@@ -92,9 +92,7 @@ def load_compiled(path: str | Path, expected_fingerprint: str, expected_route_co
     return _verify(module, file, expected_fingerprint, expected_route_count, compiled)
 
 
-def _verify(
-    module: ModuleType, file: Path, fingerprint: str, route_count: int, compiled: bool
-) -> LoadResult:
+def _verify(module: ModuleType, file: Path, fingerprint: str, route_count: int, compiled: bool) -> LoadResult:
     found_version = getattr(module, "GENERATOR_VERSION", None)
     if found_version != GENERATOR_VERSION:
         return LoadResult(None, f"{file.name} comes from generator {found_version!r}, not {GENERATOR_VERSION!r}")

@@ -16,7 +16,7 @@ from typing import Final
 from urllib.parse import quote
 
 from cello.errors import RouteError
-from cello.routing.pattern import CATCHALL, FLOAT, INT, STATIC, STR, UUID, KIND_NAMES
+from cello.routing.pattern import CATCHALL, FLOAT, INT, KIND_NAMES, STATIC, STR, UUID
 from cello.routing.table import Route
 
 # The param children of a node in precedence order (static children come first).
@@ -98,9 +98,7 @@ class Node:
 
     def children(self) -> list[tuple[int, str, Node]]:
         """(kind, static text or "", child) in precedence order; static text sorted."""
-        out: list[tuple[int, str, Node]] = [
-            (STATIC, text, self.static[text]) for text in sorted(self.static)
-        ]
+        out: list[tuple[int, str, Node]] = [(STATIC, text, self.static[text]) for text in sorted(self.static)]
         for kind in PARAM_KINDS:
             child = self.param_child(kind)
             if child is not None:
@@ -128,9 +126,7 @@ class Plan:
                 node = node.child_for(seg.kind, seg.value)
             terminal = node.terminal
             if terminal is None:
-                params = tuple(
-                    (i, seg.kind) for i, seg in enumerate(route.pattern.segments) if seg.kind != STATIC
-                )
+                params = tuple((i, seg.kind) for i, seg in enumerate(route.pattern.segments) if seg.kind != STATIC)
                 terminal = Terminal(route.pattern.shape, params)
                 node.terminal = terminal
                 node.lookup = terminal.lookup
@@ -193,10 +189,7 @@ class Plan:
         return found
 
     def allows_websocket(self, code: int) -> bool:
-        for terminal in self.terminals_of(code):
-            if "WEBSOCKET" in terminal.routes:
-                return True
-        return False
+        return any("WEBSOCKET" in terminal.routes for terminal in self.terminals_of(code))
 
     # -- diagnostics -------------------------------------------------------------------
 

@@ -77,10 +77,7 @@ class RouteTable:
         if existing is not None:
             same = existing.pattern.raw == parsed.raw
             what = repr(parsed.raw) if same else f"{parsed.raw!r} (same as {existing.pattern.raw!r})"
-            raise RouteError(
-                f"duplicate route {upper} {what}: declared at {source} "
-                f"and already at {existing.source}"
-            )
+            raise RouteError(f"duplicate route {upper} {what}: declared at {source} and already at {existing.source}")
         return parsed, upper
 
     def routes(self) -> list[Route]:

@@ -93,9 +93,7 @@ _TARGET = re.compile(
 _FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 
 
-def parse_raw_head(
-    head: bytes, validator: HeadValidator, complete: bool = True
-) -> list[tuple[bytes, bytes]] | None:
+def parse_raw_head(head: bytes, validator: HeadValidator, complete: bool = True) -> list[tuple[bytes, bytes]] | None:
     """The header fields of a raw head, fed to ``validator`` in order; None if it must be refused
     (``validator.status``/``reason`` say why).
 

@@ -16,7 +16,8 @@ over ASGI messages, so the application's WebSocket object works on both.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Protocol, Union
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol, Union
 
 from cello.response import WebSocketUpgrade
 

@@ -73,9 +73,7 @@ def create_parser(name: str, events: ParserEvents, config: ServerConfig) -> Requ
 
 
 # Interned method names: no decode per request for the common ones.
-_METHOD_NAMES: Final = {
-    m.encode("ascii"): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
-}
+_METHOD_NAMES: Final = {m.encode("ascii"): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 
 
 def _method_name(raw: bytes) -> str:
@@ -575,9 +573,7 @@ class H11Parser:
         method = _method_name(event.method)
         version = event.http_version.decode("ascii")
         target = bytes(event.target)
-        if not head.finish(method, version) or (
-            target[0] != 47 and not head.take_authority(target, self._fields)
-        ):
+        if not head.finish(method, version) or (target[0] != 47 and not head.take_authority(target, self._fields)):
             self._refuse(head.status, head.reason)
             return
         # Later input goes through the framing check before h11 (feed); what came with the head

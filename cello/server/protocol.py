@@ -25,7 +25,8 @@ import logging
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request, WireRequest
@@ -542,12 +543,7 @@ class HttpProtocol(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self._closed:
             return
-        pause = (
-            self._stream_paused
-            or self._write_paused
-            or self._input_done
-            or len(self._held) > self._high_water
-        )
+        pause = self._stream_paused or self._write_paused or self._input_done or len(self._held) > self._high_water
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:

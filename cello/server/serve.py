@@ -9,7 +9,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cello.server.config import ServerConfig
 from cello.server.protocol import HttpProtocol, ServerState
@@ -148,9 +149,7 @@ class Server:
         state = ServerState(self.app, config, loop)
         self._state = state
         self._stop = asyncio.Event()
-        server = await loop.create_server(
-            lambda: HttpProtocol(state), sock=sock, backlog=config.backlog
-        )
+        server = await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=config.backlog)
         state.start()
         signals = _install_signals(loop, self._on_stop_request) if handle_signals else []
         with self._lock:

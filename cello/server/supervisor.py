@@ -29,8 +29,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from cello.server.config import ServerConfig
 from cello.server.serve import STARTUP_FAILED, BindError, Server, bind_socket, format_host
@@ -194,14 +195,18 @@ class _Supervisor:
         if self.quick_deaths >= _MAX_QUICK_DEATHS:
             logger.error(
                 "worker %d exited (%s); workers died right after starting %d times in a row: giving up",
-                pid, _describe(status), self.quick_deaths,
+                pid,
+                _describe(status),
+                self.quick_deaths,
             )
             self.stop(1)
             return
         self.backoff = min(_MAX_BACKOFF, max(0.1, self.backoff * 2))
         logger.error(
             "worker %d exited (%s) right after starting; starting another in %.1fs",
-            pid, _describe(status), self.backoff,
+            pid,
+            _describe(status),
+            self.backoff,
         )
         self.pending.append((now + self.backoff, worker.slot))
 
@@ -236,7 +241,9 @@ class _Supervisor:
                     "worker %d did not answer its heartbeat for %.1fs (worker_timeout: %gs): its event "
                     "loop is blocked (a handler that never returns?) or the process is stopped; "
                     "killing it",
-                    pid, now - last, timeout,
+                    pid,
+                    now - last,
+                    timeout,
                 )
                 self._kill(pid, worker)
 
@@ -258,9 +265,7 @@ class _Supervisor:
             on_ready(url)
 
     def run(self, on_ready: Callable[[str], None] | None) -> int:
-        previous = {
-            signum: signal.signal(signum, self.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {signum: signal.signal(signum, self.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             for slot in range(self.config.workers):
                 self.spawn(slot)

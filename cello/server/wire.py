@@ -108,11 +108,7 @@ def render_headers(headers: list[tuple[str, str]]) -> bytes:
 
 def without_framing(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers minus Content-Length/Transfer-Encoding (for responses that have no body)."""
-    return [
-        (name, value)
-        for name, value in headers
-        if name.lower() not in ("content-length", "transfer-encoding")
-    ]
+    return [(name, value) for name, value in headers if name.lower() not in ("content-length", "transfer-encoding")]
 
 
 def declared_length(headers: list[tuple[str, str]]) -> int:
@@ -136,12 +132,7 @@ def error_body(status: int, message: str) -> bytes:
 def render_error(status: int, message: str, tail: bytes, with_body: bool = True) -> bytes:
     """A complete JSON error response; ``tail`` is one of HeadTails' endings."""
     body = error_body(status, message)
-    head = (
-        status_line(status)
-        + b"content-type: application/json\r\n"
-        + content_length_line(len(body))
-        + tail
-    )
+    head = status_line(status) + b"content-type: application/json\r\n" + content_length_line(len(body)) + tail
     return head + body if with_body else head
 
 

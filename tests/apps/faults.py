@@ -8,7 +8,8 @@ import gc
 import os
 import sys
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from cello import App, Request, Response, SseEvent, SseStream
 

@@ -4,13 +4,16 @@ from cello import App, Blueprint
 
 users_bp = Blueprint("/users")
 
+
 @users_bp.get("/")
 def list_users(request):
     return {"users": []}
 
+
 @users_bp.get("/{id}")
 def get_user(request):
     return {"id": request.params["id"]}
+
 
 app = App()
 app.register_blueprint(users_bp)

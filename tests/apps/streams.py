@@ -24,6 +24,7 @@ async def events(request):
         for i in range(100):
             yield {"event": "update", "data": f"tick {i}"}
             await asyncio.sleep(SLEEP)
+
     return SseStream(stream())
 
 

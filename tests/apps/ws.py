@@ -35,8 +35,8 @@ async def chat(ws):  # type: ignore[no-untyped-def]
 
 @app.websocket("/ws/{room}")
 async def room_chat(ws):  # type: ignore[no-untyped-def]
-    async for message in ws:              # str for text frames, bytes for binary
-        await ws.send(f"Echo: {message}") # str -> text frame, bytes -> binary frame
+    async for message in ws:  # str for text frames, bytes for binary
+        await ws.send(f"Echo: {message}")  # str -> text frame, bytes -> binary frame
 
 
 @app.websocket("/ws/sync-echo")

@@ -37,7 +37,9 @@ class Checker:
         self.declared = -1
         self.received = 0
 
-    def on_head(self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]], head: HeadValidator) -> None:
+    def on_head(
+        self, method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]], head: HeadValidator
+    ) -> None:
         assert self.state == "idle", f"head while {self.state}"
         assert isinstance(method, str) and method, method
         assert version in ("1.0", "1.1"), version
