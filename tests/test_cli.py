@@ -354,7 +354,12 @@ def test_make_demo_installs_no_test_tools_and_make_test_still_does(tmp_path: Pat
     venv = tmp_path / "venv"
     calls = tmp_path / "calls.log"
     tools = tmp_path / "tools"
-    for folder, name in ((venv / "bin", "python"), (venv / "bin", "cello"), (tools, "chromium")):
+    for folder, name in (
+        (venv / "bin", "python"),
+        (venv / "bin", "cello"),
+        (venv / "bin", "ruff"),
+        (tools, "chromium"),
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
         (folder / name).chmod(0o755)
