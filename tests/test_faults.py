@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apputil import ROOT, RunningServer, free_port, start_server
-from serverutil import PARSERS, Reader, connect, exchange, get
+from support.artifacts import ROOT
+from support.http import Reader, connect, exchange, get
+from support.ports import free_port
+from support.servers import RunningServer, start_server
+from support.variants import PARSERS
 
 APP = "tests/apps/faults.py"
 LIMITED = "tests/apps/faults.py:limited"
@@ -464,7 +467,7 @@ def test_pipelined_flood_never_read_keeps_memory_bounded(
 def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
     """In process, to look inside: requests parsed ahead of their turn and unparsed input
     both stay bounded while the handler is slow and the client floods."""
-    from serverutil import FakeApp
+    from support.fakeapp import FakeApp
 
     from cello.response import Response
     from cello.server import Server, ServerConfig, bind_socket

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import PARSERS
+from support.variants import PARSERS
 from test_server_malformed import Recorder, parse
 
 from cello.server import wire
