@@ -21,6 +21,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS_VENV = HERE / ".venv-peers"
+# The tests' support package (importable as `support` once a script imported this module):
+# the benchmarks use its free_port and its WebSocket frame encoder.
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def ensure_wrk() -> str:
@@ -43,23 +46,6 @@ def ensure_peers(packages: list[str]) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
 
 
 def pinned(cpu: int, argv: list[str]) -> list[str]:

@@ -13,7 +13,8 @@ import argparse
 import subprocess
 import sys
 
-from common import HERE, ROOT, Server, ensure_peers, ensure_wrk, free_port, machine_facts, median_result, run_wrk, table
+from common import HERE, ROOT, Server, ensure_peers, ensure_wrk, machine_facts, median_result, run_wrk, table
+from support.ports import free_port  # noqa: E402
 
 ENDPOINTS = {"GET /": "/", "GET /users/{id}": "/users/42"}
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, ensure_wrk, free_port, machine_facts, median_result, run_wrk, table  # noqa: E402
+from common import ROOT, Server, ensure_wrk, machine_facts, median_result, run_wrk, table  # noqa: E402
+from support.ports import free_port  # noqa: E402
 
 VARIANTS = {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"}
 

@@ -49,12 +49,12 @@ from common import (  # noqa: E402
     WrkResult,
     ensure_peers,
     ensure_wrk,
-    free_port,
     machine_facts,
     median_result,
     run_wrk,
     table,
 )
+from support.ports import free_port  # noqa: E402
 
 APPS = HERE / "apps"
 RESULTS = HERE / "results" / "run.json"

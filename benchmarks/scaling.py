@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS_VENV, ROOT, Server, ensure_wrk, free_port, machine_facts, pinned, run_wrk, table  # noqa: E402
+from common import PEERS_VENV, ROOT, Server, ensure_wrk, machine_facts, pinned, run_wrk, table  # noqa: E402
 from run import (  # noqa: E402
     ENDPOINTS,
     RESULTS,
@@ -49,6 +49,7 @@ from run import (  # noqa: E402
     build_cello,
     install_peers,
 )
+from support.ports import free_port  # noqa: E402
 
 CELLO = next(t for t in TARGETS if t.key == "cello")
 IDLE_CONNECTIONS = 2000

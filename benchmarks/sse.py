@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
+from common import STREAM_PEERS, ensure_peers, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
+from support.ports import free_port  # noqa: E402
 
 CLIENT = r"""
 import asyncio, sys, time

@@ -30,7 +30,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ROOT, Server, ensure_peers, free_port, machine_facts, table  # noqa: E402
+from common import ROOT, Server, ensure_peers, machine_facts, table  # noqa: E402
+from support.ports import free_port  # noqa: E402
+from support.websocket import OP_TEXT, encode_frame  # noqa: E402
 
 PEERS = ["uvicorn", "starlette", "websockets", "granian", "uvloop", "httptools"]
 LOADS = {"1 connection": 1, "50 connections": 50}
@@ -122,13 +124,6 @@ def servers(peer_python: str) -> list[Server]:
     ]
 
 
-def masked_text_frame(payload: bytes) -> bytes:
-    assert len(payload) < 126
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return bytes((0x81, 0x80 | len(payload))) + key + masked
-
-
 class EchoClient(asyncio.Protocol):
     """One connection: handshake, then send the next message whenever the echo arrives.
 
@@ -216,8 +211,8 @@ def process_cpu(pid: int) -> float:
 async def measure(port: int, pid: int, connections: int, seconds: float, payload: bytes) -> tuple[float, float]:
     """(messages/s, server CPU microseconds per message)."""
     loop = asyncio.get_running_loop()
-    frame = masked_text_frame(payload)
-    reply = bytes((0x81, len(payload))) + payload
+    frame = encode_frame(OP_TEXT, payload)
+    reply = encode_frame(OP_TEXT, payload, mask=False)
     clients: list[EchoClient] = []
     for _ in range(connections):
         opened: asyncio.Future[None] = loop.create_future()

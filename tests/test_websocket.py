@@ -27,6 +27,7 @@ from support.websocket import (
     RawWebSocket,
     close_payload,
     encode_frame,
+    frame_head,
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -361,7 +362,7 @@ def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], pat
 def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., RawWebSocket]) -> None:
     # A frame that declares 1 GiB: the server refuses once 1 MiB has arrived, not at the end.
     ws = raw("/echo")
-    head = bytes((0x82, 0x80 | 127)) + (1 << 30).to_bytes(8, "big") + b"mask"
+    head = frame_head(OP_BINARY, 1 << 30) + b"mask"
     ws.send_raw(head)
     try:
         for _ in range(40):
