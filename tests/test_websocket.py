@@ -31,6 +31,17 @@ from support.websocket import (
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+# What the ASGI server and not Cello owns: these run on `cello serve`'s variants only.
+FRAMING = pytest.mark.native_only(
+    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
+)
+CLOSING = pytest.mark.native_only(
+    reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery"
+)
+HANDSHAKE = pytest.mark.native_only(reason="handshake validation: the ASGI server's, before the app sees a scope")
+CAPACITY = pytest.mark.native_only(reason="flow control and capacity: the server's buffers, not the app's")
+
+
 APP = "tests/apps/ws.py"
 
 
@@ -95,9 +106,7 @@ async def test_fragmented_messages_are_reassembled(server: RunningServer) -> Non
         assert await ws.recv() == b"\x01" + b"\x02" * 70_000 + b"\x03"
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_raw_fragments_with_a_ping_between(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     assert ws.status == 101
@@ -110,9 +119,7 @@ def test_raw_fragments_with_a_ping_between(raw: Callable[..., RawWebSocket]) -> 
     assert ws.recv_message() == (OP_TEXT, "Hello ✓ world".encode())
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_frames_sent_with_the_handshake(server: RunningServer) -> None:
     # A client that does not wait for the 101: its frames arrive with the request head.
     extra = encode_frame(OP_TEXT, b"early") + encode_frame(OP_BINARY, b"bird")
@@ -122,9 +129,7 @@ def test_frames_sent_with_the_handshake(server: RunningServer) -> None:
         assert ws.recv_message() == (OP_BINARY, b"bird")
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_many_frames_in_one_write(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_raw(b"".join(encode_frame(OP_TEXT, f"m{i}".encode()) for i in range(200)))
@@ -202,9 +207,7 @@ def test_client_close_without_code(raw: Callable[..., RawWebSocket], server: Run
     assert wait_for(lambda: [1005, ""] in stats(server)["closed"])
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     # RFC 6455 5.4: control frames, close included, may come between a message's fragments.
     ws = raw("/record-close")
@@ -216,9 +219,7 @@ def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSock
     assert wait_for(lambda: [4321, "mid-message"] in stats(server)["closed"])
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_close_between_fragments_ends_a_sync_handler(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     before = len(stats(server)["sync_received"])
     ws = raw("/sync-record")
@@ -240,7 +241,7 @@ async def test_server_close_code_reaches_the_client(server: RunningServer, code:
         assert (ws.close_code, ws.close_reason) == (code, reason)
 
 
-@pytest.mark.native_only(reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery")
+@CLOSING
 def test_server_waits_for_the_close_answer(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/close/4000?reason=r")
     assert ws.recv_close() == (4000, "r")
@@ -255,9 +256,7 @@ def test_handler_error_after_accept_is_1011(raw: Callable[..., RawWebSocket]) ->
     assert ws.recv_close()[0] == 1011
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_unmasked_client_frame_is_1002(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"not masked", mask=False)
@@ -277,9 +276,7 @@ def test_unmasked_client_frame_is_1002(raw: Callable[..., RawWebSocket]) -> None
     ],
     ids=["opcode", "rsv1", "cont", "ping-fragment", "close-1-byte", "close-1005"],
 )
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_protocol_errors_are_1002(raw: Callable[..., RawWebSocket], frame: bytes) -> None:
     ws = raw("/echo")
     ws.send_raw(frame)
@@ -287,9 +284,7 @@ def test_protocol_errors_are_1002(raw: Callable[..., RawWebSocket], frame: bytes
     assert ws.at_eof()
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_invalid_utf8_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"ok \xff\xfe not utf-8")
@@ -297,9 +292,7 @@ def test_invalid_utf8_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.at_eof()
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_invalid_utf8_across_fragments_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, "✓".encode()[:2], fin=False)
@@ -307,9 +300,7 @@ def test_invalid_utf8_across_fragments_is_1007(raw: Callable[..., RawWebSocket])
     assert ws.recv_close()[0] == 1007
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_oversized_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_BINARY, b"x" * (1024 * 1024))  # exactly the limit: fine
@@ -319,9 +310,7 @@ def test_oversized_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.at_eof()
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"a" * 60_000, fin=False)
@@ -337,9 +326,7 @@ def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) 
 
 
 @pytest.mark.parametrize("path", ["/echo", "/ws/sync-echo"])
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], path: str) -> None:
     ws = raw(path)
     # ws_max_fragments (1024 by default) frames, empty ones included: one message.
@@ -356,9 +343,7 @@ def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], pat
     assert ws.at_eof()
 
 
-@pytest.mark.native_only(
-    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
-)
+@FRAMING
 def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., RawWebSocket]) -> None:
     # A frame that declares 1 GiB: the server refuses once 1 MiB has arrived, not at the end.
     ws = raw("/echo")
@@ -375,7 +360,7 @@ def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., R
 # -- ping / pong ---------------------------------------------------------------------------
 
 
-@pytest.mark.native_only(reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery")
+@CLOSING
 def test_ping_is_answered_with_pong(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_PING, b"are you there")
@@ -385,7 +370,7 @@ def test_ping_is_answered_with_pong(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.recv_message() == (OP_TEXT, b"still open")
 
 
-@pytest.mark.native_only(reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery")
+@CLOSING
 async def test_websockets_client_ping(server: RunningServer) -> None:
     async with websockets.connect(ws_url(server, "/echo")) as ws:
         latency = await asyncio.wait_for(await ws.ping(), 5)
@@ -426,7 +411,7 @@ def test_http_route_still_works(server: RunningServer) -> None:
     ],
     ids=["version", "bad-key", "no-key"],
 )
-@pytest.mark.native_only(reason="handshake validation: the ASGI server's, before the app sees a scope")
+@HANDSHAKE
 def test_bad_handshakes(raw: Callable[..., RawWebSocket], headers: dict[str, str], status: int) -> None:
     ws = raw("/echo", headers)
     assert ws.status == status
@@ -434,7 +419,7 @@ def test_bad_handshakes(raw: Callable[..., RawWebSocket], headers: dict[str, str
         assert ws.headers["sec-websocket-version"] == "13"
 
 
-@pytest.mark.native_only(reason="handshake validation: the ASGI server's, before the app sees a scope")
+@HANDSHAKE
 def test_accept_token(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     # RFC 6455 section 1.3's example.
     from support.websocket import handshake_request
@@ -523,7 +508,7 @@ def test_subprotocol_chosen_by_the_handler(raw: Callable[..., RawWebSocket]) -> 
 # -- flow control and concurrency -----------------------------------------------------------
 
 
-@pytest.mark.native_only(reason="flow control and capacity: the server's buffers, not the app's")
+@CAPACITY
 def test_slow_reader_does_not_make_the_server_buffer(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     ws = raw("/flood")
     ws.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 65536)
@@ -549,7 +534,7 @@ async def test_broadcast_between_clients(server: RunningServer) -> None:
         assert await a.recv() == "from a"
 
 
-@pytest.mark.native_only(reason="flow control and capacity: the server's buffers, not the app's")
+@CAPACITY
 async def test_many_concurrent_connections(server: RunningServer) -> None:
     async def one(i: int) -> None:
         async with websockets.connect(ws_url(server, "/echo"), ping_interval=None) as ws:
@@ -560,7 +545,7 @@ async def test_many_concurrent_connections(server: RunningServer) -> None:
     await asyncio.gather(*(one(i) for i in range(500)))
 
 
-@pytest.mark.native_only(reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery")
+@CLOSING
 def test_connection_reset_by_client_is_harmless(server: RunningServer) -> None:
     import socket
 
@@ -571,7 +556,7 @@ def test_connection_reset_by_client_is_harmless(server: RunningServer) -> None:
     assert httpx.get(server.url + "/plain").text == "plain"
 
 
-@pytest.mark.native_only(reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery")
+@CLOSING
 def test_closed_connection_sends_nothing_more(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_close(1000)
