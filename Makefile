@@ -80,7 +80,7 @@ test-py%:
 		$$venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . && touch $$venv/.native; }; } && \
 	$$venv/bin/cello --version && \
 	$$venv/bin/python -m mypy --cache-dir .mypy_cache/py$* cello codegen && \
-	run $$venv/bin/python tests/apputil.py && \
+	run $$venv/bin/python tests/support/artifacts.py && \
 	run $$venv/bin/python -m pytest -q -p no:cacheprovider $(if $(filter $(BROWSER_PYTHON),$*),,--ignore tests/test_browser.py); \
 	status=$$?; echo "Python $*: $$( [ $$status = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s" >> build/test-all.times; \
 	exit $$status
@@ -88,7 +88,7 @@ test-py%:
 # Compile the routes of every test app, as a user's CI would before shipping: the HTTP
 # suites then run against these artifacts and against the interpreted router.
 build-test-artifacts: $(TEST_STAMP)
-	$(BIN)/python tests/apputil.py
+	$(BIN)/python tests/support/artifacts.py
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy cello codegen

@@ -1,7 +1,8 @@
-"""Shared benchmark plumbing: a peers venv, wrk runs, CPU pinning, tables.
+"""Shared benchmark plumbing: a peers venv, servers, the benchmark loop, wrk runs, CPU
+pinning, tables.
 
 The server is pinned to CPU 0 and wrk to CPU 1 (`taskset`) so that they never compete
-for a core; every figure is the median of several runs after a warm-up.
+for a core; every figure is the median of several runs (``rounds``) after a warm-up.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS_VENV = HERE / ".venv-peers"
+# The tests' support package (importable as `support` once a script imported this module):
+# the benchmarks use its free_port and its WebSocket frame encoder.
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.ports import free_port  # noqa: E402
 
 
 def ensure_wrk() -> str:
@@ -43,23 +51,6 @@ def ensure_peers(packages: list[str]) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
 
 
 def pinned(cpu: int, argv: list[str]) -> list[str]:
@@ -139,6 +130,32 @@ class Server:
         self.process = None
 
 
+def rounds(
+    servers: list[Server],
+    runs: int,
+    measure: Callable[[int, Server, int], None],
+    *,
+    rotate: bool = False,
+    timeout: float = 20.0,
+) -> None:
+    """The benchmark loop: ``runs`` times, start each server in turn on a free port, call
+    ``measure(run, server, port)`` while it is up, then stop it (also when ``measure`` fails).
+
+    With ``rotate`` the order shifts by one from run to run, so that no server always goes
+    first (or right after the same neighbour). Figures are gathered by ``measure``; each
+    report takes their median.
+    """
+    for run in range(runs):
+        shift = run % len(servers) if rotate and servers else 0
+        for server in servers[shift:] + servers[:shift]:
+            port = free_port()
+            server.start(port, timeout)
+            try:
+                measure(run, server, port)
+            finally:
+                server.stop()
+
+
 @dataclass
 class WrkResult:
     rps: float
@@ -171,6 +188,13 @@ def run_wrk(
     for found in re.finditer(r"(?:Non-2xx or 3xx responses|Socket errors:.*?timeout)\s*:?\s*(\d+)", out):
         errors += int(found.group(1))
     return WrkResult(rps, p99, errors)
+
+
+def wrk_figure(wrk: str, url: str, seconds: float, warmup: float = 0.0, **options: Any) -> WrkResult:
+    """One measured wrk run, after a ``warmup``-second run whose figures are dropped (0: none)."""
+    if warmup > 0:
+        run_wrk(wrk, url, warmup, **options)
+    return run_wrk(wrk, url, seconds, **options)
 
 
 def median_result(results: list[WrkResult]) -> WrkResult:

@@ -13,7 +13,19 @@ import argparse
 import subprocess
 import sys
 
-from common import HERE, ROOT, Server, ensure_peers, ensure_wrk, free_port, machine_facts, median_result, run_wrk, table
+from common import (
+    HERE,
+    ROOT,
+    Server,
+    WrkResult,
+    ensure_peers,
+    ensure_wrk,
+    machine_facts,
+    median_result,
+    rounds,
+    table,
+    wrk_figure,
+)
 
 ENDPOINTS = {"GET /": "/", "GET /users/{id}": "/users/42"}
 
@@ -59,22 +71,17 @@ def main() -> None:
         [str(cello), "build", "benchmarks/apps/cello_app.py", "--out", str(HERE / "build")], cwd=ROOT, check=True
     )
 
-    results: dict[tuple[str, str], list] = {}
+    results: dict[tuple[str, str], list[WrkResult]] = {}
     all_servers = servers(peer_python)
-    for run in range(args.runs):
-        for server in all_servers:
-            port = free_port()
-            server.start(port)
-            try:
-                for label, path in ENDPOINTS.items():
-                    url = f"http://127.0.0.1:{port}{path}"
-                    if run == 0:
-                        run_wrk(wrk, url, 1.0, args.connections)  # warm-up
-                    result = run_wrk(wrk, url, args.seconds, args.connections)
-                    results.setdefault((server.name, label), []).append(result)
-                    print(f"run {run + 1} {server.name:40} {label:16} {result.rps:10.0f} req/s", flush=True)
-            finally:
-                server.stop()
+
+    def measure(run: int, server: Server, port: int) -> None:
+        for label, path in ENDPOINTS.items():
+            url = f"http://127.0.0.1:{port}{path}"
+            result = wrk_figure(wrk, url, args.seconds, 1.0 if run == 0 else 0.0, connections=args.connections)
+            results.setdefault((server.name, label), []).append(result)
+            print(f"run {run + 1} {server.name:40} {label:16} {result.rps:10.0f} req/s", flush=True)
+
+    rounds(all_servers, args.runs, measure)
 
     baseline = all_servers[1].name
     rows = []

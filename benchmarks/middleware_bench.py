@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, ensure_wrk, free_port, machine_facts, median_result, run_wrk, table  # noqa: E402
+from common import ROOT, Server, WrkResult, ensure_wrk, machine_facts, median_result, rounds, table, wrk_figure  # noqa: E402
 
 VARIANTS = {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"}
 
@@ -35,25 +35,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "headers.lua"
         script.write_text(HEADERS_LUA)
-        results: dict[str, list] = {name: [] for name in VARIANTS}
-        for run in range(args.runs):
-            for name, middleware in VARIANTS.items():
-                server = Server(
-                    name,
-                    [cello, "serve", "benchmarks/apps/cello_middleware.py", "--port", "{port}", "--no-logs"],
-                    env={"CELLO_BENCH_MIDDLEWARE": middleware, "CELLO_BENCH_LOGFILE": str(Path(tmp) / "access.log")},
-                )
-                port = free_port()
-                server.start(port)
-                try:
-                    url = f"http://127.0.0.1:{port}/"
-                    if run == 0:
-                        run_wrk(wrk, url, 1.0, script=str(script))
-                    result = run_wrk(wrk, url, args.seconds, script=str(script))
-                    results[name].append(result)
-                    print(f"run {run + 1} {name:28} {result.rps:10.0f} req/s", flush=True)
-                finally:
-                    server.stop()
+        results: dict[str, list[WrkResult]] = {name: [] for name in VARIANTS}
+        servers = [
+            Server(
+                name,
+                [cello, "serve", "benchmarks/apps/cello_middleware.py", "--port", "{port}", "--no-logs"],
+                env={"CELLO_BENCH_MIDDLEWARE": middleware, "CELLO_BENCH_LOGFILE": str(Path(tmp) / "access.log")},
+            )
+            for name, middleware in VARIANTS.items()
+        ]
+
+        def measure(run: int, server: Server, port: int) -> None:
+            url = f"http://127.0.0.1:{port}/"
+            result = wrk_figure(wrk, url, args.seconds, 1.0 if run == 0 else 0.0, script=str(script))
+            results[server.name].append(result)
+            print(f"run {run + 1} {server.name:28} {result.rps:10.0f} req/s", flush=True)
+
+        rounds(servers, args.runs, measure)
     base = median_result(results["bare"]).rps
     rows = []
     for name in VARIANTS:

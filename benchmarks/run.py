@@ -49,12 +49,12 @@ from common import (  # noqa: E402
     WrkResult,
     ensure_peers,
     ensure_wrk,
-    free_port,
     machine_facts,
     median_result,
-    run_wrk,
     table,
+    wrk_figure,
 )
+from support.ports import free_port  # noqa: E402
 
 APPS = HERE / "apps"
 RESULTS = HERE / "results" / "run.json"
@@ -427,9 +427,9 @@ def measure(
                         url = f"http://127.0.0.1:{port}{endpoint.path}"
                         script = scripts.get(endpoint.key)
                         try:
-                            if args.warmup > 0:
-                                run_wrk(wrk, url, args.warmup, args.connections, script)
-                            result = run_wrk(wrk, url, args.seconds, args.connections, script)
+                            result = wrk_figure(
+                                wrk, url, args.seconds, args.warmup, connections=args.connections, script=script
+                            )
                         except (subprocess.CalledProcessError, AttributeError) as exc:
                             why = f"wrk failed: {exc}; server: {server.stderr_tail()}"
                             print(f"!! {target.name} {endpoint.key}: {why}", flush=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS_VENV, ROOT, Server, ensure_wrk, free_port, machine_facts, pinned, run_wrk, table  # noqa: E402
+from common import PEERS_VENV, ROOT, Server, ensure_wrk, machine_facts, pinned, rounds, run_wrk, table, wrk_figure  # noqa: E402
 from run import (  # noqa: E402
     ENDPOINTS,
     RESULTS,
@@ -49,6 +49,7 @@ from run import (  # noqa: E402
     build_cello,
     install_peers,
 )
+from support.ports import free_port  # noqa: E402
 
 CELLO = next(t for t in TARGETS if t.key == "cello")
 IDLE_CONNECTIONS = 2000
@@ -110,23 +111,19 @@ def best_peer(args: argparse.Namespace, wrk: str) -> Target:
 def workers_section(args: argparse.Namespace, wrk: str) -> str:
     chosen = [endpoint(k) for k in args.endpoints]
     results: dict[tuple[int, str], list[float]] = {}
-    for run in range(args.runs):
-        for workers in (1, 2) if run % 2 == 0 else (2, 1):
-            server = server_for(CELLO, "app", cpu=None, extra=["--workers", str(workers)])
-            port = free_port()
-            server.start(port, timeout=30)
-            try:
-                for ep in chosen:
-                    url = f"http://127.0.0.1:{port}{ep.path}"
-                    script = args.scripts.get(ep.key)
-                    run_wrk(wrk, url, 1, args.connections, script, cpu=None, threads=args.wrk_threads)
-                    rps = run_wrk(
-                        wrk, url, args.seconds, args.connections, script, cpu=None, threads=args.wrk_threads
-                    ).rps
-                    results.setdefault((workers, ep.key), []).append(rps)
-                    print(f"run {run + 1}/{args.runs}  workers={workers}  {ep.key:10} {rps:10,.0f} req/s", flush=True)
-            finally:
-                server.stop()
+    counts = (1, 2)
+    servers = [server_for(CELLO, "app", cpu=None, extra=["--workers", str(workers)]) for workers in counts]
+
+    def measure(run: int, server: Server, port: int) -> None:
+        workers = counts[servers.index(server)]
+        for ep in chosen:
+            url = f"http://127.0.0.1:{port}{ep.path}"
+            options = {"connections": args.connections, "script": args.scripts.get(ep.key), "cpu": None}
+            rps = wrk_figure(wrk, url, args.seconds, 1.0, threads=args.wrk_threads, **options).rps
+            results.setdefault((workers, ep.key), []).append(rps)
+            print(f"run {run + 1}/{args.runs}  workers={workers}  {ep.key:10} {rps:10,.0f} req/s", flush=True)
+
+    rounds(servers, args.runs, measure, rotate=True, timeout=30)
     rows = []
     for ep in chosen:
         one, two = (statistics.median(results[(w, ep.key)]) for w in (1, 2))
@@ -273,22 +270,20 @@ def latency_section(args: argparse.Namespace, peer: Target) -> str:
     ep = endpoint(args.latency_endpoint)
     targets = [CELLO, peer]
     results: dict[tuple[str, float], list[dict[str, float]]] = {}
-    for run in range(args.runs):
-        for target in targets if run % 2 == 0 else targets[::-1]:
-            server = server_for(target, ep.app)
-            port = free_port()
-            server.start(port, timeout=30)
-            try:
-                for rate in args.rates:
-                    stats = run_paced(port, ep, rate, args)
-                    results.setdefault((target.key, rate), []).append(stats)
-                    print(
-                        f"run {run + 1}/{args.runs}  {target.name:34} {rate:>8,.0f}/s  sent {stats['sent']:8,.0f}/s "
-                        f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  p99.9 {stats['p99.9']:.2f} ms",
-                        flush=True,
-                    )
-            finally:
-                server.stop()
+    servers = [server_for(target, ep.app) for target in targets]
+
+    def measure(run: int, server: Server, port: int) -> None:
+        target = targets[servers.index(server)]
+        for rate in args.rates:
+            stats = run_paced(port, ep, rate, args)
+            results.setdefault((target.key, rate), []).append(stats)
+            print(
+                f"run {run + 1}/{args.runs}  {target.name:34} {rate:>8,.0f}/s  sent {stats['sent']:8,.0f}/s "
+                f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  p99.9 {stats['p99.9']:.2f} ms",
+                flush=True,
+            )
+
+    rounds(servers, args.runs, measure, rotate=True, timeout=30)
     rows = []
     for rate in args.rates:
         for target in targets:

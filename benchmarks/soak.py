@@ -35,6 +35,12 @@ import orjson
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The tests' support package: one free_port and one WebSocket frame encoder for both.
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.ports import free_port  # noqa: E402
+from support.websocket import OP_CLOSE, OP_TEXT, close_payload, encode_frame  # noqa: E402
+
 APP = "benchmarks/apps/soak_app.py"
 OP_TIMEOUT = 30.0
 
@@ -42,17 +48,11 @@ OP_TIMEOUT = 30.0
 # -- the server -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class SoakServer:
     """`cello serve` of the soak app in a subprocess."""
 
     def __init__(self, http: str = "httptools", log: Path | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log or ROOT / "build" / "soak" / f"server-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -171,17 +171,6 @@ def _request(method: str, path: str, body: bytes = b"", headers: str = "") -> by
     return f"{method} {path} HTTP/1.1\r\nHost: soak\r\n{headers}{length}\r\n".encode() + body
 
 
-def _ws_frame(payload: bytes, opcode: int = 1) -> bytes:
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    size = len(payload)
-    if size < 126:
-        head = bytes([0x80 | opcode, 0x80 | size])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", size)
-    return head + mask + masked
-
-
 async def _ws_read(conn: Conn) -> tuple[int, bytes]:
     first, second = await conn.reader.readexactly(2)
     size = second & 0x7F
@@ -285,10 +274,10 @@ async def op_ws(ctx: Context, conn: Conn) -> bool:
         await _ws_handshake(own)
         for i in range(3):
             message = f"soak {i} {ctx.rng.random()}".encode()
-            own.writer.write(_ws_frame(message))
+            own.writer.write(encode_frame(OP_TEXT, message))
             opcode, payload = await _ws_read(own)
             _expect((opcode, payload) == (1, message), f"WebSocket echo: {opcode} {payload[:40]!r}")
-        own.writer.write(_ws_frame(struct.pack("!H", 1000), opcode=8))
+        own.writer.write(encode_frame(OP_CLOSE, close_payload(1000)))
         opcode, _ = await _ws_read(own)
         _expect(opcode == 8, f"WebSocket close answered with opcode {opcode}")
         _expect(await own.reader.read() == b"", "data after the WebSocket close")
@@ -335,9 +324,9 @@ async def op_abort_sse(ctx: Context, conn: Conn) -> bool:
 async def op_abort_ws(ctx: Context, conn: Conn) -> bool:
     own = await Conn.open(ctx.port)
     await _ws_handshake(own)
-    own.writer.write(_ws_frame(b"hello"))
+    own.writer.write(encode_frame(OP_TEXT, b"hello"))
     await _ws_read(own)
-    own.writer.write(_ws_frame(b"cut short")[:4])
+    own.writer.write(encode_frame(OP_TEXT, b"cut short")[:4])
     await own.writer.drain()
     own.abort(ctx.rng.random() < 0.5)
     return True

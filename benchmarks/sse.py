@@ -18,7 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
+from common import (  # noqa: E402
+    STREAM_PEERS,
+    Server,
+    ensure_peers,
+    machine_facts,
+    proc_status_mib,
+    rounds,
+    stream_servers,
+    table,
+)
 
 CLIENT = r"""
 import asyncio, sys, time
@@ -74,32 +83,29 @@ def main() -> None:
     one: dict[str, list[float]] = {s.name: [] for s in servers}
     hundred: dict[str, list[float]] = {s.name: [] for s in servers}
     memory: dict[str, float] = {}
-    for run in range(args.runs):
-        for server in servers:
-            port = free_port()
-            server.start(port)
-            try:
-                assert server.process is not None
-                for clients, events, bucket in ((1, 20000, one), (100, 2000, hundred)):
-                    out = client(port, clients, events, "rate").communicate(timeout=300)[0]
-                    bucket[server.name].append(float(out.strip()))
-                if run == 0:
-                    base = proc_status_mib(server.process.pid, "VmRSS")
-                    idle = client(port, 1000, 0, "idle")
-                    assert idle.stdout is not None and idle.stdin is not None
-                    idle.stdout.readline()
-                    time.sleep(0.5)
-                    memory[server.name] = proc_status_mib(server.process.pid, "VmRSS") - base
-                    idle.stdin.write("\n")
-                    idle.stdin.flush()
-                    idle.wait(30)
-                print(
-                    f"run {run + 1} {server.name}: 1 client {one[server.name][-1]:,.0f} ev/s, "
-                    f"100 clients {hundred[server.name][-1]:,.0f} ev/s",
-                    flush=True,
-                )
-            finally:
-                server.stop()
+
+    def measure(run: int, server: Server, port: int) -> None:
+        assert server.process is not None
+        for clients, events, bucket in ((1, 20000, one), (100, 2000, hundred)):
+            out = client(port, clients, events, "rate").communicate(timeout=300)[0]
+            bucket[server.name].append(float(out.strip()))
+        if run == 0:
+            base = proc_status_mib(server.process.pid, "VmRSS")
+            idle = client(port, 1000, 0, "idle")
+            assert idle.stdout is not None and idle.stdin is not None
+            idle.stdout.readline()
+            time.sleep(0.5)
+            memory[server.name] = proc_status_mib(server.process.pid, "VmRSS") - base
+            idle.stdin.write("\n")
+            idle.stdin.flush()
+            idle.wait(30)
+        print(
+            f"run {run + 1} {server.name}: 1 client {one[server.name][-1]:,.0f} ev/s, "
+            f"100 clients {hundred[server.name][-1]:,.0f} ev/s",
+            flush=True,
+        )
+
+    rounds(servers, args.runs, measure)
     base_name = servers[1].name
     rows = []
     for server in servers:

@@ -18,7 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import STREAM_PEERS, ensure_peers, free_port, machine_facts, proc_status_mib, stream_servers, table  # noqa: E402
+from common import (  # noqa: E402
+    STREAM_PEERS,
+    Server,
+    ensure_peers,
+    machine_facts,
+    proc_status_mib,
+    rounds,
+    stream_servers,
+    table,
+)
 
 
 def upload(port: int, size: int) -> float:
@@ -56,18 +65,15 @@ def main() -> None:
     servers = stream_servers(str(ensure_peers(STREAM_PEERS)), "starlette (uvicorn)")
     speed: dict[str, list[float]] = {s.name: [] for s in servers}
     growth: dict[str, list[float]] = {s.name: [] for s in servers}
-    for run in range(args.runs):
-        for server in servers:
-            port = free_port()
-            server.start(port)
-            try:
-                assert server.process is not None
-                before = proc_status_mib(server.process.pid, "VmHWM")
-                speed[server.name].append(upload(port, size))
-                growth[server.name].append(proc_status_mib(server.process.pid, "VmHWM") - before)
-                print(f"run {run + 1} {server.name}: {speed[server.name][-1]:.0f} MB/s", flush=True)
-            finally:
-                server.stop()
+
+    def measure(run: int, server: Server, port: int) -> None:
+        assert server.process is not None
+        before = proc_status_mib(server.process.pid, "VmHWM")
+        speed[server.name].append(upload(port, size))
+        growth[server.name].append(proc_status_mib(server.process.pid, "VmHWM") - before)
+        print(f"run {run + 1} {server.name}: {speed[server.name][-1]:.0f} MB/s", flush=True)
+
+    rounds(servers, args.runs, measure)
     base = statistics.median(speed[servers[1].name])
     rows = [
         [

@@ -30,7 +30,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ROOT, Server, ensure_peers, free_port, machine_facts, table  # noqa: E402
+from common import ROOT, Server, ensure_peers, machine_facts, rounds, table  # noqa: E402
+from support.websocket import OP_TEXT, encode_frame  # noqa: E402
 
 PEERS = ["uvicorn", "starlette", "websockets", "granian", "uvloop", "httptools"]
 LOADS = {"1 connection": 1, "50 connections": 50}
@@ -122,13 +123,6 @@ def servers(peer_python: str) -> list[Server]:
     ]
 
 
-def masked_text_frame(payload: bytes) -> bytes:
-    assert len(payload) < 126
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return bytes((0x81, 0x80 | len(payload))) + key + masked
-
-
 class EchoClient(asyncio.Protocol):
     """One connection: handshake, then send the next message whenever the echo arrives.
 
@@ -213,11 +207,11 @@ def process_cpu(pid: int) -> float:
     return total
 
 
-async def measure(port: int, pid: int, connections: int, seconds: float, payload: bytes) -> tuple[float, float]:
+async def measure_echo(port: int, pid: int, connections: int, seconds: float, payload: bytes) -> tuple[float, float]:
     """(messages/s, server CPU microseconds per message)."""
     loop = asyncio.get_running_loop()
-    frame = masked_text_frame(payload)
-    reply = bytes((0x81, len(payload))) + payload
+    frame = encode_frame(OP_TEXT, payload)
+    reply = encode_frame(OP_TEXT, payload, mask=False)
     clients: list[EchoClient] = []
     for _ in range(connections):
         opened: asyncio.Future[None] = loop.create_future()
@@ -259,21 +253,16 @@ def main() -> None:
     all_servers = [s for s in servers(peer_python) if not args.only or any(o in s.name for o in args.only)]
     results: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
-    for run in range(args.runs):
-        for server in all_servers:
-            port = free_port()
-            server.start(port)
-            assert server.process is not None
-            try:
-                for label, connections in LOADS.items():
-                    rate, us = uvloop.run(measure(port, server.process.pid, connections, args.seconds, payload))
-                    results.setdefault((server.name, label), []).append(rate)
-                    cpu.setdefault((server.name, label), []).append(us)
-                    print(
-                        f"run {run + 1} {server.name:40} {label:16} {rate:10.0f} msg/s {us:6.1f} us CPU/msg", flush=True
-                    )
-            finally:
-                server.stop()
+
+    def measure(run: int, server: Server, port: int) -> None:
+        assert server.process is not None
+        for label, connections in LOADS.items():
+            rate, us = uvloop.run(measure_echo(port, server.process.pid, connections, args.seconds, payload))
+            results.setdefault((server.name, label), []).append(rate)
+            cpu.setdefault((server.name, label), []).append(us)
+            print(f"run {run + 1} {server.name:40} {label:16} {rate:10.0f} msg/s {us:6.1f} us CPU/msg", flush=True)
+
+    rounds(all_servers, args.runs, measure)
 
     baseline = next((s.name for s in all_servers if s.name.startswith("uvicorn")), all_servers[0].name)  # sansio
     rows = []

@@ -1,4 +1,6 @@
-"""Shared test set-up: `async def` tests run on a fresh event loop (uvloop when present)."""
+"""Shared test set-up: `async def` tests run on a fresh event loop (uvloop when present); the
+test apps' servers are started once per session (``serve_app``); a test that asks for
+``variant`` runs on every server variant (tests/support/variants.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 from collections.abc import Callable, Iterator  # noqa: E402
 
-from apputil import ASGI_SERVERS, PARSERS, ROUTERS, RunningServer, start_asgi_server, start_server  # noqa: E402
+from support.servers import RunningServer, start_asgi_server, start_server  # noqa: E402
+from support.variants import ASGI_SERVERS, variant_params  # noqa: E402
 
 _servers: dict[tuple[str, str, str, tuple[str, ...]], RunningServer] = {}
 
@@ -53,7 +56,9 @@ def serve_app() -> Iterator[Callable[..., RunningServer]]:
     _servers.clear()
 
 
-@pytest.fixture(params=[(p, r) for p in PARSERS for r in ROUTERS], ids=lambda v: f"{v[0]}-{v[1]}")
-def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """Every HTTP behaviour test runs on both parsers and both routers."""
-    return request.param  # type: ignore[no-any-return]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every behaviour test that asks for ``variant`` runs on every server variant
+    (support/variants.py), or on `cello serve`'s four only when marked ``native_only``."""
+    if "variant" in metafunc.fixturenames:
+        native_only = metafunc.definition.get_closest_marker("native_only") is not None
+        metafunc.parametrize("variant", variant_params(metafunc.function.__name__, native_only))

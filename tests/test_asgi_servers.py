@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from apputil import RunningServer, start_asgi_server
+from support.servers import RunningServer, start_asgi_server
 
 uvicorn = pytest.importorskip("uvicorn")
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from apputil import RunningServer
+from support.servers import RunningServer
 
 from cello import App, Blueprint, RouteError
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from apputil import ASGI_SERVERS, PARSERS, ROOT, RunningServer
-from serverutil import Reader, connect
+from support.artifacts import ROOT
+from support.http import Reader, connect
+from support.servers import RunningServer
+from support.variants import ASGI_SERVERS, PARSERS
 from test_uploads import multipart
 
 from cello.testing import TestClient

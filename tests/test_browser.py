@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from apputil import RunningServer
-from browserutil import expect, launch_chromium, make_file, open_page
+from support.browser import expect, launch_chromium, make_file, open_page
+from support.servers import RunningServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

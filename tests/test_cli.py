@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apputil import ROOT, free_port
+from support.artifacts import ROOT
+from support.ports import free_port
 
 from cello import _native
 

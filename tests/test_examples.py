@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import ssespec
-from apputil import RunningServer
+from support import sse
+from support.servers import RunningServer
 
 ORIGIN = "http://localhost:3000"
 KEY = {"x-api-key": "dev-key"}
@@ -55,7 +55,7 @@ def test_dashboard_events_carry_metrics(dashboard: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
-    events, retry = ssespec.parse(response.text)
+    events, retry = sse.parse(response.text)
     assert retry == 1000
     assert [(e.type, e.last_event_id) for e in events] == [("metrics", "0"), ("metrics", "1"), ("metrics", "2")]
     payloads = [json.loads(e.data) for e in events]
@@ -67,7 +67,7 @@ def test_dashboard_events_carry_metrics(dashboard: httpx.Client) -> None:
 
 def test_dashboard_resumes_after_last_event_id(dashboard: httpx.Client) -> None:
     response = dashboard.get("/events", params={"limit": 1}, headers={"last-event-id": "41"})
-    events, _ = ssespec.parse(response.text)
+    events, _ = sse.parse(response.text)
     assert [e.last_event_id for e in events] == ["42"]
     assert json.loads(events[0].data)["seq"] == 42
 

@@ -22,8 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apputil import ROOT, RunningServer, free_port, start_server
-from serverutil import PARSERS, Reader, connect, exchange, get
+from support.artifacts import ROOT
+from support.http import Reader, connect, exchange, get
+from support.ports import free_port
+from support.servers import RunningServer, start_server
+from support.variants import PARSERS
+from support.websocket import OP_CLOSE, OP_TEXT, close_payload, encode_frame
 
 APP = "tests/apps/faults.py"
 LIMITED = "tests/apps/faults.py:limited"
@@ -319,13 +323,6 @@ def test_abort_mid_sse(server: RunningServer, linux: None, rst: bool) -> None:
     fresh_ok(server.url)
 
 
-def _ws_frame(payload: bytes, opcode: int = 1) -> bytes:
-    mask = b"\x01\x02\x03\x04"
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
-
-
 WS_HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -344,11 +341,11 @@ def test_abort_mid_websocket(server: RunningServer, linux: None, rst: bool) -> N
         pytest.skip(f"no WebSocket support in this build: {head.splitlines()[0]!r}")
     for _ in range(5):
         sock = connect(server.url)
-        sock.sendall(handshake + _ws_frame(b"hello"))
+        sock.sendall(handshake + encode_frame(OP_TEXT, b"hello"))
         reader = Reader(sock)
         reader.read_until(b"\r\n\r\n")
         reader.read_until(b"hello")
-        sock.sendall(_ws_frame(b"partial")[:5])  # a frame cut short
+        sock.sendall(encode_frame(OP_TEXT, b"partial")[:5])  # a frame cut short
         reset(sock) if rst else sock.close()
     eventually(lambda: stats(server.url)["ws_open"] == 0, what="WebSocket handlers finished")
     fds_back_to(pid, baseline)
@@ -464,7 +461,7 @@ def test_pipelined_flood_never_read_keeps_memory_bounded(
 def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
     """In process, to look inside: requests parsed ahead of their turn and unparsed input
     both stay bounded while the handler is slow and the client floods."""
-    from serverutil import FakeApp
+    from support.fakeapp import FakeApp
 
     from cello.response import Response
     from cello.server import Server, ServerConfig, bind_socket
@@ -633,7 +630,7 @@ def test_shutdown_with_requests_and_streams_open(own_server: Callable[..., Runni
             head = ws_reader.read_exactly(2)
             payload = ws_reader.read_exactly(head[1] & 0x7F)
             assert (head[0] & 0x0F, payload[:2]) == (8, struct.pack("!H", 1001))
-            ws.sendall(_ws_frame(struct.pack("!H", 1001), opcode=8))  # the client's half
+            ws.sendall(encode_frame(OP_CLOSE, close_payload(1001)))  # the client's half
             assert ws_reader.at_eof()
         # The event stream ends cleanly (last chunk), then the connection closes.
         events_reader.read_until(b"0\r\n\r\n")

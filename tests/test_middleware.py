@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from apputil import RunningServer
+from support.servers import RunningServer
 
 from cello.middleware.compression import choose_encoding, parse_accept_encoding
 
@@ -162,6 +162,7 @@ def test_timing_headers(client: httpx.Client) -> None:
     assert response.headers["x-response-time"].endswith("ms")
 
 
+@pytest.mark.native_only(reason="the access log is written by `cello serve`")
 def test_access_log_line(serve_app: Callable[..., RunningServer], variant: tuple[str, str]) -> None:
     server = serve_app("tests/apps/middleware_app.py", *variant)
     httpx.get(server.url + "/logged/x?a=1")

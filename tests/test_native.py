@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apputil import ROOT
-from serverutil import running_server
+from support.artifacts import ROOT
+from support.servers import running_server
 
 from cello import App, Request, Response, _native
 

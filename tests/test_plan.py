@@ -11,6 +11,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.segments import SEGMENT_VALUES
 
 from cello.errors import RouteError
 from cello.routing import InterpretedRouter, Route, RouteTable, build_plan, parse_pattern
@@ -358,42 +359,6 @@ def tables(draw: st.DrawFn) -> list[Route]:
                 seen.add((method, parse_pattern(pattern).shape))
                 table.add(method, pattern, None, "gen.py:1")
     return table.routes()
-
-
-SEGMENT_VALUES = [
-    "a",
-    "b",
-    "users",
-    "x",
-    "5",
-    "007",
-    "1.5",
-    "0.5",
-    "9" * 18,
-    "9" * 19,
-    "١",
-    "０",
-    "%35",
-    "%C3%A9",
-    "é",
-    "a%2Fb",
-    "%2F",
-    "%ZZ",
-    "%FF",
-    "12345678-1234-1234-1234-1234567890ab",
-    "12345678-1234-1234-1234-1234567890AB",
-    "12345678-1234-1234-1234-1234567890a",
-    "",
-    "5.",
-    ".5",
-    "1.2.3",
-    "-1",
-    "1e5",
-    "+5",
-    "1" * 65,
-    "12345678-1234-1234-1234-12345678901g",
-    "-" * 36,
-]
 
 
 # Values each param kind accepts (index = kind), so that generated paths often hit.

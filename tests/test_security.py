@@ -10,8 +10,9 @@ from collections.abc import Callable
 from importlib.util import find_spec
 
 import pytest
-from apputil import ASGI_SERVERS, RunningServer
-from serverutil import PARSERS, RawResponse, Reader, connect, exchange, get
+from support.http import RawResponse, Reader, connect, exchange, get
+from support.servers import RunningServer
+from support.variants import ASGI_SERVERS, PARSERS
 
 FAULTS = "tests/apps/faults.py"  # App(server_header=None, ...)
 BASIC = "tests/apps/basic.py"  # App() with the defaults

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import PARSERS, RawResponse, Reader, connect, exchange, get, running_server
+from support.http import RawResponse, Reader, connect, exchange, get
+from support.servers import running_server
+from support.variants import PARSERS
 
 from cello import App, Request
 

@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from serverutil import PARSERS, FakeApp, Reader, connect, exchange, exchange_open, get, running_server
+from support.fakeapp import FakeApp
+from support.http import Reader, connect, exchange, exchange_open, get
+from support.servers import running_server
+from support.variants import PARSERS
 
 from cello.response import Response
 

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from serverutil import PARSERS, FakeApp, Reader, connect, exchange, get, running_server
+from support.fakeapp import FakeApp
+from support.http import Reader, connect, exchange, get
+from support.servers import running_server
+from support.variants import PARSERS
 
 from cello.response import Response
 from cello.server.config import ServerConfig

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import PARSERS
+from support.variants import PARSERS
 from test_server_malformed import Recorder, parse
 
 from cello.server import wire
@@ -22,6 +22,23 @@ def both(data: bytes) -> list[tuple[Any, ...]]:
     results = [parse(http, data) for http in PARSERS]
     assert results[0] == results[1], results
     return results[0]
+
+
+def both_split(data: bytes, cuts: list[int]) -> list[list[tuple[Any, ...]]]:
+    """Each parser's events for ``data`` fed in reads of the ``cuts`` sizes (then the rest);
+    asserts that both parsers give the same."""
+    results = []
+    for http in PARSERS:
+        recorder = Recorder()
+        parser = create_parser(http, recorder, ServerConfig(http=http))
+        pos = 0
+        for cut in cuts:
+            parser.feed(data[pos : pos + cut])
+            pos += cut
+        parser.feed(data[pos:])
+        results.append(recorder.events)
+    assert results[0] == results[1]
+    return results
 
 
 def test_simple_get_events() -> None:
@@ -116,17 +133,7 @@ def requests(draw: st.DrawFn) -> bytes:
 @given(st.lists(requests(), min_size=1, max_size=3), st.lists(st.integers(min_value=1, max_value=40), max_size=20))
 def test_parsers_agree_on_any_split(messages: list[bytes], cuts: list[int]) -> None:
     data = b"".join(messages)
-    results = []
-    for http in PARSERS:
-        recorder = Recorder()
-        parser = create_parser(http, recorder, ServerConfig(http=http))
-        pos = 0
-        for cut in cuts:
-            parser.feed(data[pos : pos + cut])
-            pos += cut
-        parser.feed(data[pos:])
-        results.append(recorder.events)
-    assert results[0] == results[1]
+    results = both_split(data, cuts)
     assert [e[0] for e in results[0]].count("end") == len(messages)
     versions = [e[3] for e in results[0] if e[0] == "head"]
     assert versions == [m.split(b"\r\n", 1)[0][-3:].decode() for m in messages]
@@ -171,17 +178,7 @@ def test_parsers_agree_on_edges_anywhere(before: list[bytes], edge: bytes, after
     parsers give the same events (the httptools adapter finds the chunked framing and the
     request line in its input by itself, wherever a read starts or ends)."""
     data = b"".join(before) + edge + b"".join(after)
-    results = []
-    for http in PARSERS:
-        recorder = Recorder()
-        parser = create_parser(http, recorder, ServerConfig(http=http))
-        pos = 0
-        for cut in cuts:
-            parser.feed(data[pos : pos + cut])
-            pos += cut
-        parser.feed(data[pos:])
-        results.append(recorder.events)
-    assert results[0] == results[1]
+    results = both_split(data, cuts)
     # Whatever the split, the same answer as when fed whole (a refused body may come before
     # or after its head's event, as the head arrives alone or with it).
     whole = both(data)

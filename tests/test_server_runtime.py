@@ -15,17 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverutil import (
-    PARSERS,
-    TIMEOUT,
-    FakeApp,
-    Reader,
-    connect,
-    exchange,
-    get,
-    running_server,
-    running_server_process,
-)
+from support.fakeapp import FakeApp
+from support.http import TIMEOUT, Reader, connect, exchange, get
+from support.ports import free_port
+from support.servers import running_server, running_server_process
+from support.variants import PARSERS
 
 from cello.response import Response
 from cello.server import Server, ServerConfig, bind_socket, serve
@@ -256,7 +250,7 @@ PROGRAM = textwrap.dedent(
     """
     import asyncio, sys
     sys.path.insert(0, {tests!r})
-    from serverutil import FakeApp
+    from support.fakeapp import FakeApp
     from cello.response import Response
     from cello.server import ServerConfig, serve
 
@@ -319,15 +313,9 @@ def test_second_signal_forces_exit() -> None:
 # -- workers ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(socket, "SO_REUSEPORT"), reason="needs fork")
 def test_workers_serve_restart_and_stop() -> None:
-    port = _free_port()
+    port = free_port()
     with running_server_process(program(workers=2, port=port)) as (proc, url):
         pids = set()
         for _ in range(40):

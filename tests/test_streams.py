@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import ssespec
-from apputil import RunningServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverutil import exchange, get
+from support import sse
+from support.http import exchange, get
+from support.servers import RunningServer
 
 from cello import Request, SseEvent
 from cello.staticfiles import FileResponse
@@ -66,7 +66,7 @@ def test_seed_example_events(client: httpx.Client) -> None:
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
     assert response.headers["transfer-encoding"] == "chunked"
-    events, _ = ssespec.parse(response.text)
+    events, _ = sse.parse(response.text)
     assert [(e.type, e.data) for e in events] == [("update", f"tick {i}") for i in range(100)]
 
 
@@ -80,21 +80,22 @@ def test_each_event_flushed_at_once(client: httpx.Client) -> None:
     assert elapsed < 0.9
 
 
+@pytest.mark.native_only(reason="`cello serve` writes the keep-alive comments itself (App's sse_keepalive)")
 def test_keepalive_comments_while_idle(client: httpx.Client) -> None:
     with client.stream("GET", "/sse/slow") as response:
         text = "".join(response.iter_text())
     assert ": keep-alive\n\n" in text  # sse_keepalive=0.2 and a 1 s gap
-    events, _ = ssespec.parse(text)
+    events, _ = sse.parse(text)
     assert [e.data for e in events] == ["first", "second"]
 
 
 def test_sync_generator_and_json_data(client: httpx.Client) -> None:
-    events, _ = ssespec.parse(client.get("/sse/sync").text)
+    events, _ = sse.parse(client.get("/sse/sync").text)
     assert [(e.data, e.last_event_id) for e in events] == [('{"n":0}', "0"), ('{"n":1}', "1"), ('{"n":2}', "2")]
 
 
 def test_collected_stream(client: httpx.Client) -> None:
-    events, retry = ssespec.parse(client.get("/sse/collected").text)
+    events, retry = sse.parse(client.get("/sse/collected").text)
     assert [(e.type, e.data) for e in events] == [
         ("message", "one"),
         ("named", "two"),
@@ -105,7 +106,7 @@ def test_collected_stream(client: httpx.Client) -> None:
 
 
 def test_last_event_id_readable(client: httpx.Client) -> None:
-    events, _ = ssespec.parse(client.get("/sse/last-id", headers={"last-event-id": "41"}).text)
+    events, _ = sse.parse(client.get("/sse/last-id", headers={"last-event-id": "41"}).text)
     assert events[0].data == "41"
 
 
@@ -126,6 +127,7 @@ def test_disconnect_runs_finally(server: RunningServer, client: httpx.Client) ->
     assert wait_until(lambda: client.get("/stats").json()["open"] == 0)
 
 
+@pytest.mark.native_only(reason="the server's capacity and App's max_connections, which only `cello serve` enforces")
 def test_thousand_concurrent_sse_streams(server: RunningServer, client: httpx.Client) -> None:
     async def open_streams() -> tuple[int, int]:
         async def one() -> asyncio.StreamWriter | None:
@@ -396,7 +398,7 @@ field_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_chara
 )
 def test_events_round_trip_through_spec_parser(items: list[tuple[str, str | None, str | None]]) -> None:
     wire = "".join(SseEvent(data, event=event, id=id_).to_sse_string() for data, event, id_ in items)
-    events, _ = ssespec.parse(wire)
+    events, _ = sse.parse(wire)
     expected_ids: list[str] = []
     last = ""
     for _, _, id_ in items:

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from apputil import RunningServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.servers import RunningServer
 
 from cello import HTTPException
 from cello.forms import DEFAULT_LIMITS, parse_form

@@ -1,6 +1,6 @@
 """WebSocket over the network: `cello serve tests/apps/ws.py`, both parsers x both routers.
 
-Clients: the `websockets` library (a real client) and wsutil.RawWebSocket (raw frames, for
+Clients: the `websockets` library (a real client) and support.websocket.RawWebSocket (raw frames, for
 what a real client would never send).
 """
 
@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from apputil import RunningServer
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from wsutil import (
+from support.servers import RunningServer
+from support.websocket import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -28,7 +27,20 @@ from wsutil import (
     RawWebSocket,
     close_payload,
     encode_frame,
+    frame_head,
 )
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+# What the ASGI server and not Cello owns: these run on `cello serve`'s variants only.
+FRAMING = pytest.mark.native_only(
+    reason="raw framing and protocol errors: the ASGI server's WebSocket parser and limits answer them"
+)
+CLOSING = pytest.mark.native_only(
+    reason="the closing handshake's timing and ping/pong: the ASGI server's protocol machinery"
+)
+HANDSHAKE = pytest.mark.native_only(reason="handshake validation: the ASGI server's, before the app sees a scope")
+CAPACITY = pytest.mark.native_only(reason="flow control and capacity: the server's buffers, not the app's")
+
 
 APP = "tests/apps/ws.py"
 
@@ -94,6 +106,7 @@ async def test_fragmented_messages_are_reassembled(server: RunningServer) -> Non
         assert await ws.recv() == b"\x01" + b"\x02" * 70_000 + b"\x03"
 
 
+@FRAMING
 def test_raw_fragments_with_a_ping_between(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     assert ws.status == 101
@@ -106,6 +119,7 @@ def test_raw_fragments_with_a_ping_between(raw: Callable[..., RawWebSocket]) -> 
     assert ws.recv_message() == (OP_TEXT, "Hello ✓ world".encode())
 
 
+@FRAMING
 def test_frames_sent_with_the_handshake(server: RunningServer) -> None:
     # A client that does not wait for the 101: its frames arrive with the request head.
     extra = encode_frame(OP_TEXT, b"early") + encode_frame(OP_BINARY, b"bird")
@@ -115,6 +129,7 @@ def test_frames_sent_with_the_handshake(server: RunningServer) -> None:
         assert ws.recv_message() == (OP_BINARY, b"bird")
 
 
+@FRAMING
 def test_many_frames_in_one_write(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_raw(b"".join(encode_frame(OP_TEXT, f"m{i}".encode()) for i in range(200)))
@@ -192,6 +207,7 @@ def test_client_close_without_code(raw: Callable[..., RawWebSocket], server: Run
     assert wait_for(lambda: [1005, ""] in stats(server)["closed"])
 
 
+@FRAMING
 def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     # RFC 6455 5.4: control frames, close included, may come between a message's fragments.
     ws = raw("/record-close")
@@ -203,6 +219,7 @@ def test_close_between_fragments_is_a_normal_close(raw: Callable[..., RawWebSock
     assert wait_for(lambda: [4321, "mid-message"] in stats(server)["closed"])
 
 
+@FRAMING
 def test_close_between_fragments_ends_a_sync_handler(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     before = len(stats(server)["sync_received"])
     ws = raw("/sync-record")
@@ -224,6 +241,7 @@ async def test_server_close_code_reaches_the_client(server: RunningServer, code:
         assert (ws.close_code, ws.close_reason) == (code, reason)
 
 
+@CLOSING
 def test_server_waits_for_the_close_answer(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/close/4000?reason=r")
     assert ws.recv_close() == (4000, "r")
@@ -238,6 +256,7 @@ def test_handler_error_after_accept_is_1011(raw: Callable[..., RawWebSocket]) ->
     assert ws.recv_close()[0] == 1011
 
 
+@FRAMING
 def test_unmasked_client_frame_is_1002(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"not masked", mask=False)
@@ -257,6 +276,7 @@ def test_unmasked_client_frame_is_1002(raw: Callable[..., RawWebSocket]) -> None
     ],
     ids=["opcode", "rsv1", "cont", "ping-fragment", "close-1-byte", "close-1005"],
 )
+@FRAMING
 def test_protocol_errors_are_1002(raw: Callable[..., RawWebSocket], frame: bytes) -> None:
     ws = raw("/echo")
     ws.send_raw(frame)
@@ -264,6 +284,7 @@ def test_protocol_errors_are_1002(raw: Callable[..., RawWebSocket], frame: bytes
     assert ws.at_eof()
 
 
+@FRAMING
 def test_invalid_utf8_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"ok \xff\xfe not utf-8")
@@ -271,6 +292,7 @@ def test_invalid_utf8_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.at_eof()
 
 
+@FRAMING
 def test_invalid_utf8_across_fragments_is_1007(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, "✓".encode()[:2], fin=False)
@@ -278,6 +300,7 @@ def test_invalid_utf8_across_fragments_is_1007(raw: Callable[..., RawWebSocket])
     assert ws.recv_close()[0] == 1007
 
 
+@FRAMING
 def test_oversized_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_BINARY, b"x" * (1024 * 1024))  # exactly the limit: fine
@@ -287,6 +310,7 @@ def test_oversized_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.at_eof()
 
 
+@FRAMING
 def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_TEXT, b"a" * 60_000, fin=False)
@@ -302,6 +326,7 @@ def test_oversized_fragmented_message_is_1009(raw: Callable[..., RawWebSocket]) 
 
 
 @pytest.mark.parametrize("path", ["/echo", "/ws/sync-echo"])
+@FRAMING
 def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], path: str) -> None:
     ws = raw(path)
     # ws_max_fragments (1024 by default) frames, empty ones included: one message.
@@ -318,10 +343,11 @@ def test_fragments_per_message_are_limited(raw: Callable[..., RawWebSocket], pat
     assert ws.at_eof()
 
 
+@FRAMING
 def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., RawWebSocket]) -> None:
     # A frame that declares 1 GiB: the server refuses once 1 MiB has arrived, not at the end.
     ws = raw("/echo")
-    head = bytes((0x82, 0x80 | 127)) + (1 << 30).to_bytes(8, "big") + b"mask"
+    head = frame_head(OP_BINARY, 1 << 30) + b"mask"
     ws.send_raw(head)
     try:
         for _ in range(40):
@@ -334,6 +360,7 @@ def test_oversized_declared_frame_is_refused_while_arriving(raw: Callable[..., R
 # -- ping / pong ---------------------------------------------------------------------------
 
 
+@CLOSING
 def test_ping_is_answered_with_pong(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_frame(OP_PING, b"are you there")
@@ -343,6 +370,7 @@ def test_ping_is_answered_with_pong(raw: Callable[..., RawWebSocket]) -> None:
     assert ws.recv_message() == (OP_TEXT, b"still open")
 
 
+@CLOSING
 async def test_websockets_client_ping(server: RunningServer) -> None:
     async with websockets.connect(ws_url(server, "/echo")) as ws:
         latency = await asyncio.wait_for(await ws.ping(), 5)
@@ -383,6 +411,7 @@ def test_http_route_still_works(server: RunningServer) -> None:
     ],
     ids=["version", "bad-key", "no-key"],
 )
+@HANDSHAKE
 def test_bad_handshakes(raw: Callable[..., RawWebSocket], headers: dict[str, str], status: int) -> None:
     ws = raw("/echo", headers)
     assert ws.status == status
@@ -390,9 +419,10 @@ def test_bad_handshakes(raw: Callable[..., RawWebSocket], headers: dict[str, str
         assert ws.headers["sec-websocket-version"] == "13"
 
 
+@HANDSHAKE
 def test_accept_token(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     # RFC 6455 section 1.3's example.
-    from wsutil import handshake_request
+    from support.websocket import handshake_request
 
     request = handshake_request("/echo", key="dGhlIHNhbXBsZSBub25jZQ==")
     with RawWebSocket.connect(server.port, "/echo", request=request) as ws:
@@ -478,6 +508,7 @@ def test_subprotocol_chosen_by_the_handler(raw: Callable[..., RawWebSocket]) -> 
 # -- flow control and concurrency -----------------------------------------------------------
 
 
+@CAPACITY
 def test_slow_reader_does_not_make_the_server_buffer(raw: Callable[..., RawWebSocket], server: RunningServer) -> None:
     ws = raw("/flood")
     ws.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 65536)
@@ -503,6 +534,7 @@ async def test_broadcast_between_clients(server: RunningServer) -> None:
         assert await a.recv() == "from a"
 
 
+@CAPACITY
 async def test_many_concurrent_connections(server: RunningServer) -> None:
     async def one(i: int) -> None:
         async with websockets.connect(ws_url(server, "/echo"), ping_interval=None) as ws:
@@ -513,6 +545,7 @@ async def test_many_concurrent_connections(server: RunningServer) -> None:
     await asyncio.gather(*(one(i) for i in range(500)))
 
 
+@CLOSING
 def test_connection_reset_by_client_is_harmless(server: RunningServer) -> None:
     import socket
 
@@ -523,6 +556,7 @@ def test_connection_reset_by_client_is_harmless(server: RunningServer) -> None:
     assert httpx.get(server.url + "/plain").text == "plain"
 
 
+@CLOSING
 def test_closed_connection_sends_nothing_more(raw: Callable[..., RawWebSocket]) -> None:
     ws = raw("/echo")
     ws.send_close(1000)

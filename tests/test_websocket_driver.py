@@ -1,6 +1,6 @@
 """The WebSocket driver and its asyncio glue without a socket: bytes in, events and bytes out.
 
-WsDriver is driven with frames built by wsutil; WebSocketConnection with a fake transport and
+WsDriver is driven with frames built by support.websocket; WebSocketConnection with a fake transport and
 a fake HTTP owner, its timers with explicit clock values.
 """
 
@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.extensions.permessage_deflate import PerMessageDeflate
-from wsutil import (
+from support.websocket import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONT,
@@ -27,6 +26,7 @@ from wsutil import (
     encode_frame,
     frames,
 )
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 from cello.config import Config
 from cello.request import Request

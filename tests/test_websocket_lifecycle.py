@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import websockets
-from apputil import RunningServer, start_server
+from support.servers import RunningServer, start_server
+from support.websocket import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, deflate, encode_frame
 from websockets.exceptions import ConnectionClosed
-from wsutil import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, deflate, encode_frame
 
 TUNED = "tests/apps/ws_tuned.py"
 APP = "tests/apps/ws.py"

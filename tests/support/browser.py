@@ -2,7 +2,7 @@
 
 A browser test module needs two fixtures, which these helpers make short:
 
-    from browserutil import expect, launch_chromium, open_page
+    from support.browser import expect, launch_chromium, open_page
 
     @pytest.fixture(scope="module")
     def browser():

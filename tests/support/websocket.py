@@ -1,4 +1,6 @@
-"""A raw WebSocket client for tests: the handshake and frames byte by byte, nothing hidden.
+"""WebSocket frames byte by byte, and a raw client for tests: nothing hidden.
+
+The one frame encoder of the tests and the benchmarks (benchmarks/ put tests/ on sys.path).
 
     with RawWebSocket.connect(port, "/echo") as ws:
         ws.send_frame(OP_TEXT, b"hi")            # masked, final
@@ -25,16 +27,20 @@ OP_PING = 0x9
 OP_PONG = 0xA
 
 
-def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False) -> bytes:
+def frame_head(opcode: int, size: int, *, fin: bool = True, mask: bool = True, rsv1: bool = False) -> bytes:
+    """A frame's first bytes up to (not including) the masking key, declaring ``size``."""
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    size = len(payload)
     mask_bit = 0x80 if mask else 0
     if size < 126:
-        head = bytes((first, mask_bit | size))
-    elif size < 65536:
-        head = struct.pack("!BBH", first, mask_bit | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, mask_bit | 127, size)
+        return bytes((first, mask_bit | size))
+    if size < 65536:
+        return struct.pack("!BBH", first, mask_bit | 126, size)
+    return struct.pack("!BBQ", first, mask_bit | 127, size)
+
+
+def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False) -> bytes:
+    """One frame; masked with a random key unless ``mask=False`` (as a server sends)."""
+    head = frame_head(opcode, len(payload), fin=fin, mask=mask, rsv1=rsv1)
     if not mask:
         return head + payload
     key = os.urandom(4)
