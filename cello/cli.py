@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cello import _native
 from cello.app import App, RouteEntry, __version__
+from cello.routing import build_plan
+from cello.routing.diagnostics import format_tree, shadowed
 from cello.runner import RunOptions, add_run_flags, run_app
 
 
@@ -101,8 +103,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:
-    from cello.routing import build_plan
-
     app = load_app(args.app, "routes")
     routes = app.routes()
     rows = [("METHOD", "PATTERN", "HANDLER", "BLUEPRINT")]
@@ -118,8 +118,8 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     plan = build_plan(routes)
     if args.tree:
         print()
-        print(plan.format_tree())
-    for warning in plan.shadowed():
+        print(format_tree(plan))
+    for warning in shadowed(plan):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
