@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cello import _native
-from cello.app import App, RouteEntry, __version__
+from cello.app import App, __version__
+from cello.endpoints import RouteEntry
 from cello.routing import build_plan
 from cello.routing.diagnostics import format_tree, shadowed
 from cello.runner import RunOptions, add_run_flags, run_app
