@@ -67,6 +67,8 @@ class _Runtime:
 class App(Registrar):
     """A Cello application. Also an ASGI 3 application (see ``cello.asgi``)."""
 
+    _serves = True
+
     def __init__(self, **options: Any) -> None:
         super().__init__("")
         self.config = Config.from_kwargs(options)
@@ -139,6 +141,9 @@ class App(Registrar):
     def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         self.shutdown_handlers.append(fn)
         return fn
+
+    def _at_shutdown(self, fn: Callable[[], Any]) -> None:
+        self.shutdown_handlers.append(fn)
 
     # -- the route table ------------------------------------------------------------------
 

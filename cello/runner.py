@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from cello.app import App
 
+from cello.build_artifacts import attach_build
+from cello.middleware.debug import install as install_debug
+from cello.reloader import is_reloader_child, run_with_reload, script_directory
+
 log = logging.getLogger("cello")
 
 
@@ -177,12 +181,12 @@ def configure_logging(debug: bool, logs: bool | None) -> None:
 
 def run_app(app: App, options: RunOptions) -> int:
     """Serve ``app`` until a signal stops it; returns the process exit code."""
+    # The server (uvloop, the parsers, compiled modules) loads only when serving: an app run
+    # by an ASGI server or a `cello build` never imports it.
     from cello.server.config import ServerConfig
-    from cello.server.serve import serve
+    from cello.server.supervisor import serve
 
     if options.reload:
-        from cello.reloader import is_reloader_child, run_with_reload, script_directory
-
         if not is_reloader_child():
             configure_logging(False, options.logs)
             return run_with_reload([script_directory()], [Path(options.build_dir)])
@@ -197,13 +201,10 @@ def run_app(app: App, options: RunOptions) -> int:
     app._invalidate()
     configure_logging(debug, options.logs)
     if options.load_build:
-        from cello.build_artifacts import attach_build
-
         attach_build(app, Path(options.build_dir))
     if debug:
-        from cello.middleware.debug import install as install_debug
-
-        install_debug(app)
+        if install_debug(app.scope):
+            app._invalidate()
     # The start-up line goes through the log; print it only when logs are silenced.
     config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))
