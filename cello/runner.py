@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from cello.app import App
 
 from cello.build_artifacts import attach_build
+from cello.config import Config
 from cello.middleware.debug import install as install_debug
 from cello.reloader import is_reloader_child, run_with_reload, script_directory
 
@@ -142,16 +143,33 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=allowed.parse, default=None, metavar="N", help=text)
 
 
+# The defaults shown are Config's (cello/config.py), where they live.
 _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("--keep-alive-timeout", float, "seconds an idle keep-alive connection stays open (5)"),
-    ("--request-head-timeout", float, "seconds to receive a whole request head (10)"),
-    ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
-    ("--min-body-rate", int, "bytes/s a body must average after --body-idle-timeout; 0: none (1024)"),
-    ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
-    ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
-    ("--worker-timeout", float, "seconds a worker's event loop may not answer before it is replaced (30)"),
-    ("--max-connections", int, "open connections per process; more get 503 (1000)"),
-    ("--backlog", int, "listen backlog (2048)"),
+    (
+        "--keep-alive-timeout",
+        float,
+        f"seconds an idle keep-alive connection stays open ({Config.keep_alive_timeout:g})",
+    ),
+    ("--request-head-timeout", float, f"seconds to receive a whole request head ({Config.request_head_timeout:g})"),
+    ("--body-idle-timeout", float, f"seconds without body bytes before 408 ({Config.body_idle_timeout:g})"),
+    (
+        "--min-body-rate",
+        int,
+        f"bytes/s a body must average after --body-idle-timeout; 0: none ({Config.min_body_rate})",
+    ),
+    ("--graceful-timeout", float, f"seconds in-flight requests get at shutdown ({Config.graceful_timeout:g})"),
+    (
+        "--handler-timeout",
+        float,
+        f"seconds an async/threaded handler may take before 503 ({Config.handler_timeout or 'none'})",
+    ),
+    (
+        "--worker-timeout",
+        float,
+        f"seconds a worker's event loop may not answer before it is replaced ({Config.worker_timeout:g})",
+    ),
+    ("--max-connections", int, f"open connections per process; more get 503 ({Config.max_connections})"),
+    ("--backlog", int, f"listen backlog ({Config.backlog})"),
 )
 # RunOptions fields that are App settings of the same name.
 _APP_SETTINGS: tuple[str, ...] = tuple(flag[2:].replace("-", "_") for flag, _, _ in _SERVER_FLAGS)

@@ -96,7 +96,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Import
             and isinstance(node.args[0].value, str)
         ):
             targets = [node.args[0].value]
-        for target in targets:
+        for target in dict.fromkeys(targets):
             resolved = resolve(target)
             if resolved is not None:
                 yield Import(name, resolved, getattr(node, "lineno", 0), inner)

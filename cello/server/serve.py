@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cello.config import Config
 from cello.server.config import ServerConfig
 from cello.server.protocol import HttpProtocol, ServerState
 
@@ -48,7 +49,7 @@ def format_host(host: str) -> str:
 
 
 def bind_socket(
-    host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048, listen: bool = True
+    host: str, port: int, *, reuse_port: bool = False, backlog: int = Config.backlog, listen: bool = True
 ) -> socket.socket:
     """A bound, listening, non-blocking TCP socket; BindError says why not."""
     try:
