@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cello.asgi import handle
-from cello.blueprint import WEBSOCKET, Blueprint, Registrar, RouteSpec
+from cello.blueprint import WEBSOCKET, Registrar, RouteSpec
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
-from cello.errors import RouteError
 from cello.forms import FormLimits, limits_from
 from cello.pipeline import Endpoint, Scope
 from cello.request import Request
@@ -112,16 +111,6 @@ class App(Registrar):
             if blueprint.scope is scope:
                 return blueprint.name
         return ""
-
-    def _check_blueprint_names(self, blueprint: Blueprint) -> None:
-        taken = {bp.name: bp for bp in self._walk()}
-        for candidate in [blueprint, *blueprint._walk()]:
-            other = taken.get(candidate.name)
-            if other is not None and other is not candidate:
-                raise RouteError(
-                    f"duplicate blueprint name {candidate.name!r} (prefixes {other.prefix!r} and "
-                    f"{candidate.prefix!r}); pass name=... to tell them apart"
-                )
 
     def _invalidate(self) -> None:
         self._runtime = None

@@ -379,6 +379,17 @@ class Registrar:
         for child in self._children:
             child._collect_routes(chain + [child], found)
 
+    def _check_blueprint_names(self, blueprint: Blueprint) -> None:
+        """Raise RouteError if ``blueprint`` or one below it takes a name already taken."""
+        taken = {bp.name: bp for bp in self._walk()}
+        for candidate in [blueprint, *blueprint._walk()]:
+            other = taken.get(candidate.name)
+            if other is not None and other is not candidate:
+                raise RouteError(
+                    f"duplicate blueprint name {candidate.name!r} (prefixes {other.prefix!r} and "
+                    f"{candidate.prefix!r}); pass name=... to tell them apart"
+                )
+
     # -- what an app does with the routes of its subtree (App overrides these) -----------
 
     def _check_routes(self, routes: list[tuple[RouteSpec, str, list[Scope]]]) -> None:
@@ -386,9 +397,6 @@ class Registrar:
 
     def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
         """Serve ``spec`` at ``full_path`` with the hooks of ``scopes``."""
-
-    def _check_blueprint_names(self, blueprint: Blueprint) -> None:
-        """Raise RouteError if ``blueprint`` or one below it takes a name already taken."""
 
     def _invalidate(self) -> None:
         """Routes or hooks changed: endpoints are to be built again."""
