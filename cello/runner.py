@@ -213,16 +213,15 @@ def run_app(app: App, options: RunOptions) -> int:
         if value is not None:
             setattr(app.config, name, value)
     debug = options.debug_for(app.config.debug)
-    app.config.debug = debug
     if options.http:
         app.config.http = options.http
-    app._invalidate()
+    if debug:
+        install_debug(app.scope)
+    # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
+    app.debug = debug
     configure_logging(debug, options.logs)
     if options.load_build:
         attach_build(app, Path(options.build_dir))
-    if debug:
-        if install_debug(app.scope):
-            app._invalidate()
     # The start-up line goes through the log; print it only when logs are silenced.
     config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))

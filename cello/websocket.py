@@ -7,9 +7,10 @@
 
 The handshake request goes through the route's before-hooks and guards like any request
 (a refusal is a normal HTTP response); then the handler runs with a :class:`WebSocket`.
-``def`` handlers run in a worker thread with :class:`SyncWebSocket`. This module knows nothing
-of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the native
-server and the ASGI adapter (``asgi_websocket``) both provide.
+``def`` handlers run in a worker thread with :class:`SyncWebSocket`. This module is the user
+API only (the route's endpoint and the handler's runner are in cello/endpoints.py) and knows
+nothing of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the
+native server and the ASGI adapter (cello/asgi/websocket.py) both provide.
 """
 
 from __future__ import annotations

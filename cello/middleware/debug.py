@@ -70,10 +70,7 @@ def _inspect(request: Request, response: Response) -> None:
     )
 
 
-def install(scope: Scope) -> bool:
-    """Add the request/response log to ``scope``; whether it was added (the caller then
-    rebuilds its endpoints)."""
-    if _inspect in scope.after:
-        return False
-    scope.after.insert(0, _inspect)
-    return True
+def install(scope: Scope) -> None:
+    """Add the request/response log to ``scope`` (once); the caller rebuilds its endpoints."""
+    if _inspect not in scope.after:
+        scope.after.insert(0, _inspect)
