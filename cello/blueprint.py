@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from cello.errors import RouteError
+from cello.middleware import logging as logging_middleware
+from cello.middleware import timing
+from cello.middleware.compression import CompressionPolicy
+from cello.middleware.cors import CorsPolicy
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
+from cello.routing import parse_pattern
+from cello.staticfiles import StaticFiles
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-    from cello.app import App
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,7 +123,14 @@ class RouteSpec:
 
 
 class Registrar:
-    """Everything that declares routes, hooks, guards and error handlers."""
+    """Everything that declares routes, hooks, guards and error handlers.
+
+    An app is the registrar that serves routes (``_serves``): a blueprint forwards its routes
+    to the apps above it through the hooks at the end of this class, which ``App`` overrides.
+    This module never imports ``App``.
+    """
+
+    _serves: bool = False
 
     def __init__(self, prefix: str = "", guards: Sequence[Handler] | None = None) -> None:
         self.prefix = prefix
@@ -139,13 +150,12 @@ class Registrar:
             return [[self]]
         return [chain + [self] for parent in self._parents for chain in parent._chains()]
 
-    def _roots(self) -> list[App]:
-        from cello.app import App
-
-        roots: list[App] = []
+    def _roots(self) -> list[Registrar]:
+        """The apps this registrar's routes are served by."""
+        roots: list[Registrar] = []
         for chain in self._chains():
             root = chain[0]
-            if isinstance(root, App) and root not in roots:
+            if root._serves and root not in roots:
                 roots.append(root)
         return roots
 
@@ -166,11 +176,9 @@ class Registrar:
         self, chains: list[list[Registrar]], specs: list[RouteSpec], pending: list[PendingRoute]
     ) -> list[PendingRoute]:
         """Add ``specs`` of this registrar as mounted by ``chains``, all or nothing."""
-        from cello.app import App
-
         for chain in chains:
             root = chain[0]
-            if isinstance(root, App):
+            if root._serves:
                 for spec in specs:
                     pending.append((root, spec, self._join(chain, spec.path), [r.scope for r in chain]))
         return pending
@@ -206,8 +214,6 @@ class Registrar:
         return decorator
 
     def _add_spec(self, spec: RouteSpec) -> None:
-        from cello.routing import parse_pattern
-
         # A route's own path is a pattern too, so "users" is refused as in Flask rather than
         # read as "/users"; only a blueprint's "" (its prefix itself) is relative.
         if spec.path or not isinstance(self, Blueprint):
@@ -277,9 +283,10 @@ class Registrar:
     def enable_logging(self, file: str | None = None) -> None:
         """Log one access line per request of this app or blueprint: to the ``cello.access``
         logger, or with ``file=`` appended to that file in buffered batches."""
-        from cello.middleware.logging import install
-
-        install(self, file)
+        finish = logging_middleware.install(self.scope, file)
+        if isinstance(finish, logging_middleware.FileSink):
+            self._at_shutdown(finish.flush)
+        self._changed()
 
     def enable_cors(
         self,
@@ -292,8 +299,6 @@ class Registrar:
     ) -> None:
         """Answer CORS preflights and add CORS headers (Fetch standard). ``origins=None``
         allows any origin; with ``credentials=True`` the origin is echoed, never ``*``."""
-        from cello.middleware.cors import CorsPolicy
-
         # The innermost policy governs a route: a blueprint's CORS replaces the app's for
         # its routes instead of stacking a second set of headers on them.
         self.scope.cors = CorsPolicy.create(origins, methods, headers, credentials, max_age, expose_headers)
@@ -301,15 +306,11 @@ class Registrar:
 
     def enable_compression(self, min_size: int = 1024, level: int = 6, brotli: bool = True) -> None:
         """gzip (and brotli when installed) for compressible responses of ``min_size`` bytes or more."""
-        from cello.middleware.compression import CompressionPolicy
-
         self.scope.after.insert(0, CompressionPolicy(min_size, level, brotli).after)
         self._changed()
 
     def enable_timing(self) -> None:
         """``Server-Timing`` and ``X-Response-Time`` on every response."""
-        from cello.middleware import timing
-
         self.scope.before.insert(0, timing.start)
         self.scope.after.insert(0, timing.finish)
         self._changed()
@@ -320,8 +321,6 @@ class Registrar:
         Paths that would leave the directory (``..``, absolute, NUL, symlinks out) get 404, and
         so do hidden files (``.env``, ``.git/``) unless ``dotfiles=True``.
         """
-        from cello.staticfiles import StaticFiles
-
         handler = StaticFiles(directory, index, dotfiles)
         # A prefix is lenient like a blueprint's: "static" is "/static".
         self.route(join_path("/" + prefix.lstrip("/"), "{*path}"), ["GET"], name=f"static:{prefix}")(handler)
@@ -380,13 +379,38 @@ class Registrar:
         for child in self._children:
             child._collect_routes(chain + [child], found)
 
+    def _check_blueprint_names(self, blueprint: Blueprint) -> None:
+        """Raise RouteError if ``blueprint`` or one below it takes a name already taken."""
+        taken = {bp.name: bp for bp in self._walk()}
+        for candidate in [blueprint, *blueprint._walk()]:
+            other = taken.get(candidate.name)
+            if other is not None and other is not candidate:
+                raise RouteError(
+                    f"duplicate blueprint name {candidate.name!r} (prefixes {other.prefix!r} and "
+                    f"{candidate.prefix!r}); pass name=... to tell them apart"
+                )
 
-PendingRoute = tuple["App", RouteSpec, str, list[Scope]]
+    # -- what an app does with the routes of its subtree (App overrides these) -----------
+
+    def _check_routes(self, routes: list[tuple[RouteSpec, str, list[Scope]]]) -> None:
+        """Raise RouteError if any of ``routes`` conflicts with the routes served."""
+
+    def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
+        """Serve ``spec`` at ``full_path`` with the hooks of ``scopes``."""
+
+    def _invalidate(self) -> None:
+        """Routes or hooks changed: endpoints are to be built again."""
+
+    def _at_shutdown(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn`` when the server stops (only an app is ever started and stopped)."""
+
+
+PendingRoute = tuple[Registrar, RouteSpec, str, list[Scope]]
 
 
 def _commit(pending: list[PendingRoute]) -> None:
     """Check every pending route of every app first, then add them: a conflict changes nothing."""
-    by_app: dict[int, tuple[App, list[tuple[RouteSpec, str, list[Scope]]]]] = {}
+    by_app: dict[int, tuple[Registrar, list[tuple[RouteSpec, str, list[Scope]]]]] = {}
     for app, spec, full_path, scopes in pending:
         by_app.setdefault(id(app), (app, []))[1].append((spec, full_path, scopes))
     for app, routes in by_app.values():

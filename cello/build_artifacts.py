@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cello.routing.loader import load_compiled
+
 if TYPE_CHECKING:
     from cello.app import App
 
@@ -77,8 +79,6 @@ def attach_build(app: App, build_dir: Path, require: bool = False, reference: st
     ``require`` is set. Returns whether the compiled router is in use. ``reference`` is how
     the user named the app (``module:attr``, ``file.py``), for the command the warning suggests.
     """
-    from cello.routing.loader import load_compiled
-
     manifest = read_manifest(build_dir)
     if manifest is None:
         return _refuse(f"no build found in {build_dir}/ (run `cello build`)", require, quiet=True)

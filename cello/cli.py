@@ -11,8 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cello import _native
-from cello.app import App, RouteEntry, __version__
-from cello.runner import RunOptions, add_run_flags, run_app
+from cello.app import App, __version__
+from cello.build_artifacts import BuildError, attach_build, read_manifest
+from cello.endpoints import RouteEntry
+from cello.reloader import is_reloader_child, run_with_reload
+from cello.routing import build_plan
+from cello.routing.diagnostics import format_tree, shadowed
+from cello.runner import RunOptions, add_run_flags, configure_logging, run_app
 
 
 class AppLoadError(Exception):
@@ -66,18 +71,12 @@ def load_app(reference: str, command: str = "serve") -> App:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from cello.build_artifacts import BuildError, attach_build, read_manifest
-
     if args.reload:
-        from cello.reloader import is_reloader_child, run_with_reload
-
         if not is_reloader_child():
             # Before importing the app: an app that fails to import is reported by the
             # child and retried on the next change, instead of ending the session.
             target = (args.app or "").partition(":")[0]
             watched = Path(target).resolve().parent if target.endswith(".py") else Path.cwd()
-            from cello.runner import configure_logging
-
             configure_logging(False, False if args.no_logs else None)
             return run_with_reload([watched], [Path(args.out)])
     build_dir = Path(args.out)
@@ -101,8 +100,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:
-    from cello.routing import build_plan
-
     app = load_app(args.app, "routes")
     routes = app.routes()
     rows = [("METHOD", "PATTERN", "HANDLER", "BLUEPRINT")]
@@ -118,8 +115,8 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     plan = build_plan(routes)
     if args.tree:
         print()
-        print(plan.format_tree())
-    for warning in plan.shadowed():
+        print(format_tree(plan))
+    for warning in shadowed(plan):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
@@ -127,15 +124,14 @@ def _cmd_routes(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     app = load_app(args.app, "build")
     if args.check:
-        from cello.build_artifacts import BuildError, attach_build
-
         try:
             attach_build(app, Path(args.out), require=True, reference=args.app)
         except BuildError as exc:
             print(f"out of date: {exc}", file=sys.stderr)
             return 1
         return 0
-    # Build-time code, imported only by this command (the runtime never imports codegen).
+    # Build-time code (Jinja2, mypyc), imported only by this command: the runtime never
+    # imports codegen (tests/test_architecture.py allows this one import and no other).
     build = importlib.import_module("cello.codegen.build")
     code: int = build.run_build(app, args.app, Path(args.out), compile=not args.no_compile)
     return code

@@ -21,6 +21,7 @@ from typing import Any, Protocol, Union
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
 from cello.response import JSON, Response, dumps, json_response
+from cello.sse import SseStream
 from cello.staticfiles import FileResponse
 
 Handler = Callable[[Request], Any]
@@ -76,8 +77,6 @@ def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
         return _from_tuple(value)
     if isinstance(value, (list, bytes, bytearray, memoryview)):
         return Response(value)  # type: ignore[arg-type]
-    from cello.sse import SseStream
-
     if isinstance(value, SseStream):
         return value.to_response(sse_keepalive)
     if inspect.isasyncgen(value) or inspect.isgenerator(value):

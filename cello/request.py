@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 from urllib.parse import unquote
 
 import orjson
@@ -12,10 +12,8 @@ from mypy_extensions import mypyc_attr
 
 from cello.datastructures import QueryParams, QuerySource
 from cello.errors import HTTPException
+from cello.forms import FormData, FormLimits, UploadedFiles, parse_form
 from cello.headers import Headers, HeaderSource
-
-if TYPE_CHECKING:
-    from cello.forms import FormData, FormLimits, UploadedFiles
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
 
@@ -194,8 +192,6 @@ class Request:
         """The parsed form; works as ``request.form()`` and ``await request.form()``."""
         form = self._form
         if form is None:
-            from cello.forms import parse_form
-
             form = parse_form(self.headers.get("content-type") or "", self._body, self._form_limits)
             self._form = form
         return form

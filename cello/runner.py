@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from cello.app import App
 
+from cello.build_artifacts import attach_build
+from cello.config import Config
+from cello.middleware.debug import install as install_debug
+from cello.reloader import is_reloader_child, run_with_reload, script_directory
+
 log = logging.getLogger("cello")
 
 
@@ -138,16 +143,33 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, type=allowed.parse, default=None, metavar="N", help=text)
 
 
+# The defaults shown are Config's (cello/config.py), where they live.
 _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("--keep-alive-timeout", float, "seconds an idle keep-alive connection stays open (5)"),
-    ("--request-head-timeout", float, "seconds to receive a whole request head (10)"),
-    ("--body-idle-timeout", float, "seconds without body bytes before 408 (30)"),
-    ("--min-body-rate", int, "bytes/s a body must average after --body-idle-timeout; 0: none (1024)"),
-    ("--graceful-timeout", float, "seconds in-flight requests get at shutdown (10)"),
-    ("--handler-timeout", float, "seconds an async/threaded handler may take before 503 (none)"),
-    ("--worker-timeout", float, "seconds a worker's event loop may not answer before it is replaced (30)"),
-    ("--max-connections", int, "open connections per process; more get 503 (1000)"),
-    ("--backlog", int, "listen backlog (2048)"),
+    (
+        "--keep-alive-timeout",
+        float,
+        f"seconds an idle keep-alive connection stays open ({Config.keep_alive_timeout:g})",
+    ),
+    ("--request-head-timeout", float, f"seconds to receive a whole request head ({Config.request_head_timeout:g})"),
+    ("--body-idle-timeout", float, f"seconds without body bytes before 408 ({Config.body_idle_timeout:g})"),
+    (
+        "--min-body-rate",
+        int,
+        f"bytes/s a body must average after --body-idle-timeout; 0: none ({Config.min_body_rate})",
+    ),
+    ("--graceful-timeout", float, f"seconds in-flight requests get at shutdown ({Config.graceful_timeout:g})"),
+    (
+        "--handler-timeout",
+        float,
+        f"seconds an async/threaded handler may take before 503 ({Config.handler_timeout or 'none'})",
+    ),
+    (
+        "--worker-timeout",
+        float,
+        f"seconds a worker's event loop may not answer before it is replaced ({Config.worker_timeout:g})",
+    ),
+    ("--max-connections", int, f"open connections per process; more get 503 ({Config.max_connections})"),
+    ("--backlog", int, f"listen backlog ({Config.backlog})"),
 )
 # RunOptions fields that are App settings of the same name.
 _APP_SETTINGS: tuple[str, ...] = tuple(flag[2:].replace("-", "_") for flag, _, _ in _SERVER_FLAGS)
@@ -177,12 +199,12 @@ def configure_logging(debug: bool, logs: bool | None) -> None:
 
 def run_app(app: App, options: RunOptions) -> int:
     """Serve ``app`` until a signal stops it; returns the process exit code."""
+    # The server (uvloop, the parsers, compiled modules) loads only when serving: an app run
+    # by an ASGI server or a `cello build` never imports it.
     from cello.server.config import ServerConfig
-    from cello.server.serve import serve
+    from cello.server.supervisor import serve
 
     if options.reload:
-        from cello.reloader import is_reloader_child, run_with_reload, script_directory
-
         if not is_reloader_child():
             configure_logging(False, options.logs)
             return run_with_reload([script_directory()], [Path(options.build_dir)])
@@ -191,19 +213,15 @@ def run_app(app: App, options: RunOptions) -> int:
         if value is not None:
             setattr(app.config, name, value)
     debug = options.debug_for(app.config.debug)
-    app.config.debug = debug
     if options.http:
         app.config.http = options.http
-    app._invalidate()
+    if debug:
+        install_debug(app.scope)
+    # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
+    app.debug = debug
     configure_logging(debug, options.logs)
     if options.load_build:
-        from cello.build_artifacts import attach_build
-
         attach_build(app, Path(options.build_dir))
-    if debug:
-        from cello.middleware.debug import install as install_debug
-
-        install_debug(app)
     # The start-up line goes through the log; print it only when logs are silenced.
     config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))

@@ -9,13 +9,15 @@ import orjson
 
 from cello._descriptors import FactoryOrField
 from cello.concurrency import iterate_in_threadpool
+from cello.config import Config
 
 if TYPE_CHECKING:
     from cello.response import Response
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 KEEPALIVE = b": keep-alive\n\n"
-DEFAULT_KEEPALIVE = 15.0
+# Seconds of silence before a keep-alive comment, for a stream served outside any app.
+DEFAULT_KEEPALIVE = Config.sse_keepalive
 
 
 def _check_field(name: str, value: str | None) -> str | None:

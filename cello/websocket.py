@@ -7,19 +7,17 @@
 
 The handshake request goes through the route's before-hooks and guards like any request
 (a refusal is a normal HTTP response); then the handler runs with a :class:`WebSocket`.
-``def`` handlers run in a worker thread with :class:`SyncWebSocket`. This module knows nothing
-of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the native
-server and the ASGI adapter (``asgi_websocket``) both provide.
+``def`` handlers run in a worker thread with :class:`SyncWebSocket`. This module is the user
+API only (the route's endpoint and the handler's runner are in cello/endpoints.py) and knows
+nothing of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the
+native server and the ASGI adapter (cello/asgi/websocket.py) both provide.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -30,19 +28,16 @@ from typing import (
 import orjson
 
 from cello._descriptors import FactoryOrField
-from cello.errors import HTTPException
-from cello.pipeline import Endpoint, error_response, is_async
-from cello.request import Request, State, WireRequest
-from cello.response import Response, WebSocketUpgrade, dumps
+from cello.pipeline import error_response
+from cello.request import Request, State
+from cello.response import dumps
 
 if TYPE_CHECKING:
-    from cello.app import App, RouteEntry
     from cello.datastructures import QueryParams
     from cello.headers import Headers
     from cello.server.interface import WebSocketSession
 
 logger = logging.getLogger("cello.websocket")
-error_log = logging.getLogger("cello.error")
 
 T = TypeVar("T")
 Sendable = Union[str, bytes, bytearray, memoryview, "WebSocketMessage"]
@@ -447,230 +442,3 @@ class SyncWebSocket:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self._call(self._ws.close(code, reason))
-
-
-# Sync handlers hold a thread for the life of their connection: they get their own pool, so
-# that they cannot starve ``threaded=True`` HTTP routes (and the other way round).
-SYNC_HANDLER_THREADS = 256
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="cello-ws")
-        return _pool
-
-
-# -- the endpoint: hooks, guards, Origin, then the handler ------------------------------------
-
-
-def websocket_endpoint(app: App, entry: RouteEntry) -> Endpoint:
-    """The chain of a ``@websocket`` route. It answers the handshake request with a
-    WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced)."""
-    spec = entry.spec
-    handler = spec.handler
-    run_sync = not is_async(handler)
-    subprotocols = tuple(spec.options.get("subprotocols", ()))
-    allowed = _allowed_origins(app.config.ws_allowed_origins)
-    debug = app.config.debug
-    route = entry.path
-
-    def upgrade(request: Request) -> Response:
-        if allowed is not None:
-            origin = request.headers.get("origin")
-            if origin is not None and origin.lower() not in allowed and "*" not in allowed:
-                raise HTTPException(403, f"Forbidden: origin {origin} is not allowed")
-        return WebSocketUpgrade(_runner(handler, run_sync, request, subprotocols, debug, route))
-
-    return Endpoint(
-        upgrade,
-        entry.scopes,
-        route_guards=spec.guards,
-        # A handshake has no body; one that declares one is refused (413).
-        max_body_size=0,
-        debug=debug,
-        executor=app._executor_factory,
-        options=spec.options,
-    )
-
-
-def _allowed_origins(origins: Sequence[str] | None) -> frozenset[str] | None:
-    if origins is None:
-        return None
-    return frozenset(origin.rstrip("/").lower() for origin in origins)
-
-
-def _runner(
-    handler: Callable[..., Any],
-    run_sync: bool,
-    request: Request,
-    subprotocols: Sequence[str],
-    debug: bool,
-    route: str,
-) -> Callable[[WebSocketSession], Awaitable[None]]:
-    async def run(session: WebSocketSession) -> None:
-        ws = WebSocket(session, request, subprotocols)
-        try:
-            if run_sync:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
-            else:
-                result = handler(ws)
-                if inspect.isawaitable(result):
-                    await result
-        except WebSocketDisconnect:
-            pass  # the peer went away while the handler was using the connection: a normal end
-        except HTTPException as exc:
-            # Raised before accepting, it refuses the handshake with its status.
-            if not ws.accepted:
-                await session.deny(error_response(exc.status, exc.detail, exc.headers))
-                return
-            await session.close(1011 if exc.status >= 500 else 1008, "")
-        except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection
-            error_log.error("unhandled error in WebSocket handler for %s", route, exc_info=exc)
-            if not ws.accepted:
-                message = f"Handler error: {type(exc).__name__}: {exc}" if debug else "Internal Server Error"
-                await session.deny(error_response(500, message))
-                return
-            await session.close(1011, "")
-        if not ws.accepted:
-            if session.close_code == 0:
-                # The handler returned without accepting: refuse, as ASGI servers do.
-                await session.deny(error_response(403, "Forbidden"))
-            return
-        if session.close_code == 0:
-            await session.close(1000, "")
-        if ws._log:
-            logger.debug("disconnect %s from %s: code %d", request.path, _peer(request.client), session.close_code)
-
-    return run
-
-
-# -- ASGI --------------------------------------------------------------------------------------
-
-AsgiMessage = MutableMapping[str, Any]
-
-
-class _AsgiSession:
-    """A WebSocketSession over ASGI messages (``App`` served by uvicorn, hypercorn...)."""
-
-    def __init__(
-        self,
-        scope: Mapping[str, Any],
-        receive: Callable[[], Awaitable[AsgiMessage]],
-        send: Callable[[AsgiMessage], Awaitable[None]],
-    ) -> None:
-        self._receive = receive
-        self._send = send
-        extensions = scope.get("extensions") or {}
-        self._http_denial = "websocket.http.response" in extensions
-        self._code = 0
-        self._reason = ""
-
-    @property
-    def close_code(self) -> int:
-        return self._code
-
-    @property
-    def close_reason(self) -> str:
-        return self._reason
-
-    async def _emit(self, message: AsgiMessage) -> bool:
-        try:
-            await self._send(message)
-        except OSError:  # servers raise a ConnectionError/ClientDisconnected once the client left
-            if not self._code:
-                self._code = 1006
-            return False
-        return True
-
-    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> bool:
-        if self._code:
-            return False
-        return await self._emit(
-            {
-                "type": "websocket.accept",
-                "subprotocol": subprotocol,
-                "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-            }
-        )
-
-    async def deny(self, response: Response) -> None:
-        self._code = 1006
-        if not self._http_denial:
-            # Closing before accept: the ASGI server answers 403.
-            await self._emit({"type": "websocket.close", "code": 1008})
-            return
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.raw_headers()]
-        headers.append((b"content-length", str(len(response._body)).encode("ascii")))
-        await self._emit({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
-        await self._emit({"type": "websocket.http.response.body", "body": response._body})
-
-    async def receive(self) -> str | bytes | int:
-        if self._code:
-            return self._code
-        message = await self._receive()
-        kind = message["type"]
-        if kind == "websocket.receive":
-            text = message.get("text")
-            if text is not None:
-                return str(text)
-            return bytes(message.get("bytes") or b"")
-        self._code = int(message.get("code") or 1005) if kind == "websocket.disconnect" else 1006
-        self._reason = str(message.get("reason") or "")
-        return self._code
-
-    async def send(self, data: str | bytes) -> bool:
-        if self._code:
-            return False
-        if isinstance(data, str):
-            return await self._emit({"type": "websocket.send", "text": data})
-        return await self._emit({"type": "websocket.send", "bytes": data})
-
-    async def close(self, code: int, reason: str) -> None:
-        if self._code:
-            return
-        self._code = code
-        self._reason = reason
-        await self._emit({"type": "websocket.close", "code": code, "reason": reason})
-
-
-async def asgi_websocket(
-    app: App,
-    scope: Mapping[str, Any],
-    receive: Callable[[], Awaitable[AsgiMessage]],
-    send: Callable[[AsgiMessage], Awaitable[None]],
-) -> None:
-    """Serve one ASGI ``websocket`` scope with the app's WebSocket routes."""
-    first = await receive()
-    if first["type"] != "websocket.connect":
-        return
-    raw_path = scope.get("raw_path")
-    client = scope.get("client")
-    scheme = scope.get("scheme", "ws")
-    headers = [(bytes(name), bytes(value)) for name, value in scope.get("headers", [])]
-    offered = scope.get("subprotocols") or []
-    if offered and not any(name.lower() == b"sec-websocket-protocol" for name, _ in headers):
-        # Some servers keep the header for themselves and pass only the parsed list.
-        headers.append((b"sec-websocket-protocol", ", ".join(offered).encode("latin-1")))
-    request = WireRequest(
-        "GET",
-        raw_path.decode("latin-1") if raw_path else scope["path"],
-        scope.get("query_string", b"").decode("latin-1"),
-        headers,
-        (str(client[0]), int(client[1])) if client else None,
-        "https" if scheme == "wss" else "http",
-        scope.get("http_version", "1.1"),
-        True,
-    )
-    endpoint = app.resolve(request)
-    result = endpoint(request)
-    response = result if isinstance(result, Response) else await result
-    session = _AsgiSession(scope, receive, send)
-    if isinstance(response, WebSocketUpgrade):
-        await response.run(session)
-    else:
-        await session.deny(response)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from cello.build_artifacts import MANIFEST, Manifest
 from cello.routing import build_plan
+from cello.routing.diagnostics import shadowed
 
 from .compile import CompileError, check_toolchain, compile_module
 from .generate import generate_source, module_name
@@ -81,7 +82,7 @@ def run_build(app: App, app_ref: str, out_dir: Path, compile: bool = True) -> in
 
     started = time.perf_counter()
     plan = build_plan(routes)
-    warnings = plan.shadowed()
+    warnings = shadowed(plan)
     timings["plan"] = time.perf_counter() - started
     _say(f"[2/4] planned {len(plan.terminals)} terminals ({timings['plan'] * 1000:.0f} ms)")
     for warning in warnings:

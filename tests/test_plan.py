@@ -15,6 +15,7 @@ from support.segments import SEGMENT_VALUES
 
 from cello.errors import RouteError
 from cello.routing import InterpretedRouter, Route, RouteTable, build_plan, parse_pattern
+from cello.routing.diagnostics import format_tree, shadowed
 
 Table = list[tuple[str, str]]
 
@@ -213,7 +214,7 @@ def test_build_plan_rejects_duplicates() -> None:
 
 def test_format_tree_names_routes() -> None:
     _, router = make([("GET", "/a/{x:int}"), ("GET", "/a/b")])
-    tree = router.plan.format_tree()
+    tree = format_tree(router.plan)
     assert "'a'" in tree and "{int}" in tree and "GET -> #0 /a/b" in tree
 
 
@@ -232,7 +233,7 @@ def test_no_route_is_shadowed() -> None:
         ("GET", "/a/"),
     ]
     _, router = make(routes)
-    assert router.plan.shadowed() == []
+    assert shadowed(router.plan) == []
 
 
 # -- property test against a brute-force reference ---------------------------------------
@@ -430,4 +431,4 @@ def test_interpreter_matches_reference(case: tuple[list[Route], list[tuple[str, 
     router = InterpretedRouter(build_plan(routes))
     for method, path in probes:
         check_against_reference(routes, router, method, path)
-    assert router.plan.shadowed() == []
+    assert shadowed(router.plan) == []

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cello.pipeline import Scope
 from cello.request import Request
 from cello.response import Response
 
@@ -69,10 +70,7 @@ def _inspect(request: Request, response: Response) -> None:
     )
 
 
-def install(registrar: object) -> None:
-    from cello.blueprint import Registrar
-
-    assert isinstance(registrar, Registrar)
-    if _inspect not in registrar.scope.after:
-        registrar.scope.after.insert(0, _inspect)
-        registrar._changed()
+def install(scope: Scope) -> None:
+    """Add the request/response log to ``scope`` (once); the caller rebuilds its endpoints."""
+    if _inspect not in scope.after:
+        scope.after.insert(0, _inspect)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from cello.pipeline import Scope
 from cello.request import Request
 from cello.response import Response
 
@@ -97,19 +98,12 @@ class FileSink:
             out.write(data)
 
 
-def install(registrar: object, file: str | None = None) -> Callable[[Request, Response], None]:
-    from cello.blueprint import Registrar
-
-    assert isinstance(registrar, Registrar)
+def install(scope: Scope, file: str | None = None) -> Callable[[Request, Response], None]:
+    """Add the access log to ``scope`` (an app's or a blueprint's); returns the line writer.
+    The caller rebuilds its endpoints and, for a FileSink, flushes it at shutdown."""
     finish: Callable[[Request, Response], None] = to_logger if file is None else FileSink(file)
-    registrar.scope.before.insert(0, start)
+    scope.before.insert(0, start)
     # After-hooks run in reverse registration order: first in the list runs last, and the
     # access log must see the final status.
-    registrar.scope.after.insert(0, finish)
-    if isinstance(finish, FileSink):
-        from cello.app import App
-
-        if isinstance(registrar, App):
-            registrar.on_shutdown(finish.flush)
-    registrar._changed()
+    scope.after.insert(0, finish)
     return finish

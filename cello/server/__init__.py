@@ -1,7 +1,8 @@
 """The HTTP/1.1 server: bytes in, ``Request``s to the application, ``Response``s out.
 
-``serve(app, host, port, config)`` runs it (``config.workers > 1``: supervisor.py forks
-workers); ``Server`` is the same with a thread-safe ``shutdown()`` (tests, embedding).
+``serve(app, host, port, config)`` (supervisor.py) runs it, forking ``config.workers``
+worker processes when there are more than one; ``Server`` (serve.py) is one process with a
+thread-safe ``shutdown()`` (tests, embedding).
 
 Modules: protocol.py (the connection, one class for both parsers), parsers.py (httptools and
 h11 adapters emitting the same five events), head.py (request-head rules both share),
@@ -33,6 +34,7 @@ Choices worth knowing (identical on both parsers):
 
 from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
-from cello.server.serve import BindError, Server, bind_socket, serve
+from cello.server.serve import BindError, Server, bind_socket
+from cello.server.supervisor import serve
 
 __all__ = ["BindError", "ClientDisconnect", "Server", "ServerConfig", "bind_socket", "serve"]

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cello.config import Config
 from cello.server.config import ServerConfig
 from cello.server.protocol import HttpProtocol, ServerState
 
@@ -48,7 +49,7 @@ def format_host(host: str) -> str:
 
 
 def bind_socket(
-    host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048, listen: bool = True
+    host: str, port: int, *, reuse_port: bool = False, backlog: int = Config.backlog, listen: bool = True
 ) -> socket.socket:
     """A bound, listening, non-blocking TCP socket; BindError says why not."""
     try:
@@ -242,28 +243,3 @@ def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-
-
-def serve(
-    app: Application,
-    host: str,
-    port: int,
-    config: ServerConfig,
-    *,
-    on_ready: Callable[[str], None] | None = None,
-) -> int:
-    """Serve ``app`` until SIGINT/SIGTERM; the process exit status (0 after a clean stop).
-
-    ``port`` 0 picks a free port; ``on_ready`` receives the URL once the socket accepts.
-    With ``config.workers > 1`` the supervisor forks that many worker processes.
-    """
-    if config.workers > 1:
-        from cello.server.supervisor import supervise
-
-        return supervise(app, host, port, config, on_ready=on_ready)
-    try:
-        sock = bind_socket(host, port, reuse_port=config.reuse_port, backlog=config.backlog)
-    except BindError as exc:
-        print(f"error: {exc.message}", file=sys.stderr, flush=True)
-        return 1
-    return Server(app, config).run(sock, on_ready=on_ready)

@@ -323,3 +323,26 @@ def supervise(
         return _Supervisor(app, host, port, config).run(on_ready)
     finally:
         guard.close()
+
+
+def serve(
+    app: Application,
+    host: str,
+    port: int,
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Serve ``app`` until SIGINT/SIGTERM; the process exit status (0 after a clean stop).
+
+    ``port`` 0 picks a free port; ``on_ready`` receives the URL once the socket accepts.
+    With ``config.workers > 1`` the supervisor forks that many worker processes.
+    """
+    if config.workers > 1:
+        return supervise(app, host, port, config, on_ready=on_ready)
+    try:
+        sock = bind_socket(host, port, reuse_port=config.reuse_port, backlog=config.backlog)
+    except BindError as exc:
+        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        return 1
+    return Server(app, config).run(sock, on_ready=on_ready)

@@ -1,55 +1,16 @@
-"""App as an ASGI 3 application: the same resolve/endpoint path as the native server.
-
-``uvicorn app:app``, hypercorn and granian serve a Cello app unchanged. The native server
-remains the fast path; this adapter maps ASGI messages onto the same Request/Response.
-"""
+"""ASGI ``http`` scopes: the same resolve/endpoint path as the native server, with its limits."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
 
+from cello.asgi.types import Application, Receive, Scope, Send
 from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
 from cello.server.head import valid_host
-
-if TYPE_CHECKING:
-    from cello.app import App
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-async def handle(app: App, scope: Scope, receive: Receive, send: Send) -> None:
-    kind = scope["type"]
-    if kind == "http":
-        await _http(app, scope, receive, send)
-    elif kind == "websocket":
-        from cello.websocket import asgi_websocket
-
-        await asgi_websocket(app, scope, receive, send)
-    elif kind == "lifespan":
-        await _lifespan(app, receive, send)
-
-
-async def _lifespan(app: App, receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            try:
-                await app.startup()
-            except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
-                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-                return
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await app.shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def _request_from_scope(scope: Scope) -> Request:
@@ -122,7 +83,8 @@ class _Body:
         self.disconnected = True
 
 
-async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
+async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one ASGI ``http`` scope with the app's routes."""
     request = _request_from_scope(scope)
     if _invalid_host(scope):
         # Refused before anything of the body is read (a limit of 0 accepts none of it).
