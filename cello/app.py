@@ -19,7 +19,7 @@ from cello.asgi import handle
 from cello.blueprint import WEBSOCKET, Registrar, RouteSpec
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
-from cello.forms import FormLimits, limits_from
+from cello.forms import limits_from
 from cello.pipeline import Endpoint, Scope
 from cello.request import Request
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
@@ -50,15 +50,13 @@ class _Runtime:
         param_names: list[tuple[str, ...]],
         patterns: list[str],
         multipart: list[Endpoint | None],
-        form_limits: list[FormLimits],
         answers: RouterAnswers,
     ) -> None:
         self.router = router
         self.dispatch = router.dispatch
         # Per route id, what resolve() reads, in one tuple: one lookup per request, not four.
-        # multipart: the variant that parses a multipart body as it streams in, or None;
-        # form_limits: what request.form() applies to the route's buffered bodies.
-        self.routes = list(zip(endpoints, param_names, patterns, multipart, form_limits))
+        # multipart: the variant that parses a multipart body as it streams in, or None.
+        self.routes = list(zip(endpoints, param_names, patterns, multipart))
         # What dispatch answers with no route (404, 405, OPTIONS, 426, 308).
         self.answers = answers
 
@@ -179,8 +177,8 @@ class App(Registrar):
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
         builder = EndpointBuilder(self.config, self._executor_factory, self.scope)
-        endpoints = [builder.route(entry) for entry in entries]
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
+        endpoints = [builder.route(entry, limits) for entry, limits in zip(entries, form_limits)]
         multipart = [builder.multipart(entry, limits) for entry, limits in zip(entries, form_limits)]
         return _Runtime(
             router,
@@ -188,7 +186,6 @@ class App(Registrar):
             [route.pattern.param_names for route in routes],
             [route.pattern.raw for route in routes],
             multipart,
-            form_limits,
             RouterAnswers(builder, plan, router.dispatch, [entry.scopes for entry in entries]),
         )
 
@@ -213,12 +210,11 @@ class App(Registrar):
         method = WEBSOCKET if request.upgrade else request.method
         code, values = runtime.dispatch(method, request.raw_path)
         if code >= FIRST_ROUTE:
-            endpoint, names, pattern, multipart, form_limits = runtime.routes[code]
+            endpoint, names, pattern, multipart = runtime.routes[code]
             if values:
                 # One parameter is the common case; dict(zip()) costs several times as much.
                 request.params = {names[0]: values[0]} if len(values) == 1 else dict(zip(names, values))
             request.route = pattern
-            request._form_limits = form_limits
             if multipart is not None:
                 content_type = request.headers.get("content-type")
                 if content_type is not None and content_type[:19].lower() == "multipart/form-data":

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cello.blueprint import WEBSOCKET, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException
-from cello.forms import FormLimits, multipart_body_limit, receive_multipart
+from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receive_multipart
 from cello.middleware.debug import WarnWhenSlow
 from cello.pipeline import Endpoint, Handler, Scope, error_response, is_async, with_timeout
 from cello.request import Request
@@ -62,8 +62,9 @@ class EndpointBuilder:
         self.executor = executor
         self.app_scope = app_scope
 
-    def route(self, entry: RouteEntry) -> Endpoint:
-        """The route's endpoint: its HTTP chain, or the WebSocket handshake's."""
+    def route(self, entry: RouteEntry, limits: FormLimits) -> Endpoint:
+        """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads),
+        or the WebSocket handshake's."""
         spec = entry.spec
         if entry.method == WEBSOCKET:
             return websocket_endpoint(self.config, self.executor, entry)
@@ -79,6 +80,8 @@ class EndpointBuilder:
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
             timeout=self.config.handler_timeout,
+            # Only limits other than the defaults need to reach request.form().
+            form_limits=None if limits == DEFAULT_LIMITS else limits,
         )
 
     def handler(self, entry: RouteEntry) -> Handler:
