@@ -40,8 +40,10 @@ COMPILED: Final = (
     "cello.server.head",
     "cello.server.parsers",
     "cello.server.protocol",
+    "cello.server.websocket.connection",
+    "cello.server.websocket.driver",
+    "cello.server.websocket.handshake",
     "cello.server.wire",
-    "cello.server.ws",
 )
 # mypyc's shared library for the group is cello/_native__mypyc.<abi>.so.
 GROUP: Final = "cello._native"
