@@ -40,8 +40,10 @@ COMPILED: Final = (
     "cello.server.head",
     "cello.server.parsers",
     "cello.server.protocol",
+    "cello.server.websocket.connection",
+    "cello.server.websocket.driver",
+    "cello.server.websocket.handshake",
     "cello.server.wire",
-    "cello.server.ws",
 )
 # mypyc's shared library for the group is cello/_native__mypyc.<abi>.so.
 GROUP: Final = "cello._native"
@@ -94,16 +96,19 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Decide, once, before any compiled module is imported (cello/__init__.py calls this)."""
     global _mode
-    if any(_extension(module) is None for module in COMPILED):
+    missing = [module for module in COMPILED if _extension(module) is None]
+    if len(missing) == len(COMPILED):
         _mode = "pure Python"
         return
     reason = ""
     if os.environ.get(PURE_ENV, "").strip().lower() not in ("", "0", "no", "false"):
         reason = f"{PURE_ENV} is set"
     else:
-        stale = _stale()
+        # A module added to the group since the last build has no extension: the others'
+        # extensions are then from an older build, and must not run beside its source.
+        stale = missing or _stale()
         if stale:
-            reason = f"{', '.join(stale)} changed since compiled"
+            reason = f"{', '.join(stale)} {'not compiled' if missing else 'changed since compiled'}"
             warnings.warn(
                 f"cello: the compiled runtime is stale ({reason}); running the sources. "
                 "Rebuild it with `pip install -e .` (or `make native`).",

@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +26,12 @@ from cello.config import Config
 from cello.errors import HTTPException
 from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receive_multipart
 from cello.middleware.debug import WarnWhenSlow
-from cello.pipeline import Endpoint, Handler, Scope, error_response, is_async, with_timeout
+from cello.pipeline import Endpoint, Handler, Scope, is_async, with_timeout
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.routing import Plan
 from cello.routing.codes import NOT_FOUND
-from cello.websocket import SyncWebSocket, WebSocket, WebSocketDisconnect
+from cello.websocket import WebSocket, run_handler
 
 if TYPE_CHECKING:
     from cello.server.interface import WebSocketSession
@@ -249,21 +248,6 @@ def _multipart_handler(
 
 # -- WebSocket routes ------------------------------------------------------------------------
 
-# Sync handlers hold a thread for the life of their connection: they get their own pool, so
-# that they cannot starve ``threaded=True`` HTTP routes (and the other way round).
-SYNC_HANDLER_THREADS = 256
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="cello-ws")
-        return _pool
-
-
 # -- the endpoint: hooks, guards, Origin, then the handler ------------------------------------
 
 
@@ -312,40 +296,6 @@ def _runner(
     route: str,
 ) -> Callable[[WebSocketSession], Awaitable[None]]:
     async def run(session: WebSocketSession) -> None:
-        ws = WebSocket(session, request, subprotocols)
-        try:
-            if run_sync:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
-            else:
-                result = handler(ws)
-                if inspect.isawaitable(result):
-                    await result
-        except WebSocketDisconnect:
-            pass  # the peer went away while the handler was using the connection: a normal end
-        except HTTPException as exc:
-            # Raised before accepting, it refuses the handshake with its status.
-            if not ws.accepted:
-                await session.deny(error_response(exc.status, exc.detail, exc.headers))
-                return
-            await session.close(1011 if exc.status >= 500 else 1008, "")
-        except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection
-            error_log.error("unhandled error in WebSocket handler for %s", route, exc_info=exc)
-            if not ws.accepted:
-                message = f"Handler error: {type(exc).__name__}: {exc}" if debug else "Internal Server Error"
-                await session.deny(error_response(500, message))
-                return
-            await session.close(1011, "")
-        if not ws.accepted:
-            if session.close_code == 0:
-                # The handler returned without accepting: refuse, as ASGI servers do.
-                await session.deny(error_response(403, "Forbidden"))
-            return
-        if session.close_code == 0:
-            await session.close(1000, "")
-        if logger.isEnabledFor(logging.DEBUG):
-            client = request.client
-            peer = f"{client[0]}:{client[1]}" if client else "?"
-            logger.debug("disconnect %s from %s: code %d", request.path, peer, session.close_code)
+        await run_handler(WebSocket(session, request, subprotocols), handler, run_sync, debug, route)
 
     return run

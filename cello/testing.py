@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
+from websockets.frames import CloseCode
 
 from cello.websocket import WebSocketDisconnect
 
@@ -195,7 +196,7 @@ class WebSocketTestSession:
                 if not part.get("more_body", False):
                     break
             raise WebSocketDenied(message["status"], message.get("headers", []), body)
-        raise WebSocketDisconnect(int(message.get("code", 1000)), str(message.get("reason") or ""))
+        raise WebSocketDisconnect(int(message.get("code", CloseCode.NORMAL_CLOSURE)), str(message.get("reason") or ""))
 
     def _next(self) -> dict[str, Any]:
         try:
@@ -205,7 +206,7 @@ class WebSocketTestSession:
         if message is None:
             self._from_app.put(None)  # stays finished for the next call
             self._task.result()  # the app's own exception, if it raised one
-            raise WebSocketDisconnect(1006, "the app returned")
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE, "the app returned")
         return message
 
     def _put(self, message: dict[str, Any]) -> None:
@@ -231,11 +232,13 @@ class WebSocketTestSession:
     def receive(self) -> str | bytes:
         """The next message; WebSocketDisconnect (with the app's code) once the app closed."""
         if self._closed:
-            raise WebSocketDisconnect(1006, "already closed")
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE, "already closed")
         message = self._next()
         if message["type"] == "websocket.close":
             self._closed = True
-            raise WebSocketDisconnect(int(message.get("code", 1000)), str(message.get("reason") or ""))
+            raise WebSocketDisconnect(
+                int(message.get("code", CloseCode.NORMAL_CLOSURE)), str(message.get("reason") or "")
+            )
         text = message.get("text")
         return text if text is not None else bytes(message.get("bytes") or b"")
 
@@ -254,7 +257,7 @@ class WebSocketTestSession:
     def receive_json(self) -> Any:
         return orjson.loads(self.receive())
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close from the client side and wait for the handler to finish."""
         if not self._closed:
             self._closed = True

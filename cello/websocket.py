@@ -16,18 +16,24 @@ native server and the ASGI adapter (cello/asgi/websocket.py) both provide.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
     Any,
+    Final,
     TypeVar,
     Union,
 )
 
 import orjson
+from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 
 from cello._descriptors import FactoryOrField
+from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, State
 from cello.response import dumps
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from cello.server.interface import WebSocketSession
 
 logger = logging.getLogger("cello.websocket")
+error_log = logging.getLogger("cello.error")
 
 T = TypeVar("T")
 Sendable = Union[str, bytes, bytearray, memoryview, "WebSocketMessage"]
@@ -52,7 +59,7 @@ class WebSocketDisconnect(Exception):
     a handler that lets it escape ends normally.
     """
 
-    def __init__(self, code: int = 1000, reason: str = "") -> None:
+    def __init__(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
@@ -86,7 +93,9 @@ class WebSocketMessage:
     text: FactoryOrField[str | None, WebSocketMessage] = FactoryOrField(_make_text)
     binary: FactoryOrField[bytes | None, WebSocketMessage] = FactoryOrField(_make_binary)
 
-    def __init__(self, msg_type: str, data: str | bytes | None = None, code: int = 1000, reason: str = "") -> None:
+    def __init__(
+        self, msg_type: str, data: str | bytes | None = None, code: int = CloseCode.NORMAL_CLOSURE, reason: str = ""
+    ) -> None:
         if msg_type not in ("text", "binary", "close"):
             raise ValueError(f"msg_type must be 'text', 'binary' or 'close', not {msg_type!r}")
         self.msg_type = msg_type
@@ -104,7 +113,7 @@ class WebSocketMessage:
         self.reason = reason
 
     @classmethod
-    def close(cls, code: int = 1000, reason: str = "") -> WebSocketMessage:
+    def close(cls, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> WebSocketMessage:
         return cls("close", None, code, reason)
 
     @property
@@ -143,9 +152,13 @@ class WebSocketMessage:
         return f"WebSocketMessage.{self.msg_type}({self.data!r})"
 
 
+# Close codes for applications' own use (RFC 6455 7.4.2: 3000-3999 registered, 4000-4999 private).
+_APPLICATION_CODES: Final = range(3000, 5000)
+
+
 def _check_close_code(code: int) -> None:
-    # RFC 6455 7.4: 1004-1006 and 1015 are never sent; 1016-2999 are reserved; 3000-4999 free.
-    if not (code == 1000 or 1001 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+    # RFC 6455 7.4: 1004-1006 and 1015 are never sent; 1016-2999 are reserved.
+    if not (code in EXTERNAL_CLOSE_CODES or code in _APPLICATION_CODES):
         raise ValueError(f"{code} is not a close code an endpoint may send")
 
 
@@ -227,7 +240,7 @@ class WebSocket:
             raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
         pairs = list(headers.items()) if headers else []
         if not await self._session.accept(subprotocol, pairs):
-            raise WebSocketDisconnect(self._session.close_code or 1006)
+            raise WebSocketDisconnect(self._session.close_code or CloseCode.ABNORMAL_CLOSURE)
         self._accepted = True
         self.subprotocol = subprotocol
         if self._log:
@@ -316,7 +329,9 @@ class WebSocket:
         else:
             raise TypeError(f"send() takes str or bytes, not {type(data).__name__}; use send_json() for other values")
         if not await self._session.send(payload):
-            raise WebSocketDisconnect(self._session.close_code or 1006, self._session.close_reason)
+            raise WebSocketDisconnect(
+                self._session.close_code or CloseCode.ABNORMAL_CLOSURE, self._session.close_reason
+            )
         if self._log:
             _log_message("sent", payload)
 
@@ -335,14 +350,13 @@ class WebSocket:
         encoded = dumps(data)
         await self.send(encoded.decode("utf-8") if mode == "text" else encoded)
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code``; before accept, refuse the handshake (HTTP 403)."""
         _check_close_code(code)
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("a close reason is at most 123 bytes of UTF-8")
         if not self._accepted:
-            if self._session.close_code == 0:
-                await self._session.deny(error_response(403, "Forbidden"))
+            await _forbid(self._session)
             return
         await self._session.close(code, reason)
 
@@ -371,7 +385,7 @@ class SyncWebSocket:
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         except RuntimeError:
             coro.close()  # the loop is closed: the server has stopped
-            raise WebSocketDisconnect(1001) from None
+            raise WebSocketDisconnect(CloseCode.GOING_AWAY) from None
         return future.result()
 
     @property
@@ -440,5 +454,79 @@ class SyncWebSocket:
     def send_json(self, data: Any, mode: str = "text") -> None:
         self._call(self._ws.send_json(data, mode))
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         self._call(self._ws.close(code, reason))
+
+
+# Sync handlers hold a thread for the life of their connection: they get their own pool, so
+# that they cannot starve ``threaded=True`` HTTP routes (and the other way round).
+SYNC_HANDLER_THREADS = 256
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SYNC_HANDLER_THREADS, thread_name_prefix="cello-ws")
+        return _pool
+
+
+# -- how a handler's end ends the connection ----------------------------------------------------
+
+
+async def run_handler(ws: WebSocket, handler: Callable[..., Any], run_sync: bool, debug: bool, route: str) -> None:
+    """Run a route's handler on ``ws``, then end the connection the way the handler left it.
+
+    The one place these defaults live: ``cello serve`` and the ASGI adapter both hand their
+    session to the route's WebSocketUpgrade, whose ``run`` is this. (The server only answers a
+    ``run`` that breaks the session's contract, see ``cello.server.websocket.connection``.)
+
+    ====================================  ===========================  =========================
+    the handler...                        before it accepted           after it accepted
+    ====================================  ===========================  =========================
+    receives or sends first               accepted implicitly (the route's subprotocol, if any)
+    returns                               refused: 403                 closed: 1000
+    calls ``ws.close(code)``              refused: 403                 closed: ``code``
+    raises WebSocketDisconnect            refused: 403, unless gone    nothing more: closed
+    raises HTTPException(status)          refused: ``status``          closed: 1011 if 5xx, else 1008
+    raises anything else (logged)         refused: 500                 closed: 1011
+    ====================================  ===========================  =========================
+    """
+    session = ws._session
+    try:
+        if run_sync:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
+        else:
+            result = handler(ws)
+            if inspect.isawaitable(result):
+                await result
+    except WebSocketDisconnect:
+        pass  # the peer went away while the handler was using the connection: a normal end
+    except HTTPException as exc:
+        if not ws.accepted:
+            await session.deny(error_response(exc.status, exc.detail, exc.headers))
+            return
+        await session.close(CloseCode.INTERNAL_ERROR if exc.status >= 500 else CloseCode.POLICY_VIOLATION, "")
+    except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection
+        error_log.error("unhandled error in WebSocket handler for %s", route, exc_info=exc)
+        if not ws.accepted:
+            message = f"Handler error: {type(exc).__name__}: {exc}" if debug else "Internal Server Error"
+            await session.deny(error_response(500, message))
+            return
+        await session.close(CloseCode.INTERNAL_ERROR, "")
+    if not ws.accepted:
+        await _forbid(session)  # returned without accepting: refused, as ASGI servers do
+        return
+    if session.close_code == 0:
+        await session.close(CloseCode.NORMAL_CLOSURE, "")
+    if ws._log:
+        logger.debug("disconnect %s from %s: code %d", ws.request.path, _peer(ws.request.client), session.close_code)
+
+
+async def _forbid(session: WebSocketSession) -> None:
+    """Refuse the handshake with 403, unless the connection has already ended."""
+    if session.close_code == 0:
+        await session.deny(error_response(403, "Forbidden"))

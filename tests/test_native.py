@@ -22,7 +22,7 @@ from support.servers import running_server
 from cello import App, Request, Response, _native
 
 PROBE = (
-    "import cello, cello._native as n, cello.server.protocol as p, cello.server.ws as w;"
+    "import cello, cello._native as n, cello.server.protocol as p, cello.server.websocket.connection as w;"
     "print(n.mode()); print(p.__file__); print(w.__file__)"
 )
 
@@ -85,7 +85,7 @@ def test_default_is_compiled() -> None:
 def test_pure_python_env_runs_the_sources() -> None:
     mode, protocol, ws, _ = probe({_native.PURE_ENV: "1"})
     assert mode == f"pure Python ({_native.PURE_ENV} is set)"
-    assert protocol.endswith("protocol.py") and ws.endswith("ws.py")
+    assert protocol.endswith("protocol.py") and ws.endswith("connection.py")
 
 
 @needs_compiled
@@ -97,7 +97,8 @@ def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path: Path) -
     mode, protocol, ws, stderr = probe({}, pythonpath=tmp_path)
     assert mode == "pure Python (cello.server.wire changed since compiled)"
     # All or nothing: the group's modules call each other natively, so none of them runs compiled.
-    assert protocol == str(copy / "server" / "protocol.py") and ws == str(copy / "server" / "ws.py")
+    assert protocol == str(copy / "server" / "protocol.py")
+    assert ws == str(copy / "server" / "websocket" / "connection.py")
     assert "compiled runtime is stale" in stderr and "pip install -e ." in stderr
 
 
@@ -107,6 +108,22 @@ def test_a_build_without_its_record_is_not_trusted(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "cello", copy, ignore=shutil.ignore_patterns("__pycache__", _native.RECORD))
     mode, protocol, _, _ = probe({}, pythonpath=tmp_path)
     assert mode.startswith("pure Python (") and protocol.endswith("protocol.py")
+
+
+@needs_compiled
+def test_a_module_compiled_by_no_build_makes_the_others_run_as_sources(tmp_path: Path) -> None:
+    # A module added to the group (or moved) since the last build: the extensions present are
+    # an older build's, and running them beside the new module's source would mix versions.
+    copy = tmp_path / "cello"
+    shutil.copytree(ROOT / "cello", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for extension in (copy / "server").glob("wire.*"):
+        if extension.suffix != ".py":
+            extension.unlink()
+    mode, protocol, ws, stderr = probe({}, pythonpath=tmp_path)
+    assert mode == "pure Python (cello.server.wire not compiled)"
+    assert protocol == str(copy / "server" / "protocol.py")
+    assert ws == str(copy / "server" / "websocket" / "connection.py")
+    assert "compiled runtime is stale" in stderr
 
 
 def test_sources_alone_run_pure_python(tmp_path: Path) -> None:

@@ -474,6 +474,24 @@ def test_handler_refusals_are_http_responses(raw: Callable[..., RawWebSocket], p
     assert ws.at_eof()
 
 
+@pytest.mark.parametrize("path", ["/return-before-accept", "/sync-return-before-accept"])
+def test_handler_returning_without_accepting_is_refused_with_403(raw: Callable[..., RawWebSocket], path: str) -> None:
+    ws = raw(path)
+    assert ws.status == 403
+    assert json.loads(ws.body) == {"error": "Forbidden", "status": 403}
+    assert ws.at_eof()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/return-after-accept", 1000), ("/http-error-after-accept/403", 1008), ("/http-error-after-accept/503", 1011)],
+)
+def test_handler_end_after_accept_closes_with(raw: Callable[..., RawWebSocket], path: str, code: int) -> None:
+    ws = raw(path)
+    assert ws.recv_message() == (OP_TEXT, b"accepted")
+    assert ws.recv_close()[0] == code
+
+
 async def test_origin_allowed_or_refused(server: RunningServer) -> None:
     async with websockets.connect(ws_url(server, "/echo"), origin="https://good.example") as ws:  # type: ignore[arg-type]
         await ws.send("ok")

@@ -69,6 +69,8 @@ def test_params_and_query(client: TestClient) -> None:
         ("/refuse", {}, 403),
         ("/error-before-accept", {}, 500),
         ("/http-error", {}, 401),
+        ("/return-before-accept", {}, 403),
+        ("/sync-return-before-accept", {}, 403),
         ("/echo", {"Origin": "https://evil.example"}, 403),
     ],
 )
@@ -115,6 +117,18 @@ def test_close_codes(client: TestClient) -> None:
     with client.websocket_connect("/record-close") as ws:
         ws.close(4002, "client says bye")
     assert ws_app.STATS["closed"][before:] == [[4002, "client says bye"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/return-after-accept", 1000), ("/http-error-after-accept/403", 1008), ("/http-error-after-accept/503", 1011)],
+)
+def test_handler_end_after_accept_closes_with(client: TestClient, path: str, code: int) -> None:
+    with client.websocket_connect(path) as ws:
+        assert ws.receive_text() == "accepted"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive()
+        assert closed.value.code == code
 
 
 def test_blueprint_path_params(client: TestClient) -> None:

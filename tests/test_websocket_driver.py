@@ -33,14 +33,9 @@ from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.server.config import ServerConfig
 from cello.server.protocol import ServerState
-from cello.server.ws import (
-    WebSocketConnection,
-    WsDriver,
-    accept_token,
-    check_handshake,
-    frame,
-    negotiate_deflate,
-)
+from cello.server.websocket.connection import WebSocketConnection
+from cello.server.websocket.driver import WsDriver, frame
+from cello.server.websocket.handshake import accept_token, check_handshake, negotiate_deflate
 
 
 class Sink:
@@ -486,3 +481,69 @@ async def test_one_receiver_at_a_time() -> None:
         await ws.receive()
     ws.data_received(encode_frame(OP_TEXT, b"a"))
     assert await first == "a"
+
+
+def test_end_of_input_ends_the_protocol_without_a_report() -> None:
+    d, sink = driver()
+    d.receive(encode_frame(OP_TEXT, b"unfin", fin=False))
+    d.end()
+    assert d.done and not d.open
+    d.receive(encode_frame(OP_CONT, b"ished"))  # ignored
+    assert (sink.messages, sink.closed, sink.failed, sink.written) == ([], None, None, b"")
+
+
+async def test_peer_half_close_ends_the_connection() -> None:
+    ws, transport, _, _ = await make()
+    await ws.accept(None, [])
+    transport.take()
+    ws.eof_received()
+    assert await ws.receive() == 1006
+    assert await ws.send("x") is False
+    await ws.close(1000, "")  # nothing to close any more
+    assert transport.take() == []
+
+
+async def started(run: Any) -> tuple[WebSocketConnection, FakeTransport, FakeOwner]:
+    """A connection whose handler task runs ``run`` (the application's runner)."""
+    loop = asyncio.get_running_loop()
+    state = ServerState(object(), ServerConfig(), loop)  # type: ignore[arg-type]
+    transport, owner = FakeTransport(), FakeOwner()
+    request = Request("GET", "/ws", headers=HANDSHAKE)
+    connection = WebSocketConnection(state, transport, owner, check_handshake(request), WebSocketUpgrade(run))  # type: ignore[arg-type]
+    connection.start()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return connection, transport, owner
+
+
+async def test_close_before_accept_is_the_runners_to_decide() -> None:
+    async def run(session: Any) -> None:
+        with pytest.raises(RuntimeError):
+            await session.close(1000, "")
+        await session.deny(Response("no", 403))
+
+    _, _, owner = await started(run)
+    assert owner.denial is not None and owner.denial.status == 403
+
+
+@pytest.mark.parametrize("raises", [False, True])
+async def test_a_runner_that_leaves_the_handshake_unanswered_gets_500(raises: bool) -> None:
+    async def run(session: Any) -> None:
+        if raises:
+            raise ValueError("broken runner")
+
+    ws, _, owner = await started(run)
+    assert owner.denial is not None and owner.denial.status == 500
+    assert ws.close_code == 1006
+
+
+@pytest.mark.parametrize("raises", [False, True])
+async def test_a_runner_that_leaves_the_connection_open_gets_1011(raises: bool) -> None:
+    async def run(session: Any) -> None:
+        assert await session.accept(None, [])
+        if raises:
+            raise ValueError("broken runner")
+
+    ws, transport, _ = await started(run)
+    assert transport.take() == [(True, OP_CLOSE, close_payload(1011))]
+    assert ws.close_code == 1011

@@ -7,6 +7,8 @@ its ``WebSocketUpgrade`` then runs the handler on an ``_AsgiSession``, the WebSo
 
 from __future__ import annotations
 
+from websockets.frames import CloseCode
+
 from cello.asgi.types import Application, Message, Receive, Scope, Send
 from cello.request import WireRequest
 from cello.response import Response, WebSocketUpgrade
@@ -41,7 +43,7 @@ class _AsgiSession:
             await self._send(message)
         except OSError:  # servers raise a ConnectionError/ClientDisconnected once the client left
             if not self._code:
-                self._code = 1006
+                self._code = CloseCode.ABNORMAL_CLOSURE
             return False
         return True
 
@@ -57,10 +59,10 @@ class _AsgiSession:
         )
 
     async def deny(self, response: Response) -> None:
-        self._code = 1006
+        self._code = CloseCode.ABNORMAL_CLOSURE
         if not self._http_denial:
             # Closing before accept: the ASGI server answers 403.
-            await self._emit({"type": "websocket.close", "code": 1008})
+            await self._emit({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
             return
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.raw_headers()]
         headers.append((b"content-length", str(len(response._body)).encode("ascii")))
@@ -77,7 +79,11 @@ class _AsgiSession:
             if text is not None:
                 return str(text)
             return bytes(message.get("bytes") or b"")
-        self._code = int(message.get("code") or 1005) if kind == "websocket.disconnect" else 1006
+        self._code = (
+            int(message.get("code") or CloseCode.NO_STATUS_RCVD)
+            if kind == "websocket.disconnect"
+            else CloseCode.ABNORMAL_CLOSURE
+        )
         self._reason = str(message.get("reason") or "")
         return self._code
 

@@ -6,8 +6,8 @@ thread-safe ``shutdown()`` (tests, embedding).
 
 Modules: protocol.py (the connection, one class for both parsers), parsers.py (httptools and
 h11 adapters emitting the same five events), head.py (request-head rules both share),
-wire.py (response bytes), body.py (streamed request bodies), ws.py (WebSocket connections
-after the upgrade), serve.py, supervisor.py.
+wire.py (response bytes), body.py (streamed request bodies), websocket/ (WebSocket
+connections: handshake, frame driver, asyncio connection), serve.py, supervisor.py.
 
 Choices worth knowing (identical on both parsers):
 
@@ -23,7 +23,7 @@ Choices worth knowing (identical on both parsers):
   RFC 9112 section 3 allows it). Nothing else lenient is: no obs-fold, no bare LF.
 * A WebSocket handshake (GET, HTTP/1.1, ``Upgrade: websocket``, ``Connection: upgrade``) is
   marked (``request.upgrade``) and routed to the app's WebSocket routes; when the app answers
-  with a WebSocketUpgrade, ws.py takes the connection over. Other Upgrade and CONNECT requests
+  with a WebSocketUpgrade, websocket/ takes the connection over. Other Upgrade and CONNECT requests
   are answered like any other request, then the connection closes.
 * A client that closes its side while a streaming response is being sent is taken as gone
   (the stream stops, its generator is closed); otherwise a half-closed client still gets the

@@ -9,9 +9,13 @@ and the application routes it to a WebSocket endpoint, which runs the route's ho
 guards and answers either a normal Response (the handshake is refused with it) or a
 :class:`~cello.response.WebSocketUpgrade`. Given the latter, the server checks the
 handshake, creates a :class:`WebSocketSession` for the connection and awaits
-``upgrade.run(session)``, which runs the handler: the 101 is sent when the handler accepts,
-and the connection closes when it returns. The ASGI adapter implements the same session
-over ASGI messages, so the application's WebSocket object works on both.
+``upgrade.run(session)``, which runs the handler: the 101 is sent when the handler accepts.
+``run`` ends the session itself before it returns (denied, or closing): what a handler's
+return, error or early close means is decided there, by the application
+(``cello.websocket.run_handler``), not by the server. A ``run`` that raises or returns with
+the session unanswered or open broke this contract; the server then refuses with 500 or
+closes with 1011. The ASGI adapter implements the same session over ASGI messages, so the
+application's WebSocket object and its defaults work on both.
 """
 
 from __future__ import annotations
@@ -90,5 +94,6 @@ class WebSocketSession(Protocol):
         ...
 
     async def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake (the server finishes it and closes the TCP connection)."""
+        """Start the closing handshake (the server finishes it and closes the TCP connection).
+        Only after ``accept``: before it, ``deny`` refuses the handshake."""
         ...

@@ -14,8 +14,8 @@ While the client does not read (the transport paused writing), reading pauses to
 request is answered, so sync handlers cannot pile answers up in the transport either.
 
 A WebSocket handshake answered with a WebSocketUpgrade (status 101, so it never meets the
-common response path) hands the connection to a ws.WebSocketConnection: it runs the handler,
-and on accept writes the 101 and becomes the transport's protocol.
+common response path) hands the connection to a WebSocketConnection (websocket/connection.py):
+it runs the handler, and on accept writes the 101 and becomes the transport's protocol.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from cello.server.errors import ClientDisconnect
 from cello.server.flow import WriteGate
 from cello.server.head import HeadValidator, split_target
 from cello.server.parsers import create_parser
+from cello.server.websocket.connection import WebSocketConnection
+from cello.server.websocket.handshake import check_handshake, refusal
 from cello.server.wire import LENGTH_LINES, STATUS_LINES
-from cello.server.ws import WebSocketConnection, check_handshake
 
 if TYPE_CHECKING:
     from cello.server.interface import Application, Endpoint, EndpointResult
@@ -696,21 +697,15 @@ class HttpProtocol(asyncio.Protocol):
         """Run the WebSocket handler; it accepts (``upgraded``) or denies (``denied``)."""
         handshake = check_handshake(request) if request.upgrade else None
         if handshake is None or handshake.status:
-            if handshake is None:
-                refusal = error_response(400, "Bad Request: not a WebSocket handshake")
-            else:
-                refusal = error_response(handshake.status, handshake.reason)
-                for name, value in handshake.headers.items():
-                    refusal.set_header(name, value)
             self._tx_keep_alive = False
-            self._send(refusal)
+            self._send(refusal(handshake))
             return
         ws = WebSocketConnection(self._state, self._transport, self, handshake, response)
         self._ws = ws
         ws.start()
 
     def upgraded(self) -> bytes:
-        """The 101 is out: this connection is the WebSocket's now (ws.UpgradeOwner)."""
+        """The 101 is out: this connection is the WebSocket's now (connection.UpgradeOwner)."""
         self._ws = None
         self._state.connections.discard(self)
         self._busy = False
@@ -728,7 +723,7 @@ class HttpProtocol(asyncio.Protocol):
         return data
 
     def denied(self, response: Response) -> None:
-        """The handler refused the handshake (ws.UpgradeOwner)."""
+        """The handler refused the handshake (connection.UpgradeOwner)."""
         self._ws = None
         self._upgrade_data = b""
         self._tx_keep_alive = False

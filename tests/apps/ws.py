@@ -124,6 +124,30 @@ async def http_error(ws: WebSocket) -> None:
     raise HTTPException(401, "who are you?")
 
 
+# What the runner does when a handler ends without closing (cello.websocket.run_handler).
+
+
+@app.websocket("/return-before-accept")
+async def return_before_accept(ws: WebSocket) -> None:
+    return  # never accepted: the handshake gets 403
+
+
+@app.websocket("/sync-return-before-accept")
+def sync_return_before_accept(ws):  # type: ignore[no-untyped-def]
+    return
+
+
+@app.websocket("/return-after-accept")
+async def return_after_accept(ws: WebSocket) -> None:
+    await ws.send("accepted")  # then returns without closing: 1000
+
+
+@app.websocket("/http-error-after-accept/{status:int}")
+async def http_error_after_accept(ws: WebSocket) -> None:
+    await ws.send("accepted")
+    raise HTTPException(ws.params["status"])  # 1011 for a 5xx, else 1008
+
+
 @app.websocket("/flood")
 async def flood(ws: WebSocket) -> None:
     """Sends 64 KiB messages as fast as the client lets it (the client never reads)."""
