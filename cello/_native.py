@@ -35,12 +35,12 @@ COMPILED: Final = (
     "cello.pipeline",
     "cello.request",
     "cello.response",
-    "cello.server.body",
-    "cello.server.flow",
-    "cello.server.head",
-    "cello.server.parsers",
-    "cello.server.protocol",
-    "cello.server.wire",
+    "cello.server.http.body",
+    "cello.server.http.head",
+    "cello.server.http.parsers",
+    "cello.server.http.protocol",
+    "cello.server.http.wire",
+    "cello.server.write_gate",
     "cello.server.ws",
 )
 # mypyc's shared library for the group is cello/_native__mypyc.<abi>.so.

@@ -14,7 +14,7 @@ from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
-from cello.server.head import valid_host
+from cello.server.http.head import valid_host
 
 if TYPE_CHECKING:
     from cello.app import App

@@ -19,8 +19,8 @@ from serverutil import PARSERS, FakeApp, Reader, connect, exchange, get
 
 from cello.response import Response
 from cello.server.config import ServerConfig
-from cello.server.head import HeadValidator
-from cello.server.parsers import create_parser
+from cello.server.http.head import HeadValidator
+from cello.server.http.parsers import create_parser
 
 H = b"Host: a\r\n"
 CHUNKED = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"

@@ -3,10 +3,11 @@
 ``serve(app, host, port, config)`` runs it (``config.workers > 1``: supervisor.py forks
 workers); ``Server`` is the same with a thread-safe ``shutdown()`` (tests, embedding).
 
-Modules: protocol.py (the connection, one class for both parsers), parsers.py (httptools and
-h11 adapters emitting the same five events), head.py (request-head rules both share),
-wire.py (response bytes), body.py (streamed request bodies), ws.py (WebSocket connections
-after the upgrade), serve.py, supervisor.py.
+Modules: http/ (the HTTP/1.1 connection: protocol.py, one class for both parsers, acting on
+state.py, its lifecycle without I/O; parsers.py, httptools and h11 adapters emitting the same
+five events; head.py, request-head rules both share; wire.py, response bytes; body.py,
+streamed request bodies), ws.py (WebSocket connections after the upgrade), write_gate.py
+(writers waiting for a paused transport, shared by both), serve.py, supervisor.py.
 
 Choices worth knowing (identical on both parsers):
 

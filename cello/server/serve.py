@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cello.server.config import ServerConfig
-from cello.server.protocol import HttpProtocol, ServerState
+from cello.server.http.protocol import HttpProtocol, ServerState
 
 if TYPE_CHECKING:
     from cello.server.interface import Application

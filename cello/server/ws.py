@@ -45,14 +45,14 @@ from websockets.protocol import Side, State
 
 from cello.headers import check_header_value
 from cello.response import Response
-from cello.server import wire
-from cello.server.flow import WriteGate
+from cello.server.http import wire
+from cello.server.write_gate import WriteGate
 
 if TYPE_CHECKING:
     from cello.request import Request
     from cello.response import WebSocketUpgrade
     from cello.server.config import ServerConfig
-    from cello.server.protocol import ServerState
+    from cello.server.http.protocol import ServerState
 
 logger = logging.getLogger("cello.websocket")
 

@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request, WireRequest
 from cello.response import Response, WebSocketUpgrade
-from cello.server import wire
-from cello.server.body import RequestStream
 from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
-from cello.server.flow import WriteGate
-from cello.server.head import HeadValidator, split_target
-from cello.server.parsers import create_parser
-from cello.server.wire import LENGTH_LINES, STATUS_LINES
+from cello.server.http import wire
+from cello.server.http.body import RequestStream
+from cello.server.http.head import HeadValidator, split_target
+from cello.server.http.parsers import create_parser
+from cello.server.http.wire import LENGTH_LINES, STATUS_LINES
+from cello.server.write_gate import WriteGate
 from cello.server.ws import WebSocketConnection, check_handshake
 
 if TYPE_CHECKING:
