@@ -39,6 +39,7 @@ COMPILED: Final = (
     "cello.server.http.head",
     "cello.server.http.parsers",
     "cello.server.http.protocol",
+    "cello.server.http.state",
     "cello.server.http.wire",
     "cello.server.write_gate",
     "cello.server.ws",
