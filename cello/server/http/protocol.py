@@ -213,6 +213,9 @@ class HttpProtocol(asyncio.Protocol):
         self._held_at = 0
         self._feeding = False
         self._eof_held = False
+        # _next is answering queued requests: a sync one finishing inside it must not call
+        # _next again (a flood of tiny pipelined requests would recurse once per request).
+        self._answering_queue = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -812,7 +815,8 @@ class HttpProtocol(asyncio.Protocol):
             self._close(linger=True)
             return
         if st.pipeline:
-            self._next()
+            if not self._answering_queue:
+                self._next()  # (else the loop in _next goes on)
         else:
             self._became_idle()
 
@@ -820,19 +824,23 @@ class HttpProtocol(asyncio.Protocol):
         # A loop, not recursion: sync handlers finish inside _dispatch.
         st = self._st
         pipeline = st.pipeline
-        while st.writing == IDLE and pipeline:
-            if st.paused & PAUSE_WRITE:
-                return  # resume_writing continues
-            queued = pipeline.popleft()
-            request = queued.request
-            endpoint = queued.endpoint
-            if request is None or endpoint is None:
-                self._send_refusal(queued.status, queued.reason)
-                return
-            self._dispatch(request, endpoint, queued.keep_alive)
-            if st.read_paused:
-                # A queued request streaming its body needs reading back on.
-                self._update_reading()
+        self._answering_queue = True
+        try:
+            while st.writing == IDLE and pipeline:
+                if st.paused & PAUSE_WRITE:
+                    return  # resume_writing continues
+                queued = pipeline.popleft()
+                request = queued.request
+                endpoint = queued.endpoint
+                if request is None or endpoint is None:
+                    self._send_refusal(queued.status, queued.reason)
+                    return
+                self._dispatch(request, endpoint, queued.keep_alive)
+                if st.read_paused:
+                    # A queued request streaming its body needs reading back on.
+                    self._update_reading()
+        finally:
+            self._answering_queue = False
         if st.writing == IDLE and not pipeline:
             self._became_idle()
         elif not pipeline:
