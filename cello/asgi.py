@@ -134,7 +134,7 @@ async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
         await _send_response(error_response(413, endpoint.body_too_large), send, False, body)
         return
     if endpoint.stream_body:
-        request._stream = body.chunks()
+        request.body_stream = body.chunks()
     else:
         data = bytearray()
         try:
@@ -143,7 +143,7 @@ async def _http(app: App, scope: Scope, receive: Receive, send: Send) -> None:
         except HTTPException as exc:
             await _send_response(error_response(exc.status, exc.detail), send, False, body)
             return
-        request._body = bytes(data)
+        request.body_bytes = bytes(data)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result
     await _send_response(response, send, request.method == "HEAD", body)
@@ -155,14 +155,14 @@ async def _send_response(response: Response, send: Send, head: bool, body: _Body
         headers.append((b"connection", b"close"))
     status = response.status
     no_body = status < 200 or status in (204, 304)
-    chunks = response._iter
+    chunks = response.body_chunks
     if chunks is None and not no_body and not any(name == b"content-length" for name, _ in headers):
-        headers.append((b"content-length", str(len(response._body)).encode()))
+        headers.append((b"content-length", str(len(response.body_bytes)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     if chunks is None or head or no_body or body.disconnected:
         if chunks is not None:
             await _close(chunks)
-        await send({"type": "http.response.body", "body": b"" if (head or no_body) else response._body})
+        await send({"type": "http.response.body", "body": b"" if (head or no_body) else response.body_bytes})
         return
     await _stream(chunks, send, body)
 

@@ -413,7 +413,7 @@ class Connection:
 
     @staticmethod
     def echo(request: Any) -> Response:
-        return Response(b"r:" + request.raw_path.encode() + b":" + request._body)
+        return Response(b"r:" + request.raw_path.encode() + b":" + request.body_bytes)
 
     @staticmethod
     async def slow(request: Any) -> Response:

@@ -253,8 +253,8 @@ class HttpProtocol(asyncio.Protocol):
             stream.fail(disconnect)
         for queued in st.pipeline:
             request = queued.request
-            if request is not None and isinstance(request._stream, RequestStream):
-                request._stream.fail(disconnect)
+            if request is not None and isinstance(request.body_stream, RequestStream):
+                request.body_stream.fail(disconnect)
         st.pipeline.clear()
         ws = self._ws
         if ws is not None:
@@ -408,7 +408,7 @@ class HttpProtocol(asyncio.Protocol):
         if endpoint.stream_body:
             st.head_received(True)
             stream = RequestStream(self, self._loop, self._config.stream_high_water, head.expect_continue)
-            request._stream = stream
+            request.body_stream = stream
             self._rx_stream = stream
             self._submit(request, endpoint, keep_alive)
             if expects_body and st.writing < LINGERING:
@@ -465,7 +465,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         parts = self._rx_parts
         if parts:
-            request._body = b"".join(parts)
+            request.body_bytes = b"".join(parts)
             parts.clear()
         if st.must_wait():
             self._submit(request, self._rx_endpoint, keep_alive)
@@ -570,7 +570,7 @@ class HttpProtocol(asyncio.Protocol):
         if not isinstance(response, Response):
             logger.error("endpoint returned %r instead of a Response", type(response).__name__)
             response = error_response(500, "Internal Server Error")
-        if response._iter is None:
+        if response.body_chunks is None:
             self._send(response)
         else:
             await self._send_stream(response)
@@ -591,7 +591,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _send(self, response: Response) -> None:
         """Write a complete response (head and body in one write)."""
-        if response._iter is not None:
+        if response.body_chunks is not None:
             self._task = self._loop.create_task(self._send_stream(response))
             return
         request = self._tx_request
@@ -599,7 +599,7 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = self._keep_alive_now()
         tail = self._tail(keep_alive, request)
         status = response.status
-        body = response._body
+        body = response.body_bytes
         # Most responses: one buffer holding head and body. A large body is not copied into
         # it (writelines), HEAD and bodiless statuses send the head alone.
         large = b""
@@ -681,7 +681,7 @@ class HttpProtocol(asyncio.Protocol):
         self._send(response)
 
     async def _send_stream(self, response: Response) -> None:
-        iterator = response._iter
+        iterator = response.body_chunks
         assert iterator is not None
         request = self._tx_request
         assert request is not None
@@ -719,7 +719,7 @@ class HttpProtocol(asyncio.Protocol):
             if stream_body:
                 st.streaming(event_stream)
                 self._pumping = True
-                sent = await self._pump(iterator, chunked, response._idle)
+                sent = await self._pump(iterator, chunked, response.idle_filler)
                 self._pumping = False
                 st.stream_ended()
                 if length >= 0 and sent != length:
