@@ -74,7 +74,7 @@ def run_requests(path: str, count: int, build: str | None) -> None:
     from cello_app import app
 
     from cello.server.config import ServerConfig
-    from cello.server.protocol import HttpProtocol, ServerState
+    from cello.server.http.protocol import HttpProtocol, ServerState
     from cello.server.serve import new_event_loop
 
     if build is not None:

@@ -35,15 +35,16 @@ COMPILED: Final = (
     "cello.pipeline",
     "cello.request",
     "cello.response",
-    "cello.server.body",
-    "cello.server.flow",
-    "cello.server.head",
-    "cello.server.parsers",
-    "cello.server.protocol",
+    "cello.server.http.body",
+    "cello.server.http.head",
+    "cello.server.http.parsers",
+    "cello.server.http.protocol",
+    "cello.server.http.state",
+    "cello.server.http.wire",
     "cello.server.websocket.connection",
     "cello.server.websocket.driver",
     "cello.server.websocket.handshake",
-    "cello.server.wire",
+    "cello.server.write_gate",
 )
 # mypyc's shared library for the group is cello/_native__mypyc.<abi>.so.
 GROUP: Final = "cello._native"

@@ -63,8 +63,8 @@ class Request:
         "_raw_headers",
         "_headers",
         "_cookies",
-        "_body",
-        "_stream",
+        "body_bytes",
+        "body_stream",
         "_form",
         "_form_limits",
         "client",
@@ -96,10 +96,12 @@ class Request:
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
         self._headers: Headers | None = Headers(headers)
         self._cookies: dict[str, str] | None = None
-        self._body = _encode_body(body)
+        # The server's interface (cello/server/interface.py): the server (or the ASGI adapter)
+        # sets the buffered body, or for stream_body endpoints the body's iterator.
+        self.body_bytes = _encode_body(body)
         if isinstance(body, (dict, list)) and "content-type" not in self._headers:
             self._headers = Headers([*self._headers.items(), ("content-type", "application/json")])
-        self._stream: AsyncIterator[bytes] | None = None
+        self.body_stream: AsyncIterator[bytes] | None = None
         self._form: FormData | None = None
         # The route's form limits (set when the app resolves the request); None: the defaults.
         self._form_limits: FormLimits | None = None
@@ -169,7 +171,7 @@ class Request:
     # -- the body ---------------------------------------------------------------------
 
     def body(self) -> bytes:
-        return self._body
+        return self.body_bytes
 
     def text(self) -> str:
         charset = "utf-8"
@@ -178,13 +180,13 @@ class Request:
             key, _, value = part.strip().partition("=")
             if key.lower() == "charset" and value:
                 charset = value.strip('"')
-        return self._body.decode(charset, errors="replace")
+        return self.body_bytes.decode(charset, errors="replace")
 
     def json(self) -> Any:
-        if not self._body:
+        if not self.body_bytes:
             raise HTTPException(400, "Request body is empty, expected JSON")
         try:
-            return orjson.loads(self._body)
+            return orjson.loads(self.body_bytes)
         except orjson.JSONDecodeError as exc:
             raise HTTPException(400, f"Invalid JSON body: {exc}") from None
 
@@ -192,7 +194,7 @@ class Request:
         """The parsed form; works as ``request.form()`` and ``await request.form()``."""
         form = self._form
         if form is None:
-            form = parse_form(self.headers.get("content-type") or "", self._body, self._form_limits)
+            form = parse_form(self.headers.get("content-type") or "", self.body_bytes, self._form_limits)
             self._form = form
         return form
 
@@ -202,9 +204,9 @@ class Request:
 
     def stream(self) -> AsyncIterator[bytes]:
         """The raw body in chunks as they arrive (for routes declared with ``stream=True``)."""
-        if self._stream is not None:
-            return self._stream
-        return _BufferedBody(self._body)
+        if self.body_stream is not None:
+            return self.body_stream
+        return _BufferedBody(self.body_bytes)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -289,8 +291,8 @@ class WireRequest(Request):
         self._raw_headers = raw_headers
         self._headers = None
         self._cookies = None
-        self._body = b""
-        self._stream = None
+        self.body_bytes = b""
+        self.body_stream = None
         self._form = None
         self._form_limits = None
         self.client = client

@@ -57,9 +57,19 @@ def _encode(body: Body) -> tuple[bytes, str | None]:
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Response:
-    """An HTTP response. The server writes ``status``, the header list and the body."""
+    """An HTTP response. The server writes ``status``, the header list and the body.
 
-    __slots__ = ("status", "_headers", "_body", "_iter", "_idle")
+    The server's interface (cello/server/interface.py; also what the ASGI adapter, the
+    middleware and the response factories use), plain attributes because they are read for
+    every response and an attribute of the compiled class costs nothing to read:
+
+    * ``body_bytes`` — the whole body (ignored when ``body_chunks`` is set);
+    * ``body_chunks`` — a streamed body, written chunk by chunk as the iterator yields;
+    * ``idle_filler`` — for streams: ``(seconds, bytes)`` written after that long without a
+      chunk (SSE keep-alive comments).
+    """
+
+    __slots__ = ("status", "_headers", "body_bytes", "body_chunks", "idle_filler")
 
     def __init__(
         self,
@@ -70,10 +80,9 @@ class Response:
     ) -> None:
         data, implied = _encode(body)
         self.status = status
-        self._body = data
-        self._iter: AsyncIterator[bytes] | None = None
-        # For streams: (seconds, bytes) the server writes after that long without a chunk.
-        self._idle: tuple[float, bytes] | None = None
+        self.body_bytes = data
+        self.body_chunks: AsyncIterator[bytes] | None = None
+        self.idle_filler: tuple[float, bytes] | None = None
         pairs: list[tuple[str, str]] = []
         if content_type is not None:
             # Often the client's own words (an upload's type): no CR/LF into the head.
@@ -142,7 +151,7 @@ class Response:
         """Send chunks as they are produced (chunked encoding). Sync iterables are advanced
         in a worker thread so that a slow producer cannot block the event loop."""
         response = cls(None, status, headers, content_type)
-        response._iter = as_byte_stream(chunks)
+        response.body_chunks = as_byte_stream(chunks)
         return response
 
     @classmethod
@@ -235,7 +244,7 @@ class Response:
         return found
 
     def body(self) -> bytes:
-        return self._body
+        return self.body_bytes
 
     def content_type(self) -> str | None:
         for name, value in self._headers:
@@ -245,10 +254,10 @@ class Response:
 
     @property
     def is_streaming(self) -> bool:
-        return self._iter is not None
+        return self.body_chunks is not None
 
     def json_body(self) -> Any:
-        return orjson.loads(self._body)
+        return orjson.loads(self.body_bytes)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.content_type() or ''}>"
@@ -265,9 +274,9 @@ class _Prepared(Response):
 
     def __init__(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.status = status
-        self._body = body
-        self._iter = None
-        self._idle = None
+        self.body_bytes = body
+        self.body_chunks = None
+        self.idle_filler = None
         self._headers = headers
 
 

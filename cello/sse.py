@@ -158,10 +158,10 @@ class SseStream:
         response = Response(None, 200, None, SSE_CONTENT_TYPE)
         response.set_header("cache-control", "no-cache")
         response.set_header("x-accel-buffering", "no")
-        response._iter = self._encoded()
+        response.body_chunks = self._encoded()
         # The server writes the keep-alive comment itself when the stream has been silent
         # that long: no timeout wraps each event, and the generator is never interrupted.
-        response._idle = (interval, KEEPALIVE)
+        response.idle_filler = (interval, KEEPALIVE)
         return response
 
     async def _items(self) -> AsyncGenerator[Any, None]:

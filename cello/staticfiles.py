@@ -91,7 +91,7 @@ class FileResponse(Response):
         self._headers.append(("accept-ranges", "bytes"))
         if filename is not None:
             self.set_header("content-disposition", _attachment(filename))
-        self._iter = read_range(file_path, 0, self.size)
+        self.body_chunks = read_range(file_path, 0, self.size)
 
     def for_request(self, request: Request) -> Response:
         """Answer 304, 206 or 416 where the request's validators and Range call for it."""
@@ -145,7 +145,7 @@ class FileResponse(Response):
         ]
         if status == 206:
             response._headers.insert(0, ("content-type", self.content_type() or BINARY))
-        response._iter = chunks
+        response.body_chunks = chunks
         return response
 
 

@@ -498,7 +498,7 @@ def test_pipelined_flood_is_parsed_a_slice_at_a_time(http: str) -> None:
                 if i % 50 == 0:
                     state: Any = server._state
                     for connection in list(state.connections):
-                        queued = max(queued, len(connection._pipeline))
+                        queued = max(queued, len(connection._st.pipeline))
                         held = max(held, len(connection._held))
                 assert reader.response().body == b"r"
             sender.join(10)

@@ -22,7 +22,7 @@ from support.servers import running_server
 from cello import App, Request, Response, _native
 
 PROBE = (
-    "import cello, cello._native as n, cello.server.protocol as p, cello.server.websocket.connection as w;"
+    "import cello, cello._native as n, cello.server.http.protocol as p, cello.server.websocket.connection as w;"
     "print(n.mode()); print(p.__file__); print(w.__file__)"
 )
 
@@ -63,7 +63,7 @@ def test_every_compiled_module_has_its_source() -> None:
 
 
 def test_this_process_runs_the_mode_it_reports() -> None:
-    import cello.server.protocol as protocol
+    import cello.server.http.protocol as protocol
 
     compiled = protocol.__file__ is not None and protocol.__file__.endswith(
         tuple(importlib.machinery.EXTENSION_SUFFIXES)
@@ -92,12 +92,12 @@ def test_pure_python_env_runs_the_sources() -> None:
 def test_an_edited_source_is_never_shadowed_by_its_stale_build(tmp_path: Path) -> None:
     copy = tmp_path / "cello"
     shutil.copytree(ROOT / "cello", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    wire = copy / "server" / "wire.py"
+    wire = copy / "server" / "http" / "wire.py"
     wire.write_text(wire.read_text("utf-8") + "\nEDITED = True\n", "utf-8")
     mode, protocol, ws, stderr = probe({}, pythonpath=tmp_path)
-    assert mode == "pure Python (cello.server.wire changed since compiled)"
+    assert mode == "pure Python (cello.server.http.wire changed since compiled)"
     # All or nothing: the group's modules call each other natively, so none of them runs compiled.
-    assert protocol == str(copy / "server" / "protocol.py")
+    assert protocol == str(copy / "server" / "http" / "protocol.py")
     assert ws == str(copy / "server" / "websocket" / "connection.py")
     assert "compiled runtime is stale" in stderr and "pip install -e ." in stderr
 
@@ -116,12 +116,12 @@ def test_a_module_compiled_by_no_build_makes_the_others_run_as_sources(tmp_path:
     # an older build's, and running them beside the new module's source would mix versions.
     copy = tmp_path / "cello"
     shutil.copytree(ROOT / "cello", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    for extension in (copy / "server").glob("wire.*"):
+    for extension in (copy / "server" / "http").glob("wire.*"):
         if extension.suffix != ".py":
             extension.unlink()
     mode, protocol, ws, stderr = probe({}, pythonpath=tmp_path)
-    assert mode == "pure Python (cello.server.wire not compiled)"
-    assert protocol == str(copy / "server" / "protocol.py")
+    assert mode == "pure Python (cello.server.http.wire not compiled)"
+    assert protocol == str(copy / "server" / "http" / "protocol.py")
     assert ws == str(copy / "server" / "websocket" / "connection.py")
     assert "compiled runtime is stale" in stderr
 

@@ -141,7 +141,7 @@ def test_wheel_without_compiling_is_pure_python(tmp_path: Path) -> None:
     assert built.name.endswith("-py3-none-any.whl"), built.name
     names = zipfile.ZipFile(built).namelist()
     assert not [name for name in names if name.endswith(".so")]
-    assert "cello/server/protocol.py" in names and "cello/_native.py" in names
+    assert "cello/server/http/protocol.py" in names and "cello/_native.py" in names
     venv, run_env = install(built, tmp_path)
     assert (
         run([str(venv / "bin" / "cello"), "--version"], tmp_path, env=run_env).strip()

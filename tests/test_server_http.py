@@ -23,7 +23,7 @@ EVENTS: dict[str, threading.Event] = {}
 
 def _streamed(chunks: AsyncIterator[bytes], content_type: str = "text/plain", **headers: str) -> Response:
     response = Response(None, 200, headers or None, content_type)
-    response._iter = chunks
+    response.body_chunks = chunks
     return response
 
 

@@ -21,8 +21,8 @@ from support.variants import PARSERS
 
 from cello.response import Response
 from cello.server.config import ServerConfig
-from cello.server.head import HeadValidator
-from cello.server.parsers import create_parser
+from cello.server.http.head import HeadValidator
+from cello.server.http.parsers import create_parser
 
 H = b"Host: a\r\n"
 GET = b"GET / HTTP/1.1\r\n" + H

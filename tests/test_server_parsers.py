@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from support.variants import PARSERS
 from test_server_malformed import Recorder, parse
 
-from cello.server import wire
 from cello.server.config import ServerConfig
-from cello.server.head import ChunkedFraming, HeadValidator, parse_raw_head, split_target
-from cello.server.parsers import create_parser
+from cello.server.http import wire
+from cello.server.http.head import ChunkedFraming, HeadValidator, parse_raw_head, split_target
+from cello.server.http.parsers import create_parser
 
 # -- adapters: same events from both ------------------------------------------------------
 

@@ -32,7 +32,7 @@ from cello.config import Config
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.server.config import ServerConfig
-from cello.server.protocol import ServerState
+from cello.server.http.protocol import ServerState
 from cello.server.websocket.connection import WebSocketConnection
 from cello.server.websocket.driver import WsDriver, frame
 from cello.server.websocket.handshake import accept_token, check_handshake, negotiate_deflate

@@ -10,7 +10,7 @@ from cello.errors import HTTPException
 from cello.pipeline import error_response
 from cello.request import Request, WireRequest
 from cello.response import Response
-from cello.server.head import valid_host
+from cello.server.http.head import valid_host
 
 
 def _request_from_scope(scope: Scope) -> Request:
@@ -96,7 +96,7 @@ async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> 
         await _send_response(error_response(413, endpoint.body_too_large), send, False, body)
         return
     if endpoint.stream_body:
-        request._stream = body.chunks()
+        request.body_stream = body.chunks()
     else:
         data = bytearray()
         try:
@@ -105,7 +105,7 @@ async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> 
         except HTTPException as exc:
             await _send_response(error_response(exc.status, exc.detail), send, False, body)
             return
-        request._body = bytes(data)
+        request.body_bytes = bytes(data)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result
     await _send_response(response, send, request.method == "HEAD", body)
@@ -117,14 +117,14 @@ async def _send_response(response: Response, send: Send, head: bool, body: _Body
         headers.append((b"connection", b"close"))
     status = response.status
     no_body = status < 200 or status in (204, 304)
-    chunks = response._iter
+    chunks = response.body_chunks
     if chunks is None and not no_body and not any(name == b"content-length" for name, _ in headers):
-        headers.append((b"content-length", str(len(response._body)).encode()))
+        headers.append((b"content-length", str(len(response.body_bytes)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     if chunks is None or head or no_body or body.disconnected:
         if chunks is not None:
             await _close(chunks)
-        await send({"type": "http.response.body", "body": b"" if (head or no_body) else response._body})
+        await send({"type": "http.response.body", "body": b"" if (head or no_body) else response.body_bytes})
         return
     await _stream(chunks, send, body)
 

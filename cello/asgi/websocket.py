@@ -65,9 +65,9 @@ class _AsgiSession:
             await self._emit({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
             return
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.raw_headers()]
-        headers.append((b"content-length", str(len(response._body)).encode("ascii")))
+        headers.append((b"content-length", str(len(response.body_bytes)).encode("ascii")))
         await self._emit({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
-        await self._emit({"type": "websocket.http.response.body", "body": response._body})
+        await self._emit({"type": "websocket.http.response.body", "body": response.body_bytes})
 
     async def receive(self) -> str | bytes | int:
         if self._code:

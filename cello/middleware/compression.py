@@ -153,24 +153,24 @@ class CompressionPolicy:
             add_vary(response, "Accept-Encoding")
             if response.find_header("content-encoding") >= 0:
                 return  # already encoded (by the handler or an inner middleware): never twice
-        if response._idle is not None:
+        if response.idle_filler is not None:
             # An event stream: the server writes keep-alive comments between chunks, which
             # cannot enter a compressed stream. Event streams go uncompressed.
             return
-        streaming = response._iter is not None
-        if not streaming and len(response._body) < self.min_size:
+        streaming = response.body_chunks is not None
+        if not streaming and len(response.body_bytes) < self.min_size:
             return
         encoding = choose_encoding(request.header(b"accept-encoding"), self.available)
         if encoding is None:
             return
         compressor = _Compressor(encoding, self.level)
         if streaming:
-            assert response._iter is not None
-            response._iter = _compress_stream(response._iter, compressor)
+            assert response.body_chunks is not None
+            response.body_chunks = _compress_stream(response.body_chunks, compressor)
             if "content-length" in response.headers:
                 del response.headers["content-length"]
         else:
-            response._body = compressor.whole(response._body)
+            response.body_bytes = compressor.whole(response.body_bytes)
         response.set_header("content-encoding", encoding)
         etag = response.headers.get("etag")
         if etag is not None and not etag.startswith("W/"):

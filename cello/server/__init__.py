@@ -4,10 +4,12 @@
 worker processes when there are more than one; ``Server`` (serve.py) is one process with a
 thread-safe ``shutdown()`` (tests, embedding).
 
-Modules: protocol.py (the connection, one class for both parsers), parsers.py (httptools and
-h11 adapters emitting the same five events), head.py (request-head rules both share),
-wire.py (response bytes), body.py (streamed request bodies), websocket/ (WebSocket
-connections: handshake, frame driver, asyncio connection), serve.py, supervisor.py.
+Modules: http/ (the HTTP/1.1 connection: protocol.py, one class for both parsers, acting on
+state.py, its lifecycle without I/O; parsers.py, httptools and h11 adapters emitting the same
+five events; head.py, request-head rules both share; wire.py, response bytes; body.py,
+streamed request bodies), websocket/ (WebSocket connections after the upgrade: handshake.py,
+driver.py, the frames without I/O on websockets' Protocol, connection.py, the asyncio side),
+write_gate.py (writers waiting for a paused transport, shared by both), serve.py, supervisor.py.
 
 Choices worth knowing (identical on both parsers):
 

@@ -4,6 +4,20 @@ The server parses a request head, asks the application to ``resolve`` it into an
 :class:`Endpoint`, receives the body within the endpoint's limits, then calls the endpoint.
 It never looks at routes; the application never touches a socket.
 
+What the server writes on a :class:`~cello.request.Request` and reads of a
+:class:`~cello.response.Response` are plain attributes of those classes (cheap to read in the
+compiled runtime, where a property would be a call), and nothing else of theirs:
+
+* ``request.body_bytes`` — set to the whole body before a buffered endpoint is called;
+* ``request.body_stream`` — set to the body's ``AsyncIterator[bytes]`` for ``stream_body``
+  endpoints, before the body has arrived (``request.stream()`` returns it);
+* ``response.status`` and ``response.raw_headers()`` — the status line and header block;
+* ``response.body_bytes`` — the body, written with the head in one write;
+* ``response.body_chunks`` — when not None, a streamed body (chunked for HTTP/1.1 without
+  a Content-Length), written as it is produced, and closed (``aclose``) at the end;
+* ``response.idle_filler`` — ``(seconds, bytes)``: for streams, bytes written after that long
+  without a chunk.
+
 WebSocket handshakes take the same path. The server marks the request (``request.upgrade``)
 and the application routes it to a WebSocket endpoint, which runs the route's hooks and
 guards and answers either a normal Response (the handshake is refused with it) or a

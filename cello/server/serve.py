@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cello.config import Config
 from cello.server.config import ServerConfig
-from cello.server.protocol import HttpProtocol, ServerState
+from cello.server.http.protocol import HttpProtocol, ServerState
 
 if TYPE_CHECKING:
     from cello.server.interface import Application

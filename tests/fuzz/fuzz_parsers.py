@@ -24,8 +24,8 @@ import atheris  # type: ignore[import-untyped]  # noqa: E402
 
 with atheris.instrument_imports():
     from cello.server.config import ServerConfig
-    from cello.server.head import HeadValidator
-    from cello.server.parsers import create_parser
+    from cello.server.http.head import HeadValidator
+    from cello.server.http.parsers import create_parser
 
 
 class Checker:

@@ -29,14 +29,14 @@ from websockets.extensions import Extension
 from websockets.frames import CloseCode
 
 from cello.response import Response
-from cello.server.flow import WriteGate
 from cello.server.websocket.driver import Payload, WsDriver
 from cello.server.websocket.handshake import Handshake, error, handshake_response, negotiate_deflate
+from cello.server.write_gate import WriteGate
 
 if TYPE_CHECKING:
     from cello.response import WebSocketUpgrade
     from cello.server.config import ServerConfig
-    from cello.server.protocol import ServerState
+    from cello.server.http.protocol import ServerState
 
 logger = logging.getLogger("cello.websocket")
 

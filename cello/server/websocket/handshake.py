@@ -20,7 +20,7 @@ from websockets.headers import build_extension, parse_extension
 
 from cello.headers import check_header_value
 from cello.response import Response
-from cello.server import wire
+from cello.server.http import wire
 
 if TYPE_CHECKING:
     from cello.request import Request

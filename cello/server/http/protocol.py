@@ -4,13 +4,18 @@
 adapter's four events into calls of the application, and writes responses in request order.
 Byte-level rules live elsewhere: head validation in head.py, response bytes in wire.py.
 
+The connection's lifecycle (phases, why reading is paused, the pipeline queue, keep-alive and
+timeout decisions) is a ``ConnectionState`` (state.py), without I/O: this class tells it what
+happened and acts on what it decides (pause or resume reading, write, refuse, close), and keeps
+the transport, the timers, the tasks and the request being received or answered.
+
 Life of a request: ``on_head`` builds the Request and resolves the endpoint (refusing an
 oversized declared body at once); ``on_body`` buffers or streams the body; ``on_end`` calls the
 endpoint. A sync handler's Response is written at once, inside the same ``data_received``;
 an awaitable runs as a task. Requests that arrive while a response is in progress (pipelining)
-wait in ``_pipeline``; while any wait, further input is held unparsed (``_held``) and reading
-pauses once that exceeds ``input_high_water``, so a flood costs bounded memory however long.
-While the client does not read (the transport paused writing), reading pauses too and no
+wait in the state's ``pipeline``; while any wait, further input is held unparsed (``_held``) and
+reading pauses once that exceeds ``input_high_water``, so a flood costs bounded memory however
+long. While the client does not read (the transport paused writing), reading pauses too and no
 request is answered, so sync handlers cannot pile answers up in the transport either.
 
 A WebSocket handshake answered with a WebSocketUpgrade (status 101, so it never meets the
@@ -24,32 +29,44 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request, WireRequest
 from cello.response import Response, WebSocketUpgrade
-from cello.server import wire
-from cello.server.body import RequestStream
 from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
-from cello.server.flow import WriteGate
-from cello.server.head import HeadValidator, split_target
-from cello.server.parsers import create_parser
+from cello.server.http import wire
+from cello.server.http.body import RequestStream
+from cello.server.http.head import HeadValidator, split_target
+from cello.server.http.parsers import create_parser
+from cello.server.http.state import (
+    CLOSE,
+    CLOSED,
+    DONE,
+    IDLE,
+    KEEP,
+    LINGER,
+    LINGER_OVER,
+    LINGERING,
+    PAUSE,
+    PAUSE_STREAM,
+    PAUSE_WRITE,
+    STREAMING,
+    UNCHANGED,
+    ConnectionState,
+)
+from cello.server.http.wire import LENGTH_LINES, STATUS_LINES
 from cello.server.websocket.connection import WebSocketConnection
 from cello.server.websocket.handshake import check_handshake, refusal
-from cello.server.wire import LENGTH_LINES, STATUS_LINES
+from cello.server.write_gate import WriteGate
 
 if TYPE_CHECKING:
     from cello.server.interface import Application, Endpoint, EndpointResult
 
 logger = logging.getLogger("cello.server")
 
-NEVER: Final = math.inf
-# Seconds a refused connection keeps reading (and dropping) input after its last response.
-LINGER: Final = 2.0
 # Largest body concatenated with its head into one buffer; larger ones go out with writelines
 # (still one call) to spare the copy.
 _JOIN_LIMIT: Final = 64 * 1024
@@ -138,26 +155,6 @@ class ServerState:
             connection.abort()
 
 
-class _Queued:
-    """A pipelined request waiting for the responses before it, or a refusal (request None)."""
-
-    __slots__ = ("request", "endpoint", "keep_alive", "status", "reason")
-
-    def __init__(
-        self,
-        request: Request | None,
-        endpoint: Endpoint | None,
-        keep_alive: bool,
-        status: int,
-        reason: str,
-    ) -> None:
-        self.request = request
-        self.endpoint = endpoint
-        self.keep_alive = keep_alive
-        self.status = status
-        self.reason = reason
-
-
 class HttpProtocol(asyncio.Protocol):
     _transport: asyncio.Transport
     _write: Callable[[bytes], None]  # _transport.write, bound once
@@ -172,12 +169,14 @@ class HttpProtocol(asyncio.Protocol):
         config = state.config
         self._config = config
         self._tails = state.tails  # updated in place every second
-        self._head_timeout = config.request_head_timeout
-        self._keep_alive_timeout = config.keep_alive_timeout
-        self._body_timeout = config.body_idle_timeout
-        # Seconds of time each body byte earns (1 / min_body_rate; 0: no minimum rate), see
-        # _start_body_clock.
-        self._seconds_per_byte = 1.0 / config.min_body_rate if config.min_body_rate > 0 else 0.0
+        # The lifecycle: every decision about phases, reading, keep-alive and timeouts.
+        self._st = ConnectionState(
+            config.request_head_timeout,
+            config.body_idle_timeout,
+            config.keep_alive_timeout,
+            config.min_body_rate,
+            config.input_high_water,
+        )
         self._parser = create_parser(config.http, self, config)
         self._parser_feed = self._parser.feed
         self._parser_in_head = self._parser.in_head
@@ -192,35 +191,19 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_remaining = 0
         self._rx_limit = 0
         self._rx_stream: RequestStream | None = None
-        # When the body being received falls below min_body_rate (NEVER: no minimum).
-        self._rx_due = NEVER
-        # A pipelined request asked for 100 Continue: sent once the responses before it are out.
-        self._continue_pending = False
-        # Sending side: the request being answered.
-        self._busy = False
+        # Sending side: the request being answered, and the task answering it.
         self._tx_request: Request | None = None
-        self._tx_keep_alive = False
         self._task: asyncio.Task[None] | None = None
-        self._event_stream = False
+        # The task is writing a streamed body (_pump): cancelling it stops the stream.
+        self._pumping = False
+        # Shutdown cancelled the stream: end it properly instead of as broken.
         self._ending_stream = False
         self._last_chunk = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._streaming = False
-        self._pipeline: deque[_Queued] = deque()
-        # No more requests will be read (refused input, a non-keep-alive request, EOF).
-        self._input_done = False
         self._eof = False
-        # Nothing more is written (the transport is closing, closed, or lingering).
-        self._closed = False
-        self._lingering = False
+        # The transport is not ours to close any more (lost, aborted or handed over).
         self._lost = False
-        self._read_paused = False
-        self._stream_paused = False
-        self._write_paused = False
         self._write_gate = WriteGate(self._loop)
-        # Waiting for the first byte of a request (keep-alive idle), and until when.
-        self._idle = True
-        self._deadline = NEVER
         # A WebSocket handshake whose handler has not accepted or denied yet, and the bytes
         # that followed the handshake request.
         self._ws: WebSocketConnection | None = None
@@ -229,9 +212,11 @@ class HttpProtocol(asyncio.Protocol):
         # after it, applied once it is parsed.
         self._held = b""
         self._held_at = 0
-        self._high_water = config.input_high_water
         self._feeding = False
         self._eof_held = False
+        # _next is answering queued requests: a sync one finishing inside it must not call
+        # _next again (a flood of tiny pipelined requests would recurse once per request).
+        self._answering_queue = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -251,14 +236,14 @@ class HttpProtocol(asyncio.Protocol):
             return
         state.connections.add(self)
         # A fresh connection gets the head timeout for its first request.
-        self._deadline = state.now + self._config.request_head_timeout
+        self._st.deadline = state.now + self._config.request_head_timeout
         if state.shutting_down:
             self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        st = self._st
+        st.lost()
         self._lost = True
-        self._input_done = True
         self._state.connections.discard(self)
         self._parser.stop()
         self._held = b""
@@ -267,49 +252,45 @@ class HttpProtocol(asyncio.Protocol):
         if stream is not None:
             self._rx_stream = None
             stream.fail(disconnect)
-        for queued in self._pipeline:
+        for queued in st.pipeline:
             request = queued.request
-            if request is not None and isinstance(request._stream, RequestStream):
-                request._stream.fail(disconnect)
-        self._pipeline.clear()
+            if request is not None and isinstance(request.body_stream, RequestStream):
+                request.body_stream.fail(disconnect)
+        st.pipeline.clear()
         ws = self._ws
         if ws is not None:
             self._ws = None
             ws.lost_before_accept()
-        if self._streaming and self._task is not None:
+        if self._pumping and self._task is not None:
             # Stop a streaming response now (an SSE generator may wait for events for a long
             # time); its generator's ``finally`` runs. Plain handlers finish on their own.
             self._task.cancel()
         self._wake_writer()
 
     def data_received(self, data: bytes) -> None:
-        if self._held or self._pipeline or len(data) > _FEED_SLICE:
+        if self._held or self._st.pipeline or len(data) > _FEED_SLICE:
             self._hold(data)
         else:
             self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        if self._idle:
-            if self._lingering:
-                return
-            self._idle = False
-            self._deadline = self._state.now + self._head_timeout
+        st = self._st
+        if not st.bytes_received(self._state.now):
+            return
         self._parser_feed(data)
-        if self._idle and self._parser_in_head():
+        if st.reading == IDLE and self._parser_in_head():
             # A response written during this feed made the connection idle, but the same read
-            # went on into the next request's head: that head has the head timeout, not the
-            # (shorter) keep-alive one, or a client sending a head in pieces would be cut off.
-            self._idle = False
-            self._deadline = self._state.now + self._head_timeout
+            # went on into the next request's head.
+            st.head_begun(self._state.now)
 
     def _hold(self, data: bytes) -> None:
-        if self._lingering or self._closed:
+        if self._st.writing >= LINGERING:
             return
         held = self._held
         self._held = held[self._held_at :] + data if held else data
         self._held_at = 0
         self._feed_held()
-        if len(self._held) > self._high_water:
+        if len(self._held) > self._st.high_water:
             self._update_reading()
 
     def _feed_held(self) -> None:
@@ -318,15 +299,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._feeding or not self._held:
             return
         self._feeding = True
+        st = self._st
         try:
-            while (
-                self._held
-                and not self._pipeline
-                and not self._stream_paused
-                and not self._write_paused
-                and not self._input_done
-                and not self._closed
-            ):
+            while self._held and st.may_feed():
                 start = self._held_at
                 # A body of known length goes to the parser whole (an upload must not be cut
                 # into 16 KiB pieces); heads, where a flood of pipelined requests hides, are sliced.
@@ -343,20 +318,20 @@ class HttpProtocol(asyncio.Protocol):
                 self._feed(piece)
         finally:
             self._feeding = False
-        if self._eof_held and (not self._held or self._input_done):
+        if self._eof_held and (not self._held or st.reading == DONE):
             self._eof_held = False
             if not self._end_of_input():
                 self._close()
-        elif self._read_paused:
+        elif st.read_paused:
             self._update_reading()
 
     def eof_received(self) -> bool | None:
         # The client sent everything it will send: answer what is complete, then close. A
         # client that stops sending during a streaming response (SSE) has gone away: a half
         # close cannot be told apart from a close until a write fails, which may take long.
-        if self._lingering:
+        if self._st.writing == LINGERING:
             return None
-        if self._held and not self._input_done and not self._streaming:
+        if self._held and self._st.reading != DONE and not self._pumping:
             self._eof_held = True  # _feed_held ends the input once the held requests are parsed
             return True
         return True if self._end_of_input() else None
@@ -364,29 +339,31 @@ class HttpProtocol(asyncio.Protocol):
     def _end_of_input(self) -> bool:
         """No more input: whether the transport stays open for the responses still due."""
         self._parser.stop()
-        self._input_done = True
+        st = self._st
+        st.end_input()
         self._eof = True
-        if self._streaming:
+        if self._pumping:
             return False  # connection_lost stops the stream
         stream = self._rx_stream
         if stream is not None:
             self._rx_stream = None
             stream.fail(ClientDisconnect("client closed before the end of the body"))
         self._rx_request = None
-        return self._busy or bool(self._pipeline)
+        return st.answering()
 
     def pause_writing(self) -> None:
         # The client does not read what it asked for: read no more of what it sends, and answer
         # nothing more (on_end queues requests) until it catches up. Without this, pipelined
         # requests answered inline (sync handlers) would pile their answers up in the transport.
-        self._write_paused = True
+        self._st.pause(PAUSE_WRITE)
         self._update_reading()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        st = self._st
+        st.unpause(PAUSE_WRITE)
         self._wake_writer()
-        if self._pipeline:
-            if not self._busy:
+        if st.pipeline:
+            if st.writing == IDLE:
                 self._next()
         else:
             self._feed_held()
@@ -402,7 +379,8 @@ class HttpProtocol(asyncio.Protocol):
         headers: list[tuple[bytes, bytes]],
         head: HeadValidator,
     ) -> None:
-        if self._input_done:
+        st = self._st
+        if st.reading == DONE:
             return
         raw_path, query = split_target(target)
         request = WireRequest(
@@ -429,29 +407,30 @@ class HttpProtocol(asyncio.Protocol):
         self._rx_limit = limit
         expects_body = chunked or head.content_length > 0
         if endpoint.stream_body:
+            st.head_received(True)
             stream = RequestStream(self, self._loop, self._config.stream_high_water, head.expect_continue)
-            request._stream = stream
+            request.body_stream = stream
             self._rx_stream = stream
             self._submit(request, endpoint, keep_alive)
-            if expects_body and not self._closed:
-                self._start_body_clock()
+            if expects_body and st.writing < LINGERING:
+                st.start_body(self._state.now)
                 if head.expect_continue:
                     # The client waits for "100 Continue", sent when the handler first reads
                     # (send_continue starts the clock again).
-                    self._deadline = NEVER
+                    st.wait_for_continue()
             return
+        st.head_received(False)
         if expects_body:
-            self._start_body_clock()
-        else:
-            self._deadline = NEVER
+            st.start_body(self._state.now)
         if head.expect_continue:
-            if self._busy or self._pipeline:
-                self._continue_pending = True
+            if st.answering():
+                st.continue_pending = True
             else:
                 self._transport.write(wire.CONTINUE)
 
     def on_body(self, data: bytes) -> None:
-        if self._input_done:
+        st = self._st
+        if st.reading == DONE:
             return
         size = self._rx_size + len(data)
         self._rx_size = size
@@ -459,12 +438,7 @@ class HttpProtocol(asyncio.Protocol):
         if size > self._rx_limit:
             self._refuse(413, self._rx_endpoint.body_too_large)
             return
-        # Each byte earns time: a body trickled in below min_body_rate reaches its due time
-        # even though every byte comes within body_idle_timeout of the one before.
-        due = self._rx_due + len(data) * self._seconds_per_byte
-        self._rx_due = due
-        idle = self._state.now + self._body_timeout
-        self._deadline = due if due < idle else idle
+        st.body_received(len(data), self._state.now)
         stream = self._rx_stream
         if stream is not None:
             stream.feed(data)
@@ -472,17 +446,17 @@ class HttpProtocol(asyncio.Protocol):
             self._rx_parts.append(data)
 
     def on_end(self) -> None:
-        if self._input_done:
+        st = self._st
+        if st.reading == DONE:
             return
         request = self._rx_request
         if request is None:
             return
         self._rx_request = None
-        self._continue_pending = False
         keep_alive = self._rx_keep_alive
+        st.request_ended(keep_alive)
         if not keep_alive:
             # Nothing after this request is read; the connection closes after its response.
-            self._input_done = True
             self._parser.stop()
             self._update_reading()
         stream = self._rx_stream
@@ -492,9 +466,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         parts = self._rx_parts
         if parts:
-            request._body = b"".join(parts)
+            request.body_bytes = b"".join(parts)
             parts.clear()
-        if self._busy or self._pipeline or self._write_paused:
+        if st.must_wait():
             self._submit(request, self._rx_endpoint, keep_alive)
         else:
             self._dispatch(request, self._rx_endpoint, keep_alive)
@@ -508,46 +482,25 @@ class HttpProtocol(asyncio.Protocol):
     # -- flow control (RequestStream's owner) -------------------------------------------
 
     def send_continue(self) -> None:
-        if not self._closed:
+        if self._st.writing < LINGERING:
             self._transport.write(wire.CONTINUE)
-            self._resume_body_clock()  # the client has been waiting for this to send the body
+            self._st.resume_body(self._state.now)  # the client has been waiting for this to send the body
 
     def pause_for_stream(self) -> None:
-        self._stream_paused = True
+        self._st.pause(PAUSE_STREAM)
         self._update_reading()
 
     def resume_for_stream(self) -> None:
-        self._stream_paused = False
-        self._resume_body_clock()
+        st = self._st
+        st.unpause(PAUSE_STREAM)
+        st.resume_body(self._state.now)
         self._feed_held()
         self._update_reading()
 
-    def _start_body_clock(self) -> None:
-        """A body is expected from now on. Its bytes must come within body_idle_timeout of each
-        other and, on average, at min_body_rate after a head start of body_idle_timeout: the
-        deadline grows by 1/min_body_rate seconds per byte received (Apache's MinRate, Kestrel's
-        MinRequestBodyDataRate), so a large upload at a normal pace is never cut off, while
-        one trickled in to hold the connection is, however regular its bytes."""
-        deadline = self._state.now + self._body_timeout
-        self._deadline = deadline
-        self._rx_due = deadline if self._seconds_per_byte > 0 else NEVER
-
-    def _resume_body_clock(self) -> None:
-        """The body was not read for a while, and not for the client's doing (a handler behind
-        on a streamed body, a handler busy with the request before it, 100 Continue not sent): it gets a
-        fresh body_idle_timeout, and at least as long to make up its rate."""
-        deadline = self._state.now + self._body_timeout
-        self._deadline = deadline
-        if deadline > self._rx_due:
-            self._rx_due = deadline
-
     def _update_reading(self) -> None:
-        if self._closed:
-            return
-        pause = self._stream_paused or self._write_paused or self._input_done or len(self._held) > self._high_water
-        if pause != self._read_paused:
-            self._read_paused = pause
-            if pause:
+        change = self._st.reading_change(len(self._held))
+        if change != UNCHANGED:
+            if change == PAUSE:
                 self._transport.pause_reading()
             else:
                 self._transport.resume_reading()
@@ -556,9 +509,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer ``status`` in turn and read nothing more."""
-        if self._input_done:
+        st = self._st
+        if st.reading == DONE:
             return
-        self._input_done = True
+        st.end_input()
         self._parser.stop()
         self._update_reading()
         self._rx_request = None
@@ -569,34 +523,29 @@ class HttpProtocol(asyncio.Protocol):
             self._rx_stream = None
             stream.fail(HTTPException(status, reason))
             return
-        if self._busy or self._pipeline:
-            self._pipeline.append(_Queued(None, None, False, status, reason))
+        if st.answering():
+            st.queue_refusal(status, reason)
         else:
             self._send_refusal(status, reason)
 
     def _send_refusal(self, status: int, reason: str) -> None:
-        if not self._closed:
+        if self._st.writing < LINGERING:
             self._transport.write(wire.render_error(status, reason, self._state.tails.close))
         self._close(linger=True)
 
     # -- calling the application ------------------------------------------------------
 
     def _submit(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
-        if self._busy or self._pipeline or self._write_paused:
-            self._pipeline.append(_Queued(request, endpoint, keep_alive, 0, ""))
-            # Not idle while requests wait, even if a response earlier in this read made it so:
-            # the keep-alive timeout must not close a connection whose answers are still due.
-            self._idle = False
-            self._deadline = NEVER
+        st = self._st
+        if st.must_wait():
+            st.queue(request, endpoint, keep_alive)
             self._update_reading()
         else:
             self._dispatch(request, endpoint, keep_alive)
 
     def _dispatch(self, request: Request, endpoint: Endpoint, keep_alive: bool) -> None:
-        self._busy = True
+        self._st.dispatched(keep_alive)
         self._tx_request = request
-        self._tx_keep_alive = keep_alive
-        self._deadline = NEVER
         try:
             result = endpoint(request)
         except Exception:
@@ -622,19 +571,16 @@ class HttpProtocol(asyncio.Protocol):
         if not isinstance(response, Response):
             logger.error("endpoint returned %r instead of a Response", type(response).__name__)
             response = error_response(500, "Internal Server Error")
-        if response._iter is None:
+        if response.body_chunks is None:
             self._send(response)
         else:
             await self._send_stream(response)
 
     def _keep_alive_now(self) -> bool:
-        """Whether the connection stays open after the response being written."""
-        if not self._tx_keep_alive or self._state.shutting_down:
-            return False
-        if self._input_done and not self._pipeline:
-            return False  # nothing more will be read: this is the last response
-        # A handler that answered before its body arrived: the rest of the body is unread.
-        return self._rx_request is None or self._rx_request is not self._tx_request
+        """Whether the connection stays open after the response being written (state.py
+        decides; a handler that answered before its body arrived leaves the rest unread)."""
+        rx = self._rx_request
+        return self._st.keep_alive_now(self._state.shutting_down, rx is not None and rx is self._tx_request)
 
     def _tail(self, keep_alive: bool, request: Request) -> bytes:
         tails = self._tails
@@ -646,16 +592,15 @@ class HttpProtocol(asyncio.Protocol):
 
     def _send(self, response: Response) -> None:
         """Write a complete response (head and body in one write)."""
-        if response._iter is not None:
+        if response.body_chunks is not None:
             self._task = self._loop.create_task(self._send_stream(response))
             return
         request = self._tx_request
         assert request is not None
         keep_alive = self._keep_alive_now()
-        self._tx_keep_alive = keep_alive
         tail = self._tail(keep_alive, request)
         status = response.status
-        body = response._body
+        body = response.body_bytes
         # Most responses: one buffer holding head and body. A large body is not copied into
         # it (writelines), HEAD and bodiless statuses send the head alone.
         large = b""
@@ -684,7 +629,7 @@ class HttpProtocol(asyncio.Protocol):
             # e.g. a header value that is not latin-1
             logger.exception("cannot render the response to %s %s", request.method, request.raw_path)
             data = wire.render_error(500, "Internal Server Error", tail, request.method != "HEAD")
-        if not self._closed:
+        if self._st.writing < LINGERING:
             if large:
                 self._transport.writelines((data, large))
             else:
@@ -697,7 +642,7 @@ class HttpProtocol(asyncio.Protocol):
         """Run the WebSocket handler; it accepts (``upgraded``) or denies (``denied``)."""
         handshake = check_handshake(request) if request.upgrade else None
         if handshake is None or handshake.status:
-            self._tx_keep_alive = False
+            self._st.keep_alive = False
             self._send(refusal(handshake))
             return
         ws = WebSocketConnection(self._state, self._transport, self, handshake, response)
@@ -708,10 +653,9 @@ class HttpProtocol(asyncio.Protocol):
         """The 101 is out: this connection is the WebSocket's now (connection.UpgradeOwner)."""
         self._ws = None
         self._state.connections.discard(self)
-        self._busy = False
+        self._st.handed_over()
         self._task = None
         self._tx_request = None
-        self._closed = True
         # The transport is not ours to abort any more.
         self._lost = True
         data = self._upgrade_data
@@ -726,13 +670,13 @@ class HttpProtocol(asyncio.Protocol):
         """The handler refused the handshake (connection.UpgradeOwner)."""
         self._ws = None
         self._upgrade_data = b""
-        self._tx_keep_alive = False
+        self._st.keep_alive = False
         if isinstance(response, WebSocketUpgrade):
             response = error_response(500, "Internal Server Error")
         self._send(response)
 
     async def _send_stream(self, response: Response) -> None:
-        iterator = response._iter
+        iterator = response.body_chunks
         assert iterator is not None
         request = self._tx_request
         assert request is not None
@@ -742,13 +686,13 @@ class HttpProtocol(asyncio.Protocol):
         body_allowed = wire.has_body(status)
         # Without a length, HTTP/1.1 gets chunks; HTTP/1.0 gets the body up to the close.
         chunked = body_allowed and length < 0 and request.http_version == "1.1"
+        st = self._st
         if body_allowed and length < 0 and not chunked:
-            self._tx_keep_alive = False
+            st.keep_alive = False
         keep_alive = self._keep_alive_now()
-        self._tx_keep_alive = keep_alive
         stream_body = body_allowed and request.method != "HEAD"
         # An event stream never ends by itself: shutdown ends it instead of waiting for it.
-        self._event_stream = wire.is_event_stream(headers)
+        event_stream = wire.is_event_stream(headers)
         tail = self._tail(keep_alive, request)
         try:
             if not body_allowed:
@@ -764,18 +708,20 @@ class HttpProtocol(asyncio.Protocol):
             stream_body = False
         if self._eof and stream_body:
             # See eof_received: the client is gone, nothing is written.
-            self._tx_keep_alive = False
-        elif not self._closed:
+            st.keep_alive = False
+        elif st.writing < LINGERING:
             self._transport.write(head)
             if stream_body:
-                self._streaming = True
-                sent = await self._pump(iterator, chunked, response._idle)
-                self._streaming = False
+                st.streaming(event_stream)
+                self._pumping = True
+                sent = await self._pump(iterator, chunked, response.idle_filler)
+                self._pumping = False
+                st.stream_ended()
                 if length >= 0 and sent != length:
                     if sent >= 0:
                         logger.error("streamed %d bytes but Content-Length said %d", sent, length)
                     # The client cannot find the end of this response: close.
-                    self._tx_keep_alive = False
+                    st.keep_alive = False
         await _aclose(iterator)
         self._finish()
 
@@ -788,6 +734,7 @@ class HttpProtocol(asyncio.Protocol):
         sent = 0
         transport = self._transport
         loop = self._loop
+        st = self._st
         timer: asyncio.TimerHandle | None = None
         if idle is not None:
             filler = wire.chunk(idle[1]) if chunked else idle[1]
@@ -795,7 +742,7 @@ class HttpProtocol(asyncio.Protocol):
             timer = loop.call_later(idle[0], self._idle_tick, idle[0], filler)
         try:
             async for data in iterator:
-                if self._closed:
+                if st.writing >= LINGERING:
                     break
                 if not data:
                     continue  # an empty chunk would end a chunked body
@@ -806,13 +753,13 @@ class HttpProtocol(asyncio.Protocol):
                 sent += len(data)
                 if timer is not None:
                     self._last_chunk = loop.time()
-                if self._write_paused:
+                if st.paused & PAUSE_WRITE:
                     await self._drain()
             else:
-                if chunked and not self._closed:
+                if chunked and st.writing < LINGERING:
                     transport.write(wire.LAST_CHUNK)
         except asyncio.CancelledError:
-            if self._ending_stream and chunked and not self._closed:
+            if self._ending_stream and chunked and st.writing < LINGERING:
                 # Server shutdown: end the stream properly so the client sees a clean end.
                 transport.write(wire.LAST_CHUNK)
                 return sent
@@ -820,8 +767,8 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:
             logger.exception("error while streaming a response")
             # The head is out: all that can still be said is that the response is broken.
-            self._tx_keep_alive = False
-            if not self._closed:
+            st.keep_alive = False
+            if st.writing < LINGERING:
                 self._transport.abort()
             return -1
         finally:
@@ -834,18 +781,18 @@ class HttpProtocol(asyncio.Protocol):
 
     def _idle_tick(self, interval: float, filler: bytes) -> None:
         self._idle_timer = None
-        if self._closed or not self._streaming:
+        if self._st.writing != STREAMING:
             return
         silent = self._loop.time() - self._last_chunk
         if silent >= interval * 0.999:
-            if not self._write_paused:
+            if not self._st.paused & PAUSE_WRITE:
                 self._transport.write(filler)
             self._last_chunk = self._loop.time()
             silent = 0.0
         self._idle_timer = self._loop.call_later(interval - silent, self._idle_tick, interval, filler)
 
     async def _drain(self) -> None:
-        if self._write_paused and not self._closed:
+        if self._st.paused & PAUSE_WRITE and self._st.writing < LINGERING:
             await self._write_gate.wait()
 
     def _wake_writer(self) -> None:
@@ -853,44 +800,53 @@ class HttpProtocol(asyncio.Protocol):
 
     def _finish(self) -> None:
         """The current response is fully written."""
-        self._busy = False
+        st = self._st
+        st.finished()
         self._task = None
         self._tx_request = None
-        if self._closed:
-            return
-        if not self._tx_keep_alive:
+        if st.writing != IDLE:
+            return  # closed
+        if not st.keep_alive:
             self._close(linger=True)
             return
-        if self._pipeline:
-            self._next()
+        if st.pipeline:
+            if not self._answering_queue:
+                self._next()  # (else the loop in _next goes on)
         else:
             self._became_idle()
 
     def _next(self) -> None:
         # A loop, not recursion: sync handlers finish inside _dispatch.
-        while not self._busy and self._pipeline and not self._closed:
-            if self._write_paused:
-                return  # resume_writing continues
-            queued = self._pipeline.popleft()
-            request = queued.request
-            endpoint = queued.endpoint
-            if request is None or endpoint is None:
-                self._send_refusal(queued.status, queued.reason)
-                return
-            self._dispatch(request, endpoint, queued.keep_alive)
-            if self._read_paused:
-                # A queued request streaming its body needs reading back on.
-                self._update_reading()
-        if not self._busy and not self._pipeline and not self._closed:
+        st = self._st
+        pipeline = st.pipeline
+        self._answering_queue = True
+        try:
+            while st.writing == IDLE and pipeline:
+                if st.paused & PAUSE_WRITE:
+                    return  # resume_writing continues
+                queued = pipeline.popleft()
+                request = queued.request
+                endpoint = queued.endpoint
+                if request is None or endpoint is None:
+                    self._send_refusal(queued.status, queued.reason)
+                    return
+                self._dispatch(request, endpoint, queued.keep_alive)
+                if st.read_paused:
+                    # A queued request streaming its body needs reading back on.
+                    self._update_reading()
+        finally:
+            self._answering_queue = False
+        if st.writing == IDLE and not pipeline:
             self._became_idle()
-        elif not self._pipeline:
+        elif not pipeline:
             self._feed_held()
 
     def _became_idle(self) -> None:
-        if self._read_paused:
+        st = self._st
+        if st.read_paused:
             self._update_reading()
         if self._rx_request is None:
-            if self._input_done:
+            if st.reading == DONE:
                 self._close()  # EOF came while answering
                 return
             if self._state.shutting_down:
@@ -898,16 +854,15 @@ class HttpProtocol(asyncio.Protocol):
                 # the keep-alive timeout. Linger if the client has sent more already.
                 self._close(linger=bool(self._held) or self._parser_in_head())
                 return
-            self._idle = True
             # The loop's clock, not the tick's: answering a slice of pipelined requests can
             # outlast the keep-alive timeout on a busy machine, and a deadline from the last
             # tick would then close the connection before its next request (already sent,
             # not yet read: uvloop runs timers before it reads) is seen.
-            self._deadline = self._clock() + self._keep_alive_timeout
+            st.became_idle(self._clock())
         else:
-            self._resume_body_clock()  # its body waited while the requests before it were answered
-            if self._continue_pending:
-                self._continue_pending = False
+            st.resume_body(self._state.now)  # its body waited while the requests before it were answered
+            if st.continue_pending:
+                st.continue_pending = False
                 self._transport.write(wire.CONTINUE)
         self._feed_held()
 
@@ -918,41 +873,33 @@ class HttpProtocol(asyncio.Protocol):
         moment: closing a socket with unread input makes the kernel send a reset, which can
         destroy the response before the client reads it (a refused upload, a pipelined
         request after a refusal)."""
-        if self._closed:
+        st = self._st
+        if st.writing >= LINGERING:
             return
-        self._closed = True
-        self._input_done = True
         self._parser.stop()
         self._held = b""
         transport = self._transport
         if linger and not self._eof and transport.can_write_eof():
-            self._lingering = True
-            self._idle = True
-            self._deadline = self._state.now + LINGER
+            read_paused = st.read_paused
+            st.close(self._state.now, True)
             transport.write_eof()
-            if self._read_paused:
-                self._read_paused = False
+            if read_paused:
                 transport.resume_reading()
             return
+        st.close(self._state.now, False)
         transport.close()
 
     def check_timeout(self, now: float) -> None:
-        """Called by the server's timer."""
-        if now < self._deadline:
+        """Called by the server's timer; state.py decides."""
+        st = self._st
+        if now < st.deadline:
             return
-        if self._lingering:
-            self._lingering = False
+        action = st.check_timeout(now, len(self._held))
+        if action == KEEP:
+            return
+        if action == LINGER_OVER:
             self._transport.close()
-            return
-        if self._closed:
-            return
-        if self._busy:
-            # A handler waiting for a streamed body that stopped coming (not one that stopped
-            # reading it: reading is paused then and the client is not to blame).
-            if self._rx_stream is not None and not self._stream_paused and not self._held:
-                self._refuse(408, "Request Timeout")
-            return
-        if self._idle:
+        elif action == CLOSE:
             self._close()  # keep-alive idle timeout: nothing to say
         else:
             self._refuse(408, "Request Timeout")
@@ -974,21 +921,22 @@ class HttpProtocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close if idle, otherwise after the response in progress."""
-        if self._lingering:
-            self._lingering = False
+        st = self._st
+        if st.writing == LINGERING:
+            st.writing = CLOSED
             self._transport.close()
-        elif self._closed:
+        elif st.writing == CLOSED:
             return
-        elif self._idle and not self._busy and not self._pipeline:
+        elif st.idle_for_shutdown():
             self._close()
-        elif self._streaming and self._event_stream and self._task is not None:
+        elif self._pumping and st.event_stream and self._task is not None:
             self._ending_stream = True
             self._task.cancel()
 
     def abort(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        self._closed = True
+        self._st.handed_over()
         if not self._lost:
             self._transport.abort()
 

@@ -24,7 +24,7 @@ import h11
 import httptools
 
 from cello.server.config import ServerConfig
-from cello.server.head import (
+from cello.server.http.head import (
     ChunkedFraming,
     HeadValidator,
     head_buffer_limit,
