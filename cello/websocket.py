@@ -162,20 +162,10 @@ def _check_close_code(code: int) -> None:
         raise ValueError(f"{code} is not a close code an endpoint may send")
 
 
-class WebSocket:
-    """One WebSocket connection, as an ``async def`` handler sees it."""
+class _HandshakeFacts:
+    """What a WebSocket handler reads of the handshake request, for both handler styles."""
 
-    def __init__(self, session: WebSocketSession, request: Request, subprotocols: Sequence[str] = ()) -> None:
-        self._session = session
-        self.request = request
-        # The route's own subprotocols, in order of preference (implicit accept picks one).
-        self._supported = tuple(subprotocols)
-        self._accepted = False
-        self.subprotocol: str | None = None
-        # Checked once: a debug line per message costs nothing when debug logging is off.
-        self._log = logger.isEnabledFor(logging.DEBUG)
-
-    # -- the handshake request ------------------------------------------------------------
+    request: Request
 
     @property
     def params(self) -> dict[str, Any]:
@@ -217,6 +207,20 @@ class WebSocket:
         for value in self.request.headers.get_all("sec-websocket-protocol"):
             offered.extend(p.strip() for p in value.split(",") if p.strip())
         return offered
+
+
+class WebSocket(_HandshakeFacts):
+    """One WebSocket connection, as an ``async def`` handler sees it."""
+
+    def __init__(self, session: WebSocketSession, request: Request, subprotocols: Sequence[str] = ()) -> None:
+        self._session = session
+        self.request = request
+        # The route's own subprotocols, in order of preference (implicit accept picks one).
+        self._supported = tuple(subprotocols)
+        self._accepted = False
+        self.subprotocol: str | None = None
+        # Checked once: a debug line per message costs nothing when debug logging is off.
+        self._log = logger.isEnabledFor(logging.DEBUG)
 
     @property
     def accepted(self) -> bool:
@@ -372,13 +376,14 @@ def _log_message(direction: str, item: str | bytes) -> None:
         logger.debug("message %s: binary, %d bytes", direction, len(item))
 
 
-class SyncWebSocket:
+class SyncWebSocket(_HandshakeFacts):
     """The blocking facade a ``def`` handler gets; it runs in a worker thread and each call
     waits for the event loop to carry it out."""
 
     def __init__(self, ws: WebSocket, loop: asyncio.AbstractEventLoop) -> None:
         self._ws = ws
         self._loop = loop
+        self.request = ws.request
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -387,34 +392,6 @@ class SyncWebSocket:
             coro.close()  # the loop is closed: the server has stopped
             raise WebSocketDisconnect(CloseCode.GOING_AWAY) from None
         return future.result()
-
-    @property
-    def request(self) -> Request:
-        return self._ws.request
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self._ws.params
-
-    @property
-    def query(self) -> QueryParams:
-        return self._ws.query
-
-    @property
-    def headers(self) -> Headers:
-        return self._ws.headers
-
-    @property
-    def state(self) -> State:
-        return self._ws.state
-
-    @property
-    def path(self) -> str:
-        return self._ws.path
-
-    @property
-    def subprotocols(self) -> list[str]:
-        return self._ws.subprotocols
 
     @property
     def closed(self) -> bool:

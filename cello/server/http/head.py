@@ -351,12 +351,28 @@ class HeadValidator:
         # The last Host value found valid on this connection: a client sends the same one on
         # every request, so it is checked once.
         self.last_host = b""
+        self.chunked = False
+        self.keep_alive = False
+        # A field other than Host was looked at: begin() has more to reset.
+        self.rare = False
+        self._reset_rare()
+
+    def begin(self) -> None:
+        # (status and reason need no reset: after a refusal the connection reads nothing more.)
+        self.field_count = 0
+        self.field_bytes = 0
+        self.host_count = 0
+        if self.rare:
+            self.rare = False
+            self._reset_rare()
+
+    def _reset_rare(self) -> None:
+        """The facts that only fields other than Host set (most requests leave them alone)."""
         # Declared body length; 0 when absent. Meaningless when ``chunked``.
         self.content_length = 0
         self.content_length_count = 0
         self.transfer_encoding = b""
         self.transfer_encoding_count = 0
-        self.chunked = False
         self.connection_close = False
         self.connection_keep_alive = False
         self.connection_upgrade = False
@@ -367,29 +383,6 @@ class HeadValidator:
         self.websocket = False
         self.expect_continue = False
         self.expect_other = False
-        self.keep_alive = False
-        # A field other than Host was looked at: begin() has more to reset.
-        self.rare = False
-
-    def begin(self) -> None:
-        # (status and reason need no reset: after a refusal the connection reads nothing more.)
-        self.field_count = 0
-        self.field_bytes = 0
-        self.host_count = 0
-        if self.rare:
-            self.rare = False
-            self.content_length = 0
-            self.content_length_count = 0
-            self.transfer_encoding = b""
-            self.transfer_encoding_count = 0
-            self.connection_close = False
-            self.connection_keep_alive = False
-            self.connection_upgrade = False
-            self.upgrade = False
-            self.upgrade_websocket = False
-            self.websocket = False
-            self.expect_continue = False
-            self.expect_other = False
 
     def fail(self, status: int, reason: str) -> bool:
         self.status = status

@@ -435,20 +435,6 @@ class H11Parser:
     """h11 as a message parser only: one h11.Connection per request, fed the bytes left over by
     the previous one, so the server never sends its responses through h11."""
 
-    __slots__ = (
-        "_events",
-        "_head",
-        "_fields",
-        "_framing",
-        "_chunked",
-        "_rest",
-        "_buffer",
-        "_conn",
-        "_stopped",
-        "_head_limit",
-        "_max_line",
-    )
-
     def __init__(self, events: ParserEvents, config: ServerConfig) -> None:
         self._events = events
         self._head = HeadValidator(config)
