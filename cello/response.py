@@ -55,6 +55,17 @@ def _encode(body: Body) -> tuple[bytes, str | None]:
     return dumps(body), JSON
 
 
+# Response.sse() and Response.file() build what cello.sse and cello.staticfiles define. Those
+# modules build on Response, so they hand their builders in when imported (cello/__init__.py
+# imports both, through the app) rather than this module importing them back.
+_BUILDERS: dict[str, Callable[..., Response]] = {}
+
+
+def register_builder(name: str, build: Callable[..., Response]) -> None:
+    """Make ``build`` what ``Response.<name>(...)`` returns (``sse``, ``file``)."""
+    _BUILDERS[name] = build
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Response:
     """An HTTP response. The server writes ``status``, the header list and the body.
@@ -156,12 +167,8 @@ class Response:
 
     @classmethod
     def sse(cls, stream: Any) -> Response:
-        from cello.sse import SseStream
-
-        if not isinstance(stream, SseStream):
-            stream = SseStream(stream)
-        response: Response = stream.to_response()
-        return response
+        """A Server-Sent Events response: ``stream`` is an SseStream, or what SseStream takes."""
+        return _BUILDERS["sse"](stream)
 
     @classmethod
     def file(
@@ -172,9 +179,7 @@ class Response:
     ) -> Response:
         """Stream a file from disk with ``Content-Length``, ``Last-Modified`` and ``ETag``;
         conditional and range requests are answered (304, 206, 416)."""
-        from cello.staticfiles import FileResponse
-
-        return FileResponse(path, filename, content_type)
+        return _BUILDERS["file"](path, filename, content_type)
 
     # -- instance API -----------------------------------------------------------------
 

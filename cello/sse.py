@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import orjson
 
 from cello._descriptors import FactoryOrField
 from cello.concurrency import iterate_in_threadpool
 from cello.config import Config
-
-if TYPE_CHECKING:
-    from cello.response import Response
+from cello.response import Response, register_builder
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 KEEPALIVE = b": keep-alive\n\n"
@@ -152,8 +150,6 @@ class SseStream:
         return list(self._events)
 
     def to_response(self, keepalive: float | None = None) -> Response:
-        from cello.response import Response
-
         interval = self.keepalive or keepalive or DEFAULT_KEEPALIVE
         response = Response(None, 200, None, SSE_CONTENT_TYPE)
         response.set_header("cache-control", "no-cache")
@@ -187,3 +183,11 @@ class SseStream:
                 yield SseEvent.from_item(item).encode()
         finally:
             await items.aclose()
+
+
+def _sse_response(stream: Any) -> Response:
+    events = stream if isinstance(stream, SseStream) else SseStream(stream)
+    return events.to_response()
+
+
+register_builder("sse", _sse_response)

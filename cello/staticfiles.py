@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cello.errors import HTTPException
-from cello.response import BINARY, Response
+from cello.response import BINARY, Response, register_builder
 
 if TYPE_CHECKING:
     from cello.request import Request
@@ -154,6 +154,9 @@ class FileResponse(Response):
 _BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
 # More digits than this is past the end of any file: compared without building huge ints.
 _MAX_DIGITS = 18
+
+
+register_builder("file", FileResponse)
 
 
 def _position(digits: str) -> int:

@@ -18,11 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (("cello", "cello"), ("codegen", "cello.codegen"), ("templates", "cello.templates"))
 
-# Cycles still open, each to be taken off when it is gone (the test then fails as a reminder).
-# response <-> sse, staticfiles: Response.sse and Response.file import their modules, which
-# build on Response; the fix belongs with the Response interface work of issue 16.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({frozenset({"cello.response", "cello.sse", "cello.staticfiles"})})
-
 # The one import of build-time code by the runtime: `cello build` runs the code generator,
 # inside its command function (cello/cli.py, _cmd_build), never at import.
 BUILD_COMMAND = ("cello.cli", "cello.codegen.build")
@@ -165,10 +160,7 @@ def _describe(component: list[str], graph: dict[str, list[Import]]) -> str:
 def test_no_import_cycles() -> None:
     graph = _graph()
     cycles = [component for component in _strongly_connected(graph) if len(component) > 1]
-    unexpected = [component for component in cycles if frozenset(component) not in KNOWN_CYCLES]
-    assert not unexpected, "import cycles:\n" + "\n".join(_describe(c, graph) for c in unexpected)
-    gone = KNOWN_CYCLES - {frozenset(component) for component in cycles}
-    assert not gone, f"these cycles are gone: take them off KNOWN_CYCLES: {sorted(map(sorted, gone))}"
+    assert not cycles, "import cycles:\n" + "\n".join(_describe(c, graph) for c in cycles)
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
@@ -223,10 +215,6 @@ def test_imports_inside_functions_say_why() -> None:
         # The server loads only when serving (an app run by an ASGI server never loads it).
         ("cello.runner", "cello.server.supervisor"),
         ("cello.runner", "cello.server.config"),
-        # Part of the known response <-> sse, staticfiles cycle.
-        ("cello.response", "cello.sse"),
-        ("cello.response", "cello.staticfiles"),
-        ("cello.sse", "cello.response"),
     }
     graph = _graph()
     found = {(edge.source, edge.target) for edges in graph.values() for edge in edges if edge.in_function}
