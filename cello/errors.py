@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
+import orjson
+
 
 class RouteError(ValueError):
     """A route that cannot be registered: malformed pattern, conflict, bad converter."""
@@ -15,6 +17,11 @@ def reason_phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The JSON body of every error response Cello writes: ``{"error": message, "status": status}``."""
+    return orjson.dumps({"error": message, "status": status})
 
 
 class HTTPException(Exception):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
-from cello.response import JSON, Response, dumps, json_response
+from cello.response import JSON, Response, dumps, error_response, json_response
 from cello.sse import SseStream
 from cello.staticfiles import FileResponse
 
@@ -56,14 +56,6 @@ def positional_arity(fn: Callable[..., Any]) -> int:
         if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
             count += 1
     return count
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    response = Response._fast(status, dumps({"error": message, "status": status}), JSON)
-    if headers:
-        for key, value in headers.items():
-            response.set_header(key, value)
-    return response
 
 
 def to_response(value: Any, sse_keepalive: float | None = None) -> Response:

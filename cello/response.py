@@ -13,6 +13,7 @@ import orjson
 from mypy_extensions import mypyc_attr
 
 from cello.concurrency import ChunkSource, as_byte_stream
+from cello.errors import error_body
 from cello.headers import MutableHeaders, check_cookie_attribute, check_cookie_name, check_header_value
 
 if TYPE_CHECKING:
@@ -306,3 +307,12 @@ class WebSocketUpgrade(Response):
 
     def __repr__(self) -> str:
         return "<WebSocketUpgrade>"
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """An error response with the one JSON error body (cello.errors.error_body)."""
+    response = Response._fast(status, error_body(status, message), JSON)
+    if headers:
+        for key, value in headers.items():
+            response.set_header(key, value)
+    return response

@@ -34,9 +34,8 @@ from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 
 from cello._descriptors import FactoryOrField
 from cello.errors import HTTPException
-from cello.pipeline import error_response
 from cello.request import Request, State
-from cello.response import dumps
+from cello.response import dumps, error_response
 
 if TYPE_CHECKING:
     from cello.datastructures import QueryParams

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 
 from cello.asgi.types import Application, Receive, Scope, Send
 from cello.errors import HTTPException
-from cello.pipeline import error_response
 from cello.request import Request, WireRequest
-from cello.response import Response
+from cello.response import Response, error_response
 from cello.server.http.head import valid_host
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cello.pipeline import error_response
 from cello.request import Request
-from cello.response import Response
+from cello.response import Response, error_response
 
 SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request, WireRequest
-from cello.response import Response, WebSocketUpgrade
+from cello.response import Response, WebSocketUpgrade, error_response
 from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
 from cello.server.http import wire
@@ -74,10 +74,6 @@ _JOIN_LIMIT: Final = 64 * 1024
 # wait in the pipeline: a read full of pipelined requests becomes a few hundred Request objects
 # at a time, not thousands (the rest waits as bytes, counted against input_high_water).
 _FEED_SLICE: Final = 16 * 1024
-
-
-def error_response(status: int, message: str) -> Response:
-    return Response(wire.error_body(status, message), status, None, "application/json")
 
 
 class _FailedEndpoint:

@@ -6,7 +6,7 @@ import email.utils
 from http import HTTPStatus
 from typing import Final, cast
 
-import orjson
+from cello.errors import error_body
 
 
 def _status_line(status: int) -> bytes:
@@ -123,10 +123,6 @@ def declared_length(headers: list[tuple[str, str]]) -> int:
 
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
-
-
-def error_body(status: int, message: str) -> bytes:
-    return orjson.dumps({"error": message, "status": status})
 
 
 def render_error(status: int, message: str, tail: bytes, with_body: bool = True) -> bytes:

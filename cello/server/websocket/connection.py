@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Final, Protocol
 from websockets.extensions import Extension
 from websockets.frames import CloseCode
 
-from cello.response import Response
+from cello.response import Response, error_response
 from cello.server.websocket.driver import Payload, WsDriver
-from cello.server.websocket.handshake import Handshake, error, handshake_response, negotiate_deflate
+from cello.server.websocket.handshake import Handshake, handshake_response, negotiate_deflate
 from cello.server.write_gate import WriteGate
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class WebSocketConnection(asyncio.Protocol):
             logger.exception("unhandled error in a WebSocket application")
         phase = self._phase()
         if phase == _CONNECTING:
-            self._deny(error(500, "Internal Server Error"))
+            self._deny(error_response(500, "Internal Server Error"))
         elif phase == _OPEN:
             self._start_close(CloseCode.INTERNAL_ERROR, "")
 
@@ -167,7 +167,7 @@ class WebSocketConnection(asyncio.Protocol):
         if owner is None or self._lost:
             return False
         if self._state.shutting_down:
-            self._deny(error(503, "Service Unavailable: shutting down"))
+            self._deny(error_response(503, "Service Unavailable: shutting down"))
             return False
         config = self._config
         extensions: list[Extension] = []

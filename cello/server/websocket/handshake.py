@@ -19,7 +19,7 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.headers import build_extension, parse_extension
 
 from cello.headers import check_header_value
-from cello.response import Response
+from cello.response import Response, error_response
 from cello.server.http import wire
 
 if TYPE_CHECKING:
@@ -71,16 +71,11 @@ def refusal(handshake: Handshake | None) -> Response:
     """The answer to a request the application upgraded but that is no WebSocket handshake
     (``None``: not even an upgrade request), or whose handshake ``check_handshake`` refused."""
     if handshake is None:
-        return error(400, "Bad Request: not a WebSocket handshake")
-    response = error(handshake.status, handshake.reason)
+        return error_response(400, "Bad Request: not a WebSocket handshake")
+    response = error_response(handshake.status, handshake.reason)
     for name, value in handshake.headers.items():
         response.set_header(name, value)
     return response
-
-
-def error(status: int, message: str) -> Response:
-    """A refusal with the JSON error body every Cello error has."""
-    return Response(wire.error_body(status, message), status, None, "application/json")
 
 
 def _valid_key(key: bytes) -> bool:
