@@ -228,7 +228,7 @@ def _multipart_handler(
 ) -> Callable[[Request], Awaitable[Any]]:
     async def run(request: Request) -> Any:
         form = await receive_multipart(request.headers.get("content-type") or "", request.stream(), limits)
-        request._form = form
+        request.form_data = form
         try:
             if threaded:
                 pending = asyncio.get_running_loop().run_in_executor(executor(), handler, request)

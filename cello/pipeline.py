@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
-from cello.response import JSON, Response, dumps, error_response, json_response
+from cello.response import JSON, Response, dumps, error_response, json_response, prepared_response
 from cello.sse import SseStream
 from cello.staticfiles import FileResponse
 
@@ -63,9 +63,9 @@ def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
     if isinstance(value, Response):
         return value
     if isinstance(value, dict):
-        return Response._fast(200, dumps(value), JSON)
+        return prepared_response(200, dumps(value), JSON)
     if isinstance(value, str):
-        return Response._fast(200, value.encode("utf-8"), "text/plain; charset=utf-8")
+        return prepared_response(200, value.encode("utf-8"), "text/plain; charset=utf-8")
     if value is None:
         return Response(None, 204)
     if isinstance(value, tuple):
@@ -207,7 +207,7 @@ class Endpoint:
         # instructions, interpreted code needed hundreds (measured per request with callgrind).
         limits = self._form_limits
         if limits is not None:
-            request._form_limits = limits
+            request.form_limits = limits
         if self._sync:
             return self._run_sync(request)
         return self._run_async(request)

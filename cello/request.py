@@ -65,8 +65,8 @@ class Request:
         "_cookies",
         "body_bytes",
         "body_stream",
-        "_form",
-        "_form_limits",
+        "form_data",
+        "form_limits",
         "client",
         "scheme",
         "http_version",
@@ -102,9 +102,11 @@ class Request:
         if isinstance(body, (dict, list)) and "content-type" not in self._headers:
             self._headers = Headers([*self._headers.items(), ("content-type", "application/json")])
         self.body_stream: AsyncIterator[bytes] | None = None
-        self._form: FormData | None = None
-        # The route's form limits (set when the app resolves the request); None: the defaults.
-        self._form_limits: FormLimits | None = None
+        # The framework's interface: the parsed form (the multipart endpoint sets it as the
+        # upload streams in; form() parses a buffered body into it otherwise) and the route's
+        # form limits (its Endpoint sets them when they are not the defaults).
+        self.form_data: FormData | None = None
+        self.form_limits: FormLimits | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
         self.http_version = "1.1"
@@ -192,10 +194,10 @@ class Request:
 
     def form(self) -> FormData:
         """The parsed form; works as ``request.form()`` and ``await request.form()``."""
-        form = self._form
+        form = self.form_data
         if form is None:
-            form = parse_form(self.headers.get("content-type") or "", self.body_bytes, self._form_limits)
-            self._form = form
+            form = parse_form(self.headers.get("content-type") or "", self.body_bytes, self.form_limits)
+            self.form_data = form
         return form
 
     def files(self) -> UploadedFiles:
@@ -293,8 +295,8 @@ class WireRequest(Request):
         self._cookies = None
         self.body_bytes = b""
         self.body_stream = None
-        self._form = None
-        self._form_limits = None
+        self.form_data = None
+        self.form_limits = None
         self.client = client
         self.scheme = scheme
         self.http_version = http_version

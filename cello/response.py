@@ -108,11 +108,6 @@ class Response:
             for key, value in headers.items():
                 view[key] = value
 
-    @classmethod
-    def _fast(cls, status: int, body: bytes, content_type: str) -> Response:
-        """The hot-path constructor: no validation, one header."""
-        return _Prepared(status, body, [("content-type", content_type)])
-
     # -- factories --------------------------------------------------------------------
 
     @classmethod
@@ -311,8 +306,14 @@ class WebSocketUpgrade(Response):
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """An error response with the one JSON error body (cello.errors.error_body)."""
-    response = Response._fast(status, error_body(status, message), JSON)
+    response = prepared_response(status, error_body(status, message), JSON)
     if headers:
         for key, value in headers.items():
             response.set_header(key, value)
     return response
+
+
+def prepared_response(status: int, body: bytes, content_type: str) -> Response:
+    """The framework's hot-path constructor (the pipeline's dict/str results, error answers):
+    the body is bytes already and the one header is known to be valid, so nothing is checked."""
+    return _Prepared(status, body, [("content-type", content_type)])
