@@ -235,6 +235,12 @@ def proc_status_mib(pid: int, field: str) -> float:
 STREAM_PEERS = ["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]
 
 
+def uvicorn_argv(python: str, app: str, *extra: str) -> list[str]:
+    """uvicorn as every benchmark runs it: httptools, uvloop, no access log ("{port}" filled in)."""
+    return [python, "-m", "uvicorn", app, "--port", "{port}", "--http", "httptools", "--loop", "uvloop",
+            "--no-access-log", "--log-level", "warning", *extra]  # fmt: skip
+
+
 def stream_servers(peer_python: str, starlette_name: str) -> list[Server]:
     """Cello and Starlette serving the SSE and upload benchmark apps (apps/*_streams.py)."""
     cello = str(ROOT / ".venv" / "bin" / "cello")
@@ -242,21 +248,7 @@ def stream_servers(peer_python: str, starlette_name: str) -> list[Server]:
         Server("cello", [cello, "serve", "benchmarks/apps/cello_streams.py", "--port", "{port}", "--no-logs"]),
         Server(
             starlette_name,
-            [
-                peer_python,
-                "-m",
-                "uvicorn",
-                "starlette_streams:app",
-                "--port",
-                "{port}",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_argv(peer_python, "starlette_streams:app"),
             cwd=HERE / "apps",
         ),
     ]

@@ -24,6 +24,7 @@ from common import (
     median_result,
     rounds,
     table,
+    uvicorn_argv,
     wrk_figure,
 )
 
@@ -37,21 +38,7 @@ def servers(peer_python: str) -> list[Server]:
         Server("cello serve (compiled, httptools)", [cello, "serve", "--out", build, "--port", "{port}", "--no-logs"]),
         Server(
             "uvicorn + starlette (httptools)",
-            [
-                peer_python,
-                "-m",
-                "uvicorn",
-                "starlette_app:app",
-                "--port",
-                "{port}",
-                "--http",
-                "httptools",
-                "--loop",
-                "uvloop",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_argv(peer_python, "starlette_app:app"),
             cwd=HERE / "apps",
         ),
     ]

@@ -52,6 +52,7 @@ from common import (  # noqa: E402
     machine_facts,
     median_result,
     table,
+    uvicorn_argv,
     wrk_figure,
 )
 from support.ports import free_port  # noqa: E402
@@ -193,21 +194,7 @@ def baseline_target(root: Path) -> Target:
 
 def _uvicorn_target(framework: str, title: str) -> Target:
     def command(attr: str) -> tuple[list[str], Path]:
-        return [
-            _peer_bin("python"),
-            "-m",
-            "uvicorn",
-            f"{framework}_app:{attr}",
-            "--port",
-            "{port}",
-            "--http",
-            "httptools",
-            "--loop",
-            "uvloop",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ], APPS
+        return uvicorn_argv(_peer_bin("python"), f"{framework}_app:{attr}"), APPS
 
     return Target(
         f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop"], command

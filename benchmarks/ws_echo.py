@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ROOT, Server, ensure_peers, machine_facts, rounds, table  # noqa: E402
+from common import ROOT, Server, ensure_peers, machine_facts, rounds, table, uvicorn_argv  # noqa: E402
 from support.websocket import OP_TEXT, encode_frame  # noqa: E402
 
 PEERS = ["uvicorn", "starlette", "websockets", "granian", "uvloop", "httptools"]
@@ -56,44 +56,12 @@ def servers(peer_python: str) -> list[Server]:
         ),
         Server(
             "uvicorn + starlette (websockets-sansio)",
-            [
-                peer_python,
-                "-m",
-                "uvicorn",
-                "ws_starlette:app",
-                "--port",
-                "{port}",
-                "--ws",
-                "websockets-sansio",
-                "--http",
-                "httptools",
-                "--loop",
-                "uvloop",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_argv(peer_python, "ws_starlette:app", "--ws", "websockets-sansio"),
             cwd=apps,
         ),
         Server(
             "uvicorn + starlette (websockets, legacy)",
-            [
-                peer_python,
-                "-m",
-                "uvicorn",
-                "ws_starlette:app",
-                "--port",
-                "{port}",
-                "--ws",
-                "websockets",
-                "--http",
-                "httptools",
-                "--loop",
-                "uvloop",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_argv(peer_python, "ws_starlette:app", "--ws", "websockets"),
             cwd=apps,
             env={"PYTHONWARNINGS": "ignore"},
         ),
