@@ -335,7 +335,7 @@ class Endpoint:
 
     def _default_error(self, request: Request, exc: Exception, status: int) -> Response:
         if isinstance(exc, HTTPException):
-            return error_response(exc.status, exc.detail, exc.headers)
+            return error_response(exc.status, exc.detail, exc.headers, exc.details)
         error_log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
         if self._debug:
             return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
