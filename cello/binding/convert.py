@@ -43,14 +43,17 @@ class Invalid(ValueError):
         return cls([(tuple(loc), match.group(1))])
 
 
-def text_converter(type_: Any, nullable: bool, multiple: bool) -> Converter | None:
+def text_converter(type_: Any, multiple: bool) -> Converter | None:
     """Text from the query, a header, a cookie or a path segment to ``type_`` (lax: "5" is an
-    int, "true" a bool), or None when the text is the value (``str`` with no constraints)."""
+    int, "true" a bool), or None when the text is the value (``str`` with no constraints).
+
+    A text is never null: ``int | None`` is None when the parameter is absent (the binder's
+    default), and ``?limit=null`` is a 422 as ``?limit=abc`` is, not a None that a ``str | None``
+    parameter would read as the text "null". (msgspec's lax mode reads "null" as None for an
+    Optional target, hence the declared type alone here.)"""
     if type_ is str and not multiple:
         return None
     target: Any = list[type_] if multiple else type_
-    if nullable:
-        target = Optional[target]  # noqa: UP045 - a runtime type, built from a variable
     return _msgspec_converter(target, strict=False)
 
 
