@@ -43,18 +43,19 @@ class Invalid(ValueError):
         return cls([(tuple(loc), match.group(1))])
 
 
-def text_converter(type_: Any, multiple: bool) -> Converter | None:
+def text_converter(type_: Any) -> Converter | None:
     """Text from the query, a header, a cookie or a path segment to ``type_`` (lax: "5" is an
     int, "true" a bool), or None when the text is the value (``str`` with no constraints).
+    For a parameter that takes every value, ``type_`` is the sequence (``list[int]``) and the
+    text is the list of values.
 
     A text is never null: ``int | None`` is None when the parameter is absent (the binder's
     default), and ``?limit=null`` is a 422 as ``?limit=abc`` is, not a None that a ``str | None``
     parameter would read as the text "null". (msgspec's lax mode reads "null" as None for an
     Optional target, hence the declared type alone here.)"""
-    if type_ is str and not multiple:
+    if type_ is str:
         return None
-    target: Any = list[type_] if multiple else type_
-    return _msgspec_converter(target, strict=False)
+    return _msgspec_converter(type_, strict=False)
 
 
 def value_converter(type_: Any) -> Converter:

@@ -370,7 +370,7 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     else:
         key = marker.name if marker is not None and marker.name else name
     where = where_marked or QUERY
-    return make(where, key, convert.text_converter(type_, multiple), multiple)
+    return make(where, key, convert.text_converter(type_), multiple)
 
 
 def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter | None:
@@ -382,7 +382,7 @@ def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter 
     if kind in (STR, CATCHALL):
         if not _is_scalar(type_):
             raise RouteError(f"{source}: path parameter {name!r} cannot be of type {_describe(type_)}")
-        return convert.text_converter(type_, False)
+        return convert.text_converter(type_)
     given = _PATH_TYPES[kind]
     accepted = bare is given or (given is int and bare is float)
     if not accepted:
