@@ -336,6 +336,10 @@ def test_served_typed_route_answers_as_documented(client: httpx.Client) -> None:
     invalid = client.get("/items", params={"limit": 0})
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["query", "limit"]
+    # A list parameter takes every value.
+    tagged = client.get("/items", params={"tag": ["first", "pen"], "order": "asc"})
+    assert tagged.status_code == 200
+    assert [item["name"] for item in tagged.json()][:2] == ["first", "pen"]
     # A text is never null: "null" is not a color, as schemathesis' negative data found.
     null = client.get("/items", params={"color": "null"})
     assert null.status_code == 422

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import uuid
 from typing import Annotated, Literal, TypedDict
 
@@ -49,6 +50,7 @@ class Person(pydantic.BaseModel):
 
 app = App()
 items: dict[int, Item] = {1: Item(id=1, name="first", price=1.5)}
+next_id = itertools.count(2)
 
 
 @app.get("/")
@@ -63,7 +65,7 @@ def create_item(item: ItemIn) -> Item:
 
     Its id is the next free one.
     """
-    created = Item(id=max(items) + 1, name=item.name, price=item.price, color=item.color)
+    created = Item(id=next(next_id), name=item.name, price=item.price, color=item.color)
     items[created.id] = created
     return created
 
@@ -82,6 +84,8 @@ def list_items(
         found = [item for item in found if q in item.name]
     if color is not None:
         found = [item for item in found if item.color is color]
+    if tags:
+        found = [item for item in found if item.name in tags]
     return found[:limit]
 
 
