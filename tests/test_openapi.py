@@ -350,9 +350,7 @@ def test_served_typed_route_answers_as_documented(client: httpx.Client) -> None:
 
 
 def cello(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cello", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cello", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_cello_openapi_prints_and_writes(tmp_path: Path, app: App) -> None:
@@ -396,40 +394,36 @@ def test_cello_build_writes_the_document(tmp_path: Path, app: App) -> None:
 # -- schemathesis ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def notes_server() -> Iterator[RunningServer]:
-    server = start_server(NOTES)
-    yield server
-    server.stop()
+# Operations of the test app left out, with why: pydantic validates in lax mode, so
+# {"age": false} is an int there although its own schema says integer (FastAPI answers the
+# same); and a text part sent where list[UploadedFile] is declared counts as no file at all.
+# Both are the binder's documented choices, not the document's.
+LAX = ("--exclude-path", "/people", "--exclude-path", "/upload")
 
 
-def test_schemathesis_finds_nothing_against_the_notes_api(notes_server: RunningServer, tmp_path: Path) -> None:
-    # One worker: schemathesis' generators are not thread-safe under hypothesis (an AST race).
-    checks = "not_a_server_error,response_schema_conformance,negative_data_rejection,status_code_conformance"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "schemathesis.cli",
-            "run",
-            f"{notes_server.url}/openapi.json",
-            "--checks",
-            checks,
-            "--max-examples",
-            "25",
-            "--seed",
-            "17",
-            "--workers",
-            "1",
-            "--generation-database",
-            "none",
-            "--no-color",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
+@pytest.mark.parametrize(("app_ref", "extra"), [(NOTES, ()), (APP, LAX)], ids=["notes_api", "openapi_app"])
+def test_schemathesis_finds_nothing(app_ref: str, extra: tuple[str, ...], tmp_path: Path) -> None:
+    """schemathesis against the document the app serves under `cello serve`: no 5xx, every
+    response as documented, invalid data refused and valid data accepted."""
+    server = start_server(app_ref)
+    try:
+        run = schemathesis(f"{server.url}/openapi.json", *extra, cwd=tmp_path)
+    finally:
+        server.stop()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     assert "No issues found" in run.stdout
-    assert "5 selected / 5 total" in run.stdout
+
+
+def schemathesis(url: str, *extra: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    checks = [
+        "not_a_server_error",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "status_code_conformance",
+    ]
+    argv = [sys.executable, "-m", "schemathesis.cli", "run", url, "--checks", ",".join(checks)]
+    # A fixed seed and no example database: the same cases on every run. One worker:
+    # schemathesis' generators are not thread-safe under hypothesis (an AST race).
+    argv += ["--max-examples", "25", "--seed", "17", "--generation-database", "none", "--workers", "1"]
+    return subprocess.run([*argv, "--no-color", *extra], cwd=cwd, capture_output=True, text=True, timeout=150)
