@@ -28,6 +28,7 @@ TEST_APPS = [
     "tests/apps/streams.py",
     "tests/apps/uploads.py",
     "tests/apps/ws.py",
+    "tests/apps/openapi_app.py",
     "examples/rest.py",
 ]
 
