@@ -95,15 +95,13 @@ def build_document(
 ) -> dict[str, Any]:
     """The OpenAPI document of ``routes`` (an app's ``routes()``), leaving out those ``skip`` names."""
     schemas = Schemas()
-    error_ref = schemas.add_component(ERROR, _ERROR_SCHEMA)
-    validation_ref = schemas.add_component(VALIDATION_ERROR, _VALIDATION_ERROR_SCHEMA)
     documented = [(route, entry) for route, entry in _entries(routes) if not skip(entry)]
     operation_ids = _operation_ids([entry for _, entry in documented])
     paths: dict[str, dict[str, Any]] = {}
     tags: set[str] = set()
     for (route, entry), operation_id in zip(documented, operation_ids):
         segments = route.pattern.segments
-        operation = _Operation(entry, segments, schemas, error_ref, validation_ref).build(operation_id)
+        operation = _Operation(entry, segments, schemas).build(operation_id)
         paths.setdefault(_openapi_path(segments), {})[entry.method.lower()] = operation
         if entry.blueprint:
             tags.add(entry.blueprint)
@@ -182,15 +180,11 @@ def _docstring(handler: Any) -> tuple[str | None, str | None]:
 class _Operation:
     """One route's operation object."""
 
-    def __init__(
-        self, entry: RouteEntry, segments: Sequence[Segment], schemas: Schemas, error_ref: str, validation_ref: str
-    ) -> None:
+    def __init__(self, entry: RouteEntry, segments: Sequence[Segment], schemas: Schemas) -> None:
         self.entry = entry
         self.segments = segments
         self.plan: BinderPlan | None = entry.binding
         self.schemas = schemas
-        self.error_ref = error_ref
-        self.validation_ref = validation_ref
 
     def build(self, operation_id: str) -> dict[str, Any]:
         operation: dict[str, Any] = {"operationId": operation_id}
@@ -278,15 +272,14 @@ class _Operation:
                 responses["400"] = self._error("The body is not valid JSON")
                 responses["415"] = self._error("The body is not JSON (Content-Type)")
             if any(_can_fail(p) for p in plan.params):
-                responses["422"] = {
-                    "description": "Validation failed",
-                    "content": {JSON: {"schema": {"$ref": self.validation_ref}}},
-                }
+                ref = self.schemas.add_component(VALIDATION_ERROR, _VALIDATION_ERROR_SCHEMA)
+                responses["422"] = {"description": "Validation failed", "content": {JSON: {"schema": {"$ref": ref}}}}
         responses["4XX"] = self._error("Client error (404 from HTTPException, 405, 413...)")
         return responses
 
     def _error(self, description: str) -> dict[str, Any]:
-        return {"description": description, "content": {JSON: {"schema": {"$ref": self.error_ref}}}}
+        ref = self.schemas.add_component(ERROR, _ERROR_SCHEMA)
+        return {"description": description, "content": {JSON: {"schema": {"$ref": ref}}}}
 
 
 def _can_fail(param: Parameter) -> bool:

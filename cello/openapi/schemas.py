@@ -58,7 +58,7 @@ class Schemas:
         return slot
 
     def add_component(self, name: str, schema: Schema) -> str:
-        """Put ``schema`` in the components under ``name``; returns its ``$ref``."""
+        """Put ``schema`` in the components under ``name`` (again: a no-op); returns its ``$ref``."""
         self._merge({name: schema}, "Cello")
         return REF_PREFIX + name
 
