@@ -41,12 +41,8 @@ VALIDATION_ERROR: Final = "ValidationErrorResponse"
 # Cello's one JSON error body (cello.errors.error_body), and the 422's with its problems.
 _ERROR_SCHEMA: Final[Schema] = {
     "type": "object",
-    "description": "Cello's error body.",
-    "properties": {
-        "error": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "array", "items": {}},
-    },
+    "description": "Cello's error body (with a `detail` list when the error names several problems).",
+    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
     "required": ["error", "status"],
 }
 _VALIDATION_ERROR_SCHEMA: Final[Schema] = {
