@@ -87,13 +87,13 @@ class Schemas:
         self._wanted.clear()
 
     def _pydantic(self, wanted: list[_Wanted]) -> None:
-        from pydantic import TypeAdapter  # only reached when a type needs it, so pydantic is loaded
-
-        inputs = [(index, item.mode, TypeAdapter(item.type)) for index, item in enumerate(wanted)]
-        schemas, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF_PREFIX + "{model}")  # type: ignore[arg-type]
+        adapter = _pydantic().TypeAdapter
+        inputs = [(index, item.mode, adapter(item.type)) for index, item in enumerate(wanted)]
+        # One call for all: a model named by several types becomes one component.
+        schemas, definitions = adapter.json_schemas(inputs, ref_template=REF_PREFIX + "{model}")
         self._merge(definitions.get("$defs", {}), "pydantic")
         for index, item in enumerate(wanted):
-            self._fill(item, schemas[(index, item.mode)])  # type: ignore[index]
+            self._fill(item, schemas[(index, item.mode)])
 
     def _merge(self, components: dict[str, Schema], origin: str) -> None:
         for name, schema in components.items():
@@ -116,15 +116,20 @@ def _describer(type_: Any) -> str:
         return "msgspec"
     except (TypeError, ValueError):
         pass
-    if "pydantic" in sys.modules:
-        from pydantic import PydanticSchemaGenerationError, TypeAdapter
-
+    pydantic = _pydantic()
+    if pydantic is not None:
         try:
-            TypeAdapter(type_).json_schema()
+            pydantic.TypeAdapter(type_).json_schema()
             return "pydantic"
-        except (PydanticSchemaGenerationError, TypeError, ValueError):
+        except (pydantic.PydanticSchemaGenerationError, TypeError, ValueError):
             pass
     return ""
+
+
+def _pydantic() -> Any:
+    """pydantic when the app has loaded it (its models are the only reason to), else None.
+    Untyped on purpose: pydantic is optional, so type-checking cannot rely on its stubs."""
+    return sys.modules.get("pydantic")
 
 
 def json_default(value: Any) -> Any:
