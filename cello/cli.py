@@ -15,6 +15,7 @@ from cello import _native
 from cello.app import App, __version__
 from cello.build_artifacts import BuildError, attach_build, read_manifest
 from cello.endpoints import RouteEntry
+from cello.openapi.schemas import SchemaConflict
 from cello.reloader import is_reloader_child, run_with_reload
 from cello.routing import build_plan
 from cello.routing.diagnostics import format_tree, shadowed
@@ -122,9 +123,20 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi_text(app: App) -> str | None:
+    """The app's OpenAPI document, or None after saying why it cannot be written."""
+    try:
+        return app.openapi_json()
+    except SchemaConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_openapi(args: argparse.Namespace) -> int:
     app = load_app(args.app, "openapi")
-    text = app.openapi_json()
+    text = _openapi_text(app)
+    if text is None:
+        return 1
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -139,7 +151,9 @@ _DIFF_LINES = 40
 
 def _check_openapi(app: App, reference: str, path: Path) -> int:
     """0 when the spec file at ``path`` is the app's document, else 1 with a short diff."""
-    generated = app.openapi_json()
+    generated = _openapi_text(app)
+    if generated is None:
+        return 1
     fix = f"`cello openapi {reference} -o {path}` (or `cello build {reference} --openapi {path}`) updates it"
     if not path.is_file():
         print(f"error: no OpenAPI document at {path}; {fix}", file=sys.stderr)
@@ -176,7 +190,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     build = importlib.import_module("cello.codegen.build")
     code: int = build.run_build(app, args.app, Path(args.out), compile=not args.no_compile)
     if code == 0 and openapi is not None:
-        openapi.write_text(app.openapi_json(), "utf-8")
+        text = _openapi_text(app)
+        if text is None:
+            return 1
+        openapi.write_text(text, "utf-8")
         print(f"wrote {openapi}")
     return code
 

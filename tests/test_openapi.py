@@ -393,6 +393,22 @@ def test_cello_build_writes_the_document(tmp_path: Path, app: App) -> None:
     assert f"wrote {out / 'openapi.json'}" in built.stdout
 
 
+def test_cello_openapi_names_a_schema_conflict(tmp_path: Path) -> None:
+    app = tmp_path / "clash.py"
+    app.write_text(
+        "import msgspec\n"
+        "from cello import App\n"
+        'ErrorResponse = msgspec.defstruct("ErrorResponse", [("a", int)])\n'
+        "app = App()\n"
+        '@app.post("/x")\n'
+        "def x(body: ErrorResponse) -> None: ...\n"
+    )
+    failed = cello("openapi", str(app))
+    assert failed.returncode == 1
+    assert "two different schemas are named 'ErrorResponse'" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
 # -- schemathesis ----------------------------------------------------------------------------
 
 
