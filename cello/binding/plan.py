@@ -234,29 +234,29 @@ def _request_param(param: inspect.Parameter) -> Parameter:
 
 
 def _unwrap(annotation: Any) -> tuple[Any, Param | None, bool]:
-    """(type with constraints, source marker, nullable) of an annotation."""
+    """(type with constraints, source marker, nullable) of an annotation: ``Annotated`` layers
+    and ``| None`` peeled off in any order, every constraint kept, the innermost marker last."""
     marker: Param | None = None
     metadata: list[Any] = []
-    while typing.get_origin(annotation) is Annotated:
-        base, *extras = typing.get_args(annotation)
-        for extra in extras:
-            if isinstance(extra, Param):
-                marker = extra
-            else:
-                metadata.append(extra)
-        annotation = base
     nullable = False
-    if _is_union(annotation):
-        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(members) < len(typing.get_args(annotation)):
-            nullable = True
-            annotation = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
-            inner, inner_marker, _ = _unwrap(annotation)
-            if inner_marker is not None:
-                marker = inner_marker
-            annotation = inner
-    if marker is not None and marker.meta is not None:
-        metadata.append(marker.meta)
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation, *extras = typing.get_args(annotation)
+            for extra in extras:
+                if isinstance(extra, Param):
+                    marker = extra
+                    if extra.meta is not None:
+                        metadata.append(extra.meta)
+                else:
+                    metadata.append(extra)
+            continue
+        if _is_union(annotation):
+            members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if len(members) < len(typing.get_args(annotation)):
+                nullable = True
+                annotation = members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007
+                continue
+        break
     if metadata:
         annotation = Annotated.__class_getitem__((annotation, *metadata))  # type: ignore[attr-defined]
     return annotation, marker, nullable
