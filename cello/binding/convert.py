@@ -62,6 +62,9 @@ def value_converter(type_: Any) -> Converter:
 
 
 def _msgspec_converter(target: Any, strict: bool, shortcut: Converter | None) -> Converter:
+    # A type msgspec cannot convert to (a constraint that does not fit it, say) raises
+    # TypeError here, at registration, rather than on the first request.
+    msgspec.inspect.type_info(target)
     convert = msgspec.convert
 
     def run(raw: Any) -> Any:
@@ -105,7 +108,10 @@ def _int_shortcut(type_: Any, from_text: bool = True) -> Converter | None:
 
     def shortcut(raw: Any) -> int | None:
         if from_text:
+            # msgspec reads JSON's number syntax: no sign handled here, no leading zero.
             if not (type(raw) is str and 0 < len(raw) <= 18 and raw.isascii() and raw.isdigit()):
+                return None
+            if raw[0] == "0" and len(raw) > 1:
                 return None
             value = int(raw)
         elif type(raw) is int:

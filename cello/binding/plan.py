@@ -197,7 +197,10 @@ def plan_handler(
         return None
     params = _bindable(signature)
     path_kinds = {segment.value: segment.kind for segment in pattern.segments if segment.is_param}
-    planned = [_parameter(param, path_kinds, source) for param in params]
+    try:
+        planned = [_parameter(param, path_kinds, source) for param in params]
+    except TypeError as exc:  # from msgspec: a type or constraint it cannot validate
+        raise RouteError(f"{source}: {getattr(handler, '__qualname__', handler)}: {exc}") from None
     bodies = [p.name for p in planned if p.source == BODY]
     if len(bodies) > 1:
         raise RouteError(f"{source}: parameters {', '.join(bodies)} all read the JSON body; a handler takes one")
