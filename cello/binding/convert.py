@@ -47,10 +47,13 @@ class Invalid(ValueError):
 
 def text_converter(type_: Any, nullable: bool, multiple: bool) -> Converter | None:
     """Text from the query, a header, a cookie or a path segment to ``type_`` (lax: "5" is an
-    int, "true" a bool), or None when the text is the value (``str`` with no constraints)."""
+    int, "true" a bool), or None when the text is the value (``str`` with no constraints).
+
+    ``multiple``: ``type_`` is the declared sequence (``list[int]``) and the raw value the
+    list of every text given."""
     if type_ is str:
         return None
-    target: Any = list[type_] if multiple else type_
+    target: Any = type_
     if nullable:
         target = Optional[target]  # noqa: UP045 - a runtime type, built from a variable
     return _msgspec_converter(target, strict=False, shortcut=None if multiple else _int_shortcut(type_))
