@@ -116,16 +116,13 @@ class BinderPlan:
 
     def problems(self, index: int, exc: ValueError) -> list[dict[str, Any]]:
         """The problems of a value that failed to convert, ``loc`` starting at its source."""
-        param = self.params[index]
-        where: list[Any] = [BODY] if param.source == BODY else [param.source, param.key]
+        where = _loc(self.params[index])
         if isinstance(exc, Invalid):
             return [{"loc": where + list(loc), "msg": msg} for loc, msg in exc.problems]
         return [{"loc": where, "msg": str(exc)}]
 
     def missing(self, index: int) -> list[dict[str, Any]]:
-        param = self.params[index]
-        where: list[Any] = [BODY] if param.source == BODY else [param.source, param.key]
-        return [{"loc": where, "msg": "Field required"}]
+        return [{"loc": _loc(self.params[index]), "msg": "Field required"}]
 
     @staticmethod
     def failed(problems: list[Any]) -> HTTPException:
@@ -150,6 +147,16 @@ class BinderPlan:
 
     def __repr__(self) -> str:
         return f"<BinderPlan {getattr(self.handler, '__qualname__', self.handler)}{self.signature()}>"
+
+
+def _loc(param: Parameter) -> list[Any]:
+    """Where a problem is, as a 422 names it: the JSON body is ``["body"]``, a form part is a
+    field of the body (``["body", "avatar"]``), any other source ``[source, key]``."""
+    if param.source == BODY:
+        return [BODY]
+    if param.source in (FORM, FILE, FILES):
+        return [BODY, param.key]
+    return [param.source, param.key]
 
 
 def is_legacy(handler: Callable[..., Any]) -> bool:
