@@ -363,6 +363,13 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     if uploads is not None:
         return make(uploads, name, None)
     where_marked = marker.source if marker is not None else None
+    if where_marked is not None and name in path_kinds:
+        # Query(ge=1) on a path parameter would read the query string and leave the path unused.
+        raise RouteError(
+            f"{source}: parameter {name!r} is the path parameter {{{name}}} but is marked {marker!r}; "
+            f"rename it, or drop the marker (a path parameter's constraints go in msgspec.Meta: "
+            f"Annotated[int, msgspec.Meta(ge=1)])"
+        )
     if where_marked == BODY or (where_marked is None and name not in path_kinds and _is_body(type_)):
         return make(BODY, BODY, convert.body_decoder(type_, nullable))
     if where_marked is None and name in path_kinds:
