@@ -346,6 +346,12 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     has_default = param.default is not param.empty
     default = param.default if has_default else None
     if annotation is param.empty:
+        if name not in path_kinds:
+            # `def show(request, id: int)` would read ?request= and answer 422 on every call.
+            raise RouteError(
+                f"{source}: parameter {name!r} has no annotation, and a handler with typed parameters binds "
+                f"each by its annotation: annotate it Request for the request, or str for a query parameter"
+            )
         annotation = Any
     if _is_request(annotation):
         return Parameter(name, REQUEST, "", Request, True, None, False, None, keyword)
