@@ -23,6 +23,8 @@ Converter = Callable[[Any], Any]
 # msgspec names where a problem is: "Expected `int` >= 1 - at `$.items[0].qty`".
 _AT: Final = re.compile(r"^(.*) - at `\$(.*)`$", re.DOTALL)
 _STEP: Final = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[([^\]]*)\]")
+# msgspec names a missing field in its message, not in its path; a 422 names it in the loc.
+_MISSING: Final = re.compile(r"^Object missing required field `(.*)`$", re.DOTALL)
 
 
 class Invalid(ValueError):
@@ -35,14 +37,18 @@ class Invalid(ValueError):
     @classmethod
     def from_msgspec(cls, exc: msgspec.ValidationError) -> Invalid:
         message = str(exc)
-        match = _AT.match(message)
-        if match is None:
-            return cls([((), message)])
         loc: list[Any] = []
-        for step in _STEP.finditer(match.group(2)):
-            key, index, other = step.groups()
-            loc.append(key if key is not None else int(index) if index is not None else other)
-        return cls([(tuple(loc), match.group(1))])
+        match = _AT.match(message)
+        if match is not None:
+            message = match.group(1)
+            for step in _STEP.finditer(match.group(2)):
+                key, index, other = step.groups()
+                loc.append(key if key is not None else int(index) if index is not None else other)
+        missing = _MISSING.match(message)
+        if missing is not None:
+            loc.append(missing.group(1))
+            message = "Field required"
+        return cls([(tuple(loc), message)])
 
 
 def text_converter(type_: Any, nullable: bool, multiple: bool) -> Converter | None:
