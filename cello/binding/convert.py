@@ -141,11 +141,20 @@ def is_pydantic_model(cls: type) -> bool:
     return pydantic is not None and isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
 
 
+def _mentions_pydantic(type_: Any) -> bool:
+    """Whether ``type_`` is a pydantic model or is built of one (``list[User]``, ``User | None``)."""
+    if isinstance(type_, type) and is_pydantic_model(type_):
+        return True
+    return any(_mentions_pydantic(arg) for arg in typing.get_args(type_))
+
+
 def body_decoder(type_: Any, nullable: bool) -> Converter:
     """The JSON body's bytes to ``type_``: malformed JSON is a 400, an invalid document 422."""
-    if is_pydantic_model(type_):
-        return _pydantic_decoder(type_)
-    decoder = msgspec.json.Decoder(Optional[type_] if nullable else type_)  # noqa: UP045
+    target = Optional[type_] if nullable else type_  # noqa: UP045 - a runtime type, built from a variable
+    if _mentions_pydantic(type_):
+        # msgspec knows no pydantic model: it would refuse every list[User] with 422.
+        return _pydantic_decoder(target)
+    decoder = msgspec.json.Decoder(target)
 
     def decode(raw: bytes) -> Any:
         try:
@@ -158,12 +167,14 @@ def body_decoder(type_: Any, nullable: bool) -> Converter:
     return decode
 
 
-def _pydantic_decoder(model: Any) -> Converter:
+def _pydantic_decoder(type_: Any) -> Converter:
     import pydantic  # only reached for a pydantic model, so pydantic is installed
+
+    validate = pydantic.TypeAdapter(type_).validate_json
 
     def decode(raw: bytes) -> Any:
         try:
-            return model.model_validate_json(raw)
+            return validate(raw)
         except pydantic.ValidationError as exc:
             errors = exc.errors(include_url=False)
             if any(error["type"] == "json_invalid" for error in errors):
