@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import httpx
 import msgspec
+import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -330,6 +331,16 @@ def test_pydantic_body_reports_every_problem(client: httpx.Client) -> None:
         (["body", "age"], "Input should be greater than or equal to 0"),
     )
     invalid(client.post("/users", json={"name": "ada"}), (["body", "age"], "Field required"))
+
+
+@shared
+def test_list_of_pydantic_models_body(client: httpx.Client) -> None:
+    ok(client.post("/user-list", json=[{"name": "ada", "age": 1}, {"name": "bob", "age": 2}]), ["User:ada", "User:bob"])
+    invalid(
+        client.post("/user-list", json=[{"name": "ada", "age": 1}, {"name": "b"}]),
+        (["body", 1, "name"], "String should have at least 2 characters"),
+        (["body", 1, "age"], "Field required"),
+    )
 
 
 @shared
@@ -772,3 +783,23 @@ def test_dataclass_and_struct_results_through_test_client() -> None:
         response = client.post("/swap", json={"left": 1, "right": 2})
         assert (response.status_code, response.json()) == (201, {"left": 2, "right": 1})
         invalid(client.post("/swap", json={"left": 1}), (["body", "right"], "Field required"))
+
+
+class Invite(pydantic.BaseModel):
+    email: str
+
+
+def test_optional_pydantic_body() -> None:
+    app = App()
+
+    @app.post("/invite")
+    def invite(invite: Invite | None = None) -> dict[str, Any]:
+        return {"email": None if invite is None else invite.email}
+
+    with TestClient(app) as client:
+        assert client.post("/invite").json() == {"email": None}
+        assert client.post("/invite", content=b"null", headers={"content-type": "application/json"}).json() == {
+            "email": None
+        }
+        assert client.post("/invite", json={"email": "a@b"}).json() == {"email": "a@b"}
+        invalid(client.post("/invite", json={}), (["body", "email"], "Field required"))

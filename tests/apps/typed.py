@@ -202,6 +202,11 @@ def user(user: User) -> User:
     return User(name=user.name.upper(), age=user.age + 1)
 
 
+@app.post("/user-list")
+def user_list(users: list[User]) -> list[str]:
+    return [type(user).__name__ + ":" + user.name for user in users]
+
+
 @app.post("/lines")
 def lines(lines: list[Line]) -> dict[str, Any]:
     return {"types": [type(line).__name__ for line in lines], "units": sum(line.quantity for line in lines)}
