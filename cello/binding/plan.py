@@ -160,8 +160,9 @@ def _loc(param: Parameter) -> list[Any]:
 
 
 def is_legacy(handler: Callable[..., Any]) -> bool:
-    """Whether ``handler`` takes the request the classic way (one parameter, unannotated or
-    annotated ``Request``, ``Any`` or ``object``, or only ``*args``/``**kwargs``), so it needs no plan."""
+    """Whether ``handler`` takes the request the classic way (one positional parameter,
+    unannotated or annotated ``Request``, ``Any`` or ``object``, or only ``*args``/``**kwargs``),
+    so it needs no plan."""
     try:
         # Unevaluated first: a Request imported only under TYPE_CHECKING names no class here.
         signature = inspect.signature(handler)
@@ -171,7 +172,8 @@ def is_legacy(handler: Callable[..., Any]) -> bool:
     if not params:
         # No parameter at all is typed (nothing to bind); *args/**kwargs only is a wrapper.
         return len(signature.parameters) > 0
-    if len(params) != 1:
+    if len(params) != 1 or params[0].kind is params[0].KEYWORD_ONLY:
+        # A keyword-only request is planned, so that it is passed by name.
         return False
     annotation = params[0].annotation
     if isinstance(annotation, str):
