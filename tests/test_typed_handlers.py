@@ -714,6 +714,23 @@ def test_classic_handlers_are_not_planned(handler: Callable[..., Any]) -> None:
     assert app.binder_plans() == {}
 
 
+def test_keyword_only_request_is_passed_by_name() -> None:
+    app = App()
+
+    @app.get("/kw")
+    def by_name(*, request: Request) -> dict[str, str]:
+        return {"path": request.path}
+
+    @app.get("/kw-query")
+    def with_query(n: int = 1, *, request: Request) -> dict[str, Any]:
+        return {"path": request.path, "n": n}
+
+    assert not is_legacy(by_name)
+    with TestClient(app) as client:
+        assert client.get("/kw").json() == {"path": "/kw"}
+        assert client.get("/kw-query?n=2").json() == {"path": "/kw-query", "n": 2}
+
+
 def test_classic_handler_with_status_gets_the_request() -> None:
     app = App()
 
