@@ -191,9 +191,10 @@ def _evaluates_to_request(handler: Callable[..., Any]) -> bool:
 
 
 def plan_handler(
-    handler: Callable[..., Any], pattern: Pattern, source: str, status: int | None = None
+    handler: Callable[..., Any], pattern: Pattern, source: str, status: int | None = None, stream: bool = False
 ) -> BinderPlan | None:
-    """The binder plan of ``handler`` served at ``pattern``, or None for a classic handler.
+    """The binder plan of ``handler`` served at ``pattern``, or None for a classic handler;
+    ``stream``: the route does not receive the body before calling the handler.
 
     Raises RouteError, naming ``source`` (file:line), for a signature Cello cannot bind."""
     if is_legacy(handler):
@@ -215,6 +216,14 @@ def plan_handler(
         raise RouteError(f"{source}: parameters {', '.join(bodies)} all read the JSON body; a handler takes one")
     if bodies and any(p.source in (FORM, FILE, FILES) for p in planned):
         raise RouteError(f"{source}: a handler reads either a JSON body or a form, not both")
+    if stream:
+        readers = [p.name for p in planned if p.source in (BODY, FORM, FILE, FILES)]
+        if readers:
+            # The body is not received before the call, so there would be nothing to bind.
+            raise RouteError(
+                f"{source}: parameter {readers[0]!r} reads the body, but the route has stream=True: "
+                "drop stream=True, or take the request and read request.stream()"
+            )
     return BinderPlan(handler, planned, _result(signature, status, True))
 
 
