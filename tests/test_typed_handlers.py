@@ -595,6 +595,21 @@ def test_two_bodies_or_body_and_form_is_route_error() -> None:
     refuses("/", body_and_form, "either a JSON body or a form")
 
 
+def test_body_on_a_streamed_route_is_route_error() -> None:
+    def body(line: Line) -> None: ...
+
+    def upload(f: UploadedFile) -> None: ...
+
+    for handler, name in [(body, "line"), (upload, "f")]:
+        with pytest.raises(RouteError) as caught:
+            App().post("/", stream=True)(handler)
+        assert str(caught.value).startswith(f"{where(handler)}: parameter {name!r} reads the body")
+
+    def typed_stream(request: Request, n: int = 1) -> None: ...
+
+    App().post("/", stream=True)(typed_stream)  # the request and query parameters are fine
+
+
 def test_unresolvable_annotation_is_route_error() -> None:
     def show(item: NoSuchType) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
