@@ -206,6 +206,28 @@ def test_query_empty_value(client: httpx.Client) -> None:
     invalid(client.get("/query?q=x&limit="), (["query", "limit"], "Expected `int`, got `str`"))
 
 
+@shared
+def test_query_decimal_date_int_enum_literal_and_header_list(client: httpx.Client) -> None:
+    headers = [("x-tag", "a"), ("x-tag", "b")]
+    ok(
+        client.get("/more", params={"price": "1.50", "day": "2026-01-31", "level": "2", "size": "3"}, headers=headers),
+        {
+            "price": value("1.50", "Decimal"),
+            "day": value("2026-01-31", "date"),
+            "level": value(2, "Level"),
+            "size": value(3, "int"),
+            "tags": ["a", "b"],
+        },
+    )
+    invalid(
+        client.get("/more", params={"price": "cheap", "day": "31/01/2026", "level": "3", "size": "4"}),
+        (["query", "price"], "Invalid decimal string"),
+        (["query", "day"], "Invalid RFC3339 encoded date"),
+        (["query", "level"], "Invalid enum value 3"),
+        (["query", "size"], "Invalid enum value 4"),
+    )
+
+
 # -- headers and cookies ---------------------------------------------------------------------
 
 
@@ -358,6 +380,15 @@ def test_optional_body(client: httpx.Client) -> None:
     ok(client.post("/optional-body"), {"point": None})
     ok(client.post("/optional-body", json={"x": 1, "y": 2}), {"point": {"x": 1, "y": 2}})
     ok(client.post("/optional-body", content=b"null", headers={"content-type": "application/json"}), {"point": None})
+
+
+@shared
+def test_body_marker_and_dict_body(client: httpx.Client) -> None:
+    ok(client.post("/numbers", json=[1, 2, 3]), {"sum": 6, "types": ["int"]})
+    invalid(client.post("/numbers", json=[1, 2, 3, 4]), (["body"], "Expected `array` of length <= 3"))
+    invalid(client.post("/numbers", json=[1, "2"]), (["body", 1], "Expected `int`, got `str`"))
+    ok(client.post("/scores", json={"ada": 3, "bob": 5}), {"best": "bob"})
+    assert client.post("/scores", json={"ada": "x"}).status_code == 422
 
 
 # -- forms and files -------------------------------------------------------------------------
@@ -527,6 +558,37 @@ def test_query_int_property_in_process(test_client: TestClient, number: int, nam
         invalid(response, (["query", "limit"], bound))
     else:
         assert response.json()["limit" if name == "limit" else "page_size"] == value(number, "int")
+
+
+@given(st.lists(st.integers(min_value=-(2**62), max_value=2**62), max_size=8))
+def test_query_list_property_in_process(test_client: TestClient, numbers: list[int]) -> None:
+    """Every value of a list parameter arrives, in order, as an int."""
+    response = test_client.get("/query", params=[("q", "x")] + [("ids", str(n)) for n in numbers])
+    assert response.json()["ids"] == [value(n, "int") for n in numbers]
+
+
+# For each /mixed parameter: what to send and the problem it gives, if any.
+MIXED_CASES = {
+    "limit": [("5", None), ("0", "Expected `int` >= 1"), ("101", "Expected `int` <= 100"), (None, "Field required")],
+    "ratio": [("0.5", None), ("x", "Expected `float`, got `str`"), (None, "Field required")],
+    "x_token": [("t", None), (None, "Field required")],
+}
+
+
+@given(st.fixed_dictionaries({name: st.sampled_from(cases) for name, cases in MIXED_CASES.items()}))
+def test_every_problem_property_in_process(
+    test_client: TestClient, chosen: dict[str, tuple[str | None, str | None]]
+) -> None:
+    """Whatever is missing or wrong, the 422 lists exactly those problems, in signature order."""
+    params = {name: text for name, (text, _) in chosen.items() if name != "x_token" and text is not None}
+    token = chosen["x_token"][0]
+    response = test_client.get("/mixed/1", params=params, headers={} if token is None else {"x-token": token})
+    where = {"limit": ["query", "limit"], "ratio": ["query", "ratio"], "x_token": ["header", "x-token"]}
+    problems = [(where[name], chosen[name][1]) for name in MIXED_CASES if chosen[name][1] is not None]
+    if problems:
+        invalid(response, *problems)
+    else:
+        ok(response, {"id": 1, "limit": 5, "ratio": 0.5, "x_token": "t"})
 
 
 # -- registration: what a signature binds to -------------------------------------------------

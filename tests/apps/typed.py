@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import decimal
 import enum
 import threading
 import uuid
@@ -14,14 +15,14 @@ from typing import Annotated, Any, Literal, TypedDict
 import msgspec
 import pydantic
 
-from cello import App, Blueprint, Cookie, FormData, Header, HTTPException, Query, Request, Response, UploadedFile
+from cello import App, Blueprint, Body, Cookie, FormData, Header, HTTPException, Query, Request, Response, UploadedFile
 
 app = App(max_file_size=64 * 1024)
 
 
 def typed(value: Any) -> dict[str, Any]:
     """A value as JSON with its Python type's name."""
-    if isinstance(value, (uuid.UUID, datetime.datetime, datetime.date)):
+    if isinstance(value, (uuid.UUID, datetime.datetime, datetime.date, decimal.Decimal)):
         shown: Any = str(value)
     elif isinstance(value, enum.Enum):
         shown = value.value
@@ -100,6 +101,22 @@ def query(
         "ids": [typed(i) for i in ids],
         "page_size": typed(page_size),
     }
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@app.get("/more")
+def more(
+    price: decimal.Decimal,
+    day: datetime.date | None = None,
+    level: Level = Level.LOW,
+    size: Literal[1, 2, 3] = 1,
+    tags: Annotated[list[str], Header("x-tag")] = [],  # noqa: B006 - never mutated
+) -> dict[str, Any]:
+    return {"price": typed(price), "day": typed(day), "level": typed(level), "size": typed(size), "tags": tags}
 
 
 @app.get("/limit")
@@ -215,6 +232,17 @@ def lines(lines: list[Line]) -> dict[str, Any]:
 @app.post("/optional-body")
 def optional_body(point: Point | None = None) -> dict[str, Any]:
     return {"point": None if point is None else dataclasses.asdict(point)}
+
+
+@app.post("/numbers")
+def numbers(numbers: Annotated[list[int], Body(max_length=3)]) -> dict[str, Any]:
+    """Body() reads a type that would otherwise come from the query."""
+    return {"sum": sum(numbers), "types": sorted({type(n).__name__ for n in numbers})}
+
+
+@app.post("/scores")
+def scores(scores: dict[str, int]) -> dict[str, Any]:
+    return {"best": max(scores, key=scores.__getitem__) if scores else None}
 
 
 # -- forms and files -------------------------------------------------------------------------
