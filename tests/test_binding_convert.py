@@ -56,7 +56,8 @@ def test_router_values_are_checked_as_msgspec_does(bounds: dict[str, Any], value
     [
         ("Expected `int` >= 1 - at `$.items[0].qty`", ("items", 0, "qty")),
         ("Expected `int`, got `str` - at `$[2]`", (2,)),
-        ("Object missing required field `name` - at `$.customer`", ("customer",)),
+        ("Object missing required field `name` - at `$.customer`", ("customer", "name")),
+        ("Object missing required field `name`", ("name",)),
         ("Expected `str`", ()),
     ],
 )
