@@ -200,8 +200,10 @@ def plan_handler(
     if is_legacy(handler):
         if status is None:
             return None
-        params = _bindable(inspect.signature(handler))
-        return BinderPlan(handler, [_request_param(params[0])] if params else [], ResultPlan(None, False, status, True))
+        # Only status= to apply: the handler is called as every classic one is, with the request
+        # as its one positional argument (a *args wrapper too: it has no parameter to name it).
+        request = Parameter("request", REQUEST, "", Request, True, None, False, None, False)
+        return BinderPlan(handler, [request], ResultPlan(None, False, status, True))
     signature = _signature(handler, source)
     if signature is None:
         return None
@@ -248,10 +250,6 @@ def _bindable(signature: inspect.Signature) -> list[inspect.Parameter]:
 
 def _is_request(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Request)
-
-
-def _request_param(param: inspect.Parameter) -> Parameter:
-    return Parameter(param.name, REQUEST, "", Request, True, None, False, None, param.kind is param.KEYWORD_ONLY)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, Param | None, bool]:
