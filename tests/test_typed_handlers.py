@@ -815,9 +815,15 @@ def test_classic_handler_with_status_gets_the_request() -> None:
     def create(request):  # type: ignore[no-untyped-def]
         return {"path": request.path}
 
+    @app.post("/wrapped", status=201)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:  # a decorator's wrapper without functools.wraps
+        return create(*args, **kwargs)
+
     with TestClient(app) as client:
         response = client.post("/things")
-    assert (response.status_code, response.json()) == (201, {"path": "/things"})
+        assert (response.status_code, response.json()) == (201, {"path": "/things"})
+        response = client.post("/wrapped")
+        assert (response.status_code, response.json()) == (201, {"path": "/wrapped"})
 
 
 def test_request_imported_only_under_type_checking() -> None:
