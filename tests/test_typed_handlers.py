@@ -474,6 +474,7 @@ def test_returned_response_and_tuple_go_out_as_they_are(client: httpx.Client) ->
     )
     ok(client.get("/typed-response/3"), {"id": 3})
     ok(client.get("/tuple/4"), {"id": 4}, 201)
+    ok(client.get("/pair/201"), ["n", 201])
 
 
 @shared

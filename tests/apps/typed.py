@@ -325,6 +325,12 @@ def returns_tuple(id: int) -> Any:
     return {"id": id}, 201
 
 
+@app.get("/pair/{n:int}")
+def pair(n: int) -> tuple[str, int]:
+    """A tuple the annotation declares is the body, not (body, status)."""
+    return ("n", n)
+
+
 @app.get("/missing/{id:int}")
 def missing(id: int) -> dict[str, Any]:
     raise HTTPException(404, f"No item {id}")
