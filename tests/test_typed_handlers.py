@@ -284,6 +284,16 @@ ORDER = {"customer": "ada", "items": [{"sku": "a", "quantity": 2}, {"sku": "b", 
 
 
 @shared
+def test_text_and_bytes_results_answer_as_from_any_handler(client: httpx.Client) -> None:
+    response = client.get("/greeting", params={"name": "cello"})
+    assert (response.status_code, response.headers["content-type"]) == (200, "text/plain; charset=utf-8")
+    assert response.text == "hello cello"
+    response = client.get("/raw", params={"size": "5"})
+    assert (response.status_code, response.headers["content-type"]) == (203, "application/octet-stream")
+    assert response.content == b"xxxxx"
+
+
+@shared
 def test_struct_body_and_status(client: httpx.Client) -> None:
     ok(client.post("/orders", json=ORDER), {"customer": "ada", "lines": 2, "units": 5, "note": None}, 201)
     # curl -d sends no Content-Type: read as JSON; +json types are JSON.

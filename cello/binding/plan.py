@@ -448,6 +448,10 @@ def _result(signature: inspect.Signature, status: int | None, typed: bool) -> Re
         return ResultPlan(None, False, status or 204, explicit)
     if _mentions(annotation, _PASSTHROUGH):
         return ResultPlan(None, False, status or 200, explicit)
+    if _bare(annotation) in (str, bytes):
+        # Text and bytes answer as they do from any handler (text/plain, octet-stream), not as
+        # a JSON string: what a Cello (or Litestar) user expects of `-> str`.
+        return ResultPlan(annotation, False, status or 200, explicit)
     return ResultPlan(annotation, typed, status or 200, explicit)
 
 

@@ -381,6 +381,16 @@ async def add_member(org: int, member: Member) -> dict[str, Any]:
 app.register_blueprint(orgs)
 
 
+@app.get("/greeting")
+def greeting(name: str = "world") -> str:
+    return f"hello {name}"
+
+
+@app.get("/raw", status=203)
+def raw(size: int = 3) -> bytes:
+    return b"x" * size
+
+
 # -- classic handlers next to the typed ones -------------------------------------------------
 
 
