@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
+from cello.binding.convert import encode
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
 from cello.response import JSON, Response, dumps, error_response, json_response, prepared_response
@@ -78,6 +79,9 @@ def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
         return Response.stream(value)  # type: ignore[arg-type]
     if hasattr(value, "to_response"):
         return to_response(value.to_response())
+    if hasattr(value, "__struct_fields__") or hasattr(value, "model_dump"):
+        # A msgspec Struct or a pydantic model from a handler without a return annotation.
+        return prepared_response(200, encode(value), JSON)
     if hasattr(value, "__dict__") or hasattr(value, "to_dict"):
         return Response(dumps(value), 200, None, JSON)
     raise TypeError(f"handler returned {type(value).__name__}, which Cello cannot turn into a response")
@@ -241,6 +245,9 @@ class Endpoint:
         result = self.handler(request)
         if type(result) is dict:
             return json_response(dumps(result))
+        if isinstance(result, Response):
+            # What typed handlers return: ahead of isawaitable, whose ABC check is slow for it.
+            return _for_request(request, result)
         if inspect.isawaitable(result):
             pending: Awaitable[Any] = result
             return pending
