@@ -241,6 +241,26 @@ def test_document_follows_route_changes() -> None:
     assert list(json.loads(app.openapi_json())["paths"]) == ["/a", "/b/c"]
 
 
+def test_text_and_bytes_results_are_documented_as_they_are_answered() -> None:
+    app = App()
+
+    @app.get("/text")
+    def text() -> str:
+        return "hi"
+
+    @app.get("/bytes")
+    def data() -> bytes:
+        return b"hi"
+
+    paths = json.loads(app.openapi_json())["paths"]
+    assert paths["/text"]["get"]["responses"]["200"]["content"] == {
+        "text/plain; charset=utf-8": {"schema": {"type": "string"}}
+    }
+    assert paths["/bytes"]["get"]["responses"]["200"]["content"] == {
+        "application/octet-stream": {"schema": {"type": "string"}}
+    }
+
+
 def test_an_app_without_openapi_call_still_has_a_document() -> None:
     app = App()
 

@@ -261,8 +261,13 @@ class _Operation:
         else:
             status = plan.result.status
             success: dict[str, Any] = {"description": reason_phrase(status) or "Success"}
-            if plan.result.encode and plan.result.type is not None and status not in (204, 304):
-                success["content"] = {JSON: {"schema": self.schemas.of(plan.result.type, SERIALIZATION)}}
+            result = plan.result.type
+            if result is not None and status not in (204, 304):
+                if plan.result.encode:
+                    success["content"] = {JSON: {"schema": self.schemas.of(result, SERIALIZATION)}}
+                elif result in (str, bytes):  # answered as from any handler, not as JSON
+                    media = "text/plain; charset=utf-8" if result is str else "application/octet-stream"
+                    success["content"] = {media: {"schema": {"type": "string"}}}
             responses[str(status)] = success
             if any(p.source == BODY for p in plan.params):
                 responses["400"] = self._error("The body is not valid JSON")
