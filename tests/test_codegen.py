@@ -64,6 +64,16 @@ def functions_of(source: str) -> dict[str, str]:
     }
 
 
+def assert_mypy_strict(path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-version", "3.10", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # -- the generated source -------------------------------------------------------------------
 
 
@@ -96,13 +106,7 @@ def test_comments_name_patterns_at_terminals() -> None:
 def test_generated_module_passes_mypy_strict(tmp_path: Path) -> None:
     routes = SAMPLE + [("GET", f"/many/r{i}/{{x:float}}/{{u:uuid}}") for i in range(40)]
     path, _ = write(table_of(routes), tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-version", "3.10", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_mypy_strict(path)
 
 
 def test_odd_pattern_text_stays_valid_python() -> None:
@@ -403,13 +407,7 @@ def test_generated_binders_pass_mypy_strict(tmp_path: Path) -> None:
     source = generate_source(app.routes(), app.fingerprint(), app.binder_plans())
     path = tmp_path / "_generated_binders.py"
     path.write_text(source, "utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-version", "3.10", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_mypy_strict(path)
     binders = {name for name in functions_of(source) if name.startswith("_bind_")}
     # One binder per typed route; the classic handler gets none.
     assert len(binders) == 3 == len(module_of(source).BINDERS)
