@@ -592,6 +592,12 @@ the kernel and the Python build, and only the ratios carry over to other machine
   in JSON, a 1 KiB JSON body parsed and sent back, a ~20 KB JSON document serialised per
   request, and a 100-route app hit on its last 10 routes. Each server's answers are checked
   before it is measured.
+- **Typed handlers.** Where a framework validates typed inputs (Cello, Litestar with msgspec,
+  FastAPI with pydantic v2; the other peers show n/a), its app also has a POST of an order
+  (a customer and 10 line items, ~1 KB) validated into models with constraints and answered
+  201 with a summary computed from them, and a GET with an `int` path parameter and two
+  query parameters (a bounded `int`, an optional `str`). Cello also serves that GET with a
+  handler that reads and checks the query by hand, to show what typed binding costs.
 - **Servers.** Cello with its compiled router (`cello build`) and the httptools parser,
   with the interpreted router, with the pure-Python h11 parser, and with its server modules
   interpreted (`CELLO_PURE_PYTHON=1`: what installs without a C compiler; every other Cello
