@@ -6,6 +6,7 @@ from cello import _native
 _native.install()
 
 from cello.app import App, __version__
+from cello.binding import Body, Cookie, Header, Query
 from cello.blueprint import Blueprint
 from cello.errors import HTTPException, RouteError
 from cello.forms import FormData, UploadedFile
@@ -17,8 +18,12 @@ from cello.websocket import WebSocket, WebSocketDisconnect, WebSocketMessage
 __all__ = [
     "App",
     "Blueprint",
+    "Body",
+    "Cookie",
     "FormData",
     "HTTPException",
+    "Header",
+    "Query",
     "Request",
     "Response",
     "RouteError",

@@ -10,25 +10,37 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from cello.asgi import handle
-from cello.blueprint import WEBSOCKET, Registrar, RouteSpec
+from cello.binding.binder import bind as interpreted_bind
+from cello.binding.plan import Binder, BinderPlan
+from cello.blueprint import WEBSOCKET, Registrar, RouteSpec, plan_route
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
 from cello.pipeline import Endpoint, Scope
 from cello.request import Request
-from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
+from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan, parse_pattern
 from cello.routing.codes import FIRST_ROUTE
 from cello.runner import RunOptions, run_app
 
 log = logging.getLogger("cello")
 
 __version__ = "0.3.0"
+
+
+@dataclass
+class Compiled:
+    """A loaded build: its fingerprint, dispatch function, file name and typed routes' binders."""
+
+    fingerprint: str
+    dispatch: DispatchFn
+    origin: str
+    binders: dict[int, Binder]
 
 
 @dataclass
@@ -74,7 +86,7 @@ class App(Registrar):
         self._entries: dict[int, RouteEntry] = {}
         self._runtime: _Runtime | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._compiled: tuple[str, DispatchFn, str] | None = None
+        self._compiled: Compiled | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
 
@@ -90,17 +102,20 @@ class App(Registrar):
     # -- registration (called by Registrar) -----------------------------------------------
 
     def _check_routes(self, routes: list[tuple[RouteSpec, str, list[Scope]]]) -> None:
-        """Raise RouteError if any of ``routes`` conflicts with the table or with another."""
+        """Raise RouteError if any of ``routes`` conflicts with the table or with another, or
+        has a handler whose signature cannot be bound at its full path."""
         batch = RouteTable()
         for spec, full_path, _ in routes:
             for method in spec.methods:
                 self._table.check(method, full_path, spec.source)
                 batch.add(method, full_path, None, spec.source)
+            plan_route(spec, parse_pattern(full_path, spec.source))
 
     def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
         blueprint = self._blueprint_name_for(scopes[-1]) if len(scopes) > 1 else ""
+        binding = plan_route(spec, parse_pattern(full_path, spec.source))
         for method in spec.methods:
-            entry = RouteEntry(method, full_path, spec, scopes, blueprint)
+            entry = RouteEntry(method, full_path, spec, scopes, blueprint, binding)
             self._table.add(method, full_path, entry, spec.source, spec.name)
         self._invalidate()
 
@@ -142,15 +157,32 @@ class App(Registrar):
         return self._table.routes()
 
     def fingerprint(self) -> str:
-        return self._table.fingerprint(__version__)
+        """Identifies what a build is generated from: the routes, and the signature of each
+        typed handler (its binder is generated too)."""
+        return self._table.fingerprint(f"{__version__} {self._binder_signatures()}")
 
-    def use_compiled(self, fingerprint: str, dispatch: DispatchFn, origin: str) -> None:
-        """Serve with a compiled dispatch function built for routes with ``fingerprint``.
+    def binder_plans(self) -> dict[int, BinderPlan]:
+        """Route id -> binder plan, for the routes with typed handlers."""
+        plans = {}
+        for route_id, route in enumerate(self._table.routes()):
+            binding = self._entry(route).binding
+            if binding is not None:
+                plans[route_id] = binding
+        return plans
+
+    def _binder_signatures(self) -> str:
+        return " ".join(f"{route_id}{plan.signature()}" for route_id, plan in self.binder_plans().items())
+
+    def use_compiled(
+        self, fingerprint: str, dispatch: DispatchFn, origin: str, binders: Mapping[int, Binder] | None = None
+    ) -> None:
+        """Serve with a compiled dispatch function built for routes with ``fingerprint``, and
+        the typed routes' compiled binders (route id -> binder).
 
         If the routes no longer match (a route was added since), the interpreted router is
         used instead, with a warning: a stale module would misroute.
         """
-        self._compiled = (fingerprint, dispatch, origin)
+        self._compiled = Compiled(fingerprint, dispatch, origin, dict(binders or {}))
         self._invalidate()
 
     @property
@@ -168,18 +200,21 @@ class App(Registrar):
         routes = self._table.routes()
         plan = build_plan(routes)
         compiled = self._compiled
-        if compiled is not None and compiled[0] == self.fingerprint():
-            router = Router(plan, compiled[1], f"compiled ({compiled[2]})")
+        binders: dict[int, Binder] = {}
+        if compiled is not None and compiled.fingerprint == self.fingerprint():
+            router = Router(plan, compiled.dispatch, f"compiled ({compiled.origin})")
+            binders = compiled.binders
         else:
             if compiled is not None:
-                log.warning("routes changed since %s was built; using the interpreted router", compiled[2])
+                log.warning("routes changed since %s was built; using the interpreted router", compiled.origin)
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
         builder = EndpointBuilder(self.config, self._executor_factory, self.scope)
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
-        endpoints = [builder.route(entry, limits) for entry, limits in zip(entries, form_limits)]
-        multipart = [builder.multipart(entry, limits) for entry, limits in zip(entries, form_limits)]
+        bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]
+        endpoints = [builder.route(*route) for route in zip(entries, form_limits, bind)]
+        multipart = [builder.multipart(*route) for route in zip(entries, form_limits, bind)]
         return _Runtime(
             router,
             endpoints,

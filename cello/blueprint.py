@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from cello.binding.plan import BinderPlan, plan_handler
 from cello.errors import RouteError
 from cello.middleware import logging as logging_middleware
 from cello.middleware import timing
@@ -19,6 +20,7 @@ from cello.middleware.compression import CompressionPolicy
 from cello.middleware.cors import CorsPolicy
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
 from cello.routing import parse_pattern
+from cello.routing.pattern import Pattern
 from cello.staticfiles import StaticFiles
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ class RouteOptions(_CommonOptions, total=False):
 
     threaded: bool
     """Run a blocking sync handler in the thread pool instead of on the event loop."""
+    status: int
+    """The status of a successful answer (what a handler's result would otherwise answer 200)."""
     stream: bool
     """Do not receive the body first: the handler reads it with ``request.stream()``."""
     # Per-route values of the App options of the same names (docs/security.md).
@@ -101,6 +105,9 @@ def _check_options(options: Mapping[str, Any], websocket: bool, where: str) -> N
         raise RouteError(f"{where}: unknown route option {key!r}; {hint}")
     if isinstance(options.get("subprotocols"), str):
         raise RouteError(f"{where}: subprotocols takes a list of names, not one string")
+    status = options.get("status")
+    if status is not None and (type(status) is not int or not 200 <= status <= 599):
+        raise RouteError(f"{where}: status must be an int from 200 to 599, got {status!r}")
 
 
 # Options RouteSpec keeps as fields; the others stay in RouteSpec.options for the endpoints.
@@ -120,6 +127,14 @@ class RouteSpec:
     stream: bool = False
     name: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_route(spec: RouteSpec, pattern: Pattern) -> BinderPlan | None:
+    """The binder plan of ``spec`` served at ``pattern`` (None: a classic handler, or a
+    WebSocket route); RouteError for a signature that cannot be bound."""
+    if WEBSOCKET in spec.methods:
+        return None
+    return plan_handler(spec.handler, pattern, spec.source, spec.options.get("status"))
 
 
 class Registrar:
@@ -218,8 +233,10 @@ class Registrar:
         # read as "/users"; only a blueprint's "" (its prefix itself) is relative.
         if spec.path or not isinstance(self, Blueprint):
             parse_pattern(spec.path, spec.source)
-        # Validate the whole pattern at the decorator even when not attached to an app yet.
-        parse_pattern(self._full_path(spec.path), spec.source)
+        # Validate the whole pattern, and the handler's signature against it, at the decorator
+        # even when not attached to an app yet.
+        pattern = parse_pattern(self._full_path(spec.path), spec.source)
+        plan_route(spec, pattern)
         self._publish(spec)
         self._specs.append(spec)
 

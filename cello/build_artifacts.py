@@ -99,7 +99,7 @@ def attach_build(app: App, build_dir: Path, require: bool = False, reference: st
         return _refuse(f"cannot use {artifact}: {result.reason}", require)
     if not manifest.compiled and require:
         raise BuildError(f"{artifact} is the generated .py, not a compiled module (build without --no-compile)")
-    app.use_compiled(expected, result.dispatch, artifact.name)
+    app.use_compiled(expected, result.dispatch, artifact.name, result.binders)
     return True
 
 

@@ -21,6 +21,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cello.binding.binder import bind as interpreted_bind
+from cello.binding.plan import Binder, BinderPlan
+from cello.binding.typed import typed_handler
 from cello.blueprint import WEBSOCKET, RouteSpec
 from cello.config import Config
 from cello.errors import HTTPException
@@ -51,6 +54,8 @@ class RouteEntry:
     spec: RouteSpec
     scopes: list[Scope]
     blueprint: str
+    # How a typed handler's parameters are bound and its result encoded; None: a classic handler.
+    binding: BinderPlan | None = None
 
 
 class EndpointBuilder:
@@ -61,14 +66,14 @@ class EndpointBuilder:
         self.executor = executor
         self.app_scope = app_scope
 
-    def route(self, entry: RouteEntry, limits: FormLimits) -> Endpoint:
-        """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads),
-        or the WebSocket handshake's."""
+    def route(self, entry: RouteEntry, limits: FormLimits, bind: Binder = interpreted_bind) -> Endpoint:
+        """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads,
+        ``bind`` the binder of a typed handler), or the WebSocket handshake's."""
         spec = entry.spec
         if entry.method == WEBSOCKET:
             return websocket_endpoint(self.config, self.executor, entry)
         return Endpoint(
-            self.handler(entry),
+            self.handler(entry, bind),
             entry.scopes,
             route_guards=spec.guards,
             threaded=spec.threaded,
@@ -83,15 +88,20 @@ class EndpointBuilder:
             form_limits=None if limits == DEFAULT_LIMITS else limits,
         )
 
-    def handler(self, entry: RouteEntry) -> Handler:
-        """The route's handler; in debug mode a sync one that runs on the event loop is timed
-        (decided here, once per route: nothing is added outside debug mode)."""
+    def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
+        """The route's handler (a typed one wrapped to bind its arguments and encode its
+        result); in debug mode a sync one that runs on the event loop is timed (decided here,
+        once per route: nothing is added outside debug mode)."""
         spec = entry.spec
-        if not self.config.debug or spec.threaded or is_async(spec.handler):
-            return spec.handler
-        return WarnWhenSlow(spec.handler, f"{entry.method} {entry.path}")
+        asynchronous = is_async(spec.handler)
+        handler: Handler = spec.handler
+        if entry.binding is not None:
+            handler = typed_handler(entry.binding, bind, asynchronous)
+        if not self.config.debug or spec.threaded or asynchronous:
+            return handler
+        return WarnWhenSlow(handler, f"{entry.method} {entry.path}")
 
-    def multipart(self, entry: RouteEntry, limits: FormLimits) -> Endpoint | None:
+    def multipart(self, entry: RouteEntry, limits: FormLimits, bind: Binder = interpreted_bind) -> Endpoint | None:
         """The route's chain with a handler that first streams a multipart body into
         spooled files, so an upload is never held whole in memory."""
         spec = entry.spec
@@ -100,7 +110,7 @@ class EndpointBuilder:
         body_limit, body_limit_option = multipart_body_limit(self.config, limits, spec.options)
         # The handler timeout starts once the upload is in (its pace is body_idle_timeout's).
         handler = _multipart_handler(
-            self.handler(entry), spec.threaded, limits, self.executor, self.config.handler_timeout
+            self.handler(entry, bind), spec.threaded, limits, self.executor, self.config.handler_timeout
         )
         return Endpoint(
             handler,

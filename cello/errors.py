@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
+from typing import Any
 
 import orjson
 
@@ -19,15 +20,19 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-def error_body(status: int, message: str) -> bytes:
-    """The JSON body of every error response Cello writes: ``{"error": message, "status": status}``."""
-    return orjson.dumps({"error": message, "status": status})
+def error_body(status: int, message: str, details: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+    """The JSON body of every error response Cello writes: ``{"error": message, "status": status}``,
+    plus ``"detail"``, a list of problems, when there are several to name (a 422's ``loc``/``msg``)."""
+    if details is None:
+        return orjson.dumps({"error": message, "status": status})
+    return orjson.dumps({"error": message, "status": status, "detail": list(details)})
 
 
 class HTTPException(Exception):
     """Raise anywhere in a handler, hook or guard to answer with an error response.
 
-    The response body is ``{"error": detail, "status": status}``.
+    The response body is ``{"error": detail, "status": status}``, with ``"detail": details``
+    when ``details`` (a list of JSON-able problems) is given.
     """
 
     def __init__(
@@ -35,6 +40,7 @@ class HTTPException(Exception):
         status: int,
         detail: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         if detail is None:
             detail = reason_phrase(status) or "Error"
@@ -43,6 +49,7 @@ class HTTPException(Exception):
         self.status_code = status
         self.detail = detail
         self.headers: dict[str, str] = dict(headers) if headers else {}
+        self.details = details
 
     def __str__(self) -> str:
         return f"{self.status}: {self.detail}"

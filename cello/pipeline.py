@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
+from cello.binding.convert import encode
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
 from cello.response import JSON, Response, dumps, error_response, json_response, prepared_response
@@ -78,6 +79,9 @@ def to_response(value: Any, sse_keepalive: float | None = None) -> Response:
         return Response.stream(value)  # type: ignore[arg-type]
     if hasattr(value, "to_response"):
         return to_response(value.to_response())
+    if hasattr(value, "__struct_fields__") or hasattr(value, "model_dump"):
+        # A msgspec Struct or a pydantic model from a handler without a return annotation.
+        return prepared_response(200, encode(value), JSON)
     if hasattr(value, "__dict__") or hasattr(value, "to_dict"):
         return Response(dumps(value), 200, None, JSON)
     raise TypeError(f"handler returned {type(value).__name__}, which Cello cannot turn into a response")
@@ -335,7 +339,7 @@ class Endpoint:
 
     def _default_error(self, request: Request, exc: Exception, status: int) -> Response:
         if isinstance(exc, HTTPException):
-            return error_response(exc.status, exc.detail, exc.headers)
+            return error_response(exc.status, exc.detail, exc.headers, exc.details)
         error_log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
         if self._debug:
             return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")

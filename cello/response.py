@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import quote
@@ -304,9 +304,14 @@ class WebSocketUpgrade(Response):
         return "<WebSocketUpgrade>"
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Sequence[Mapping[str, Any]] | None = None,
+) -> Response:
     """An error response with the one JSON error body (cello.errors.error_body)."""
-    response = prepared_response(status, error_body(status, message), JSON)
+    response = prepared_response(status, error_body(status, message, details), JSON)
     if headers:
         for key, value in headers.items():
             response.set_header(key, value)

@@ -483,7 +483,7 @@ async def run_handler(ws: WebSocket, handler: Callable[..., Any], run_sync: bool
         pass  # the peer went away while the handler was using the connection: a normal end
     except HTTPException as exc:
         if not ws.accepted:
-            await session.deny(error_response(exc.status, exc.detail, exc.headers))
+            await session.deny(error_response(exc.status, exc.detail, exc.headers, exc.details))
             return
         await session.close(CloseCode.INTERNAL_ERROR if exc.status >= 500 else CloseCode.POLICY_VIOLATION, "")
     except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection

@@ -90,7 +90,7 @@ def run_build(app: App, app_ref: str, out_dir: Path, compile: bool = True) -> in
 
     started = time.perf_counter()
     name = module_name(fingerprint)
-    source = generate_source(routes, fingerprint)
+    source = generate_source(routes, fingerprint, app.binder_plans())
     py_path = out_dir / f"{name}.py"
     _remove_stale(out_dir, name)
     py_path.write_text(source, "utf-8")

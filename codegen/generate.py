@@ -10,15 +10,18 @@ is ``segs[d + 1]``, held in ``s{d + 1}`` (and its int value in ``v{d + 1}``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import jinja2
 
+from cello.binding.plan import BinderPlan
 from cello.routing.pattern import CATCHALL, FLOAT, INT, UUID
 from cello.routing.plan import Node, Plan, Terminal, build_plan
 from cello.routing.table import GENERATOR_VERSION, Route
+
+from .binders import render_binders
 
 # Most terminals a function body inlines; bigger subtrees get functions of their own
 # because mypyc's memory use grows quadratically with the size of a function.
@@ -250,8 +253,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def generate_source(routes: Sequence[Route], fingerprint: str) -> str:
-    """The dispatch module for ``routes`` (canonical order: a route's id is its index)."""
+def generate_source(routes: Sequence[Route], fingerprint: str, binders: Mapping[int, BinderPlan] | None = None) -> str:
+    """The dispatch module for ``routes`` (canonical order: a route's id is its index), with
+    the binders of the typed routes in ``binders`` (route id -> plan)."""
     plan = build_plan(routes)
     generator = _Generator(plan)
     generator.render()
@@ -272,4 +276,7 @@ def generate_source(routes: Sequence[Route], fingerprint: str) -> str:
         dispatch=generator.functions[0],
         functions=generator.functions[1:],
         fanouts=generator.fanouts,
+        binders=render_binders(
+            binders or {}, {route_id: f"{route.method} {route.pattern.raw}" for route_id, route in enumerate(routes)}
+        ),
     )

@@ -102,7 +102,7 @@ async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> 
             async for chunk in body.chunks():
                 data += chunk
         except HTTPException as exc:
-            await _send_response(error_response(exc.status, exc.detail), send, False, body)
+            await _send_response(error_response(exc.status, exc.detail, exc.headers), send, False, body)
             return
         request.body_bytes = bytes(data)
     result = endpoint(request)

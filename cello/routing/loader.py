@@ -12,9 +12,10 @@ import importlib.machinery
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from cello.routing.table import GENERATOR_VERSION
 
@@ -29,6 +30,8 @@ class LoadResult:
     dispatch: DispatchFn | None
     reason: str = ""
     compiled: bool = False
+    # Route id -> the generated binder of a typed handler (called with the request and its plan).
+    binders: dict[int, Callable[..., Any]] = field(default_factory=dict)
 
 
 def module_name_for(fingerprint: str) -> str:
@@ -106,4 +109,7 @@ def _verify(module: ModuleType, file: Path, fingerprint: str, route_count: int, 
     if not callable(dispatch):
         return LoadResult(None, f"{file.name} has no dispatch function")
     function: DispatchFn = dispatch
-    return LoadResult(function, "", compiled)
+    binders = getattr(module, "BINDERS", {})
+    if not isinstance(binders, dict):
+        return LoadResult(None, f"{file.name} has no table of binders")
+    return LoadResult(function, "", compiled, dict(binders))

@@ -12,7 +12,7 @@ from cello.routing.pattern import Pattern, parse_pattern
 
 # Bump whenever the generated dispatch module or the matching semantics change: it is
 # part of every fingerprint, so stale compiled modules are refused instead of misrouting.
-GENERATOR_VERSION: Final = "cello-dispatch/1"
+GENERATOR_VERSION: Final = "cello-dispatch/2"
 
 # RFC 9110 "token" characters: what a method name may consist of.
 _TCHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
