@@ -22,6 +22,8 @@ from cello.blueprint import WEBSOCKET, Registrar, RouteSpec, plan_route
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
+from cello.openapi import Info, build_document, render
+from cello.openapi.site import ApiDocs
 from cello.pipeline import Endpoint, Scope
 from cello.request import Request
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan, parse_pattern
@@ -87,6 +89,9 @@ class App(Registrar):
         self._runtime: _Runtime | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._compiled: Compiled | None = None
+        self._api_docs: ApiDocs | None = None
+        # The rendered OpenAPI document, until the routes change.
+        self._openapi_text: str | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
 
@@ -127,6 +132,7 @@ class App(Registrar):
 
     def _invalidate(self) -> None:
         self._runtime = None
+        self._openapi_text = None
 
     async def startup(self) -> None:
         """Run the on_startup hooks (the server calls this before accepting connections)."""
@@ -234,6 +240,40 @@ class App(Registrar):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.config.threadpool_workers, thread_name_prefix="cello-worker")
         return self._executor
+
+    # -- OpenAPI --------------------------------------------------------------------------
+
+    def openapi(
+        self,
+        title: str = "API",
+        version: str = "1.0",
+        path: str = "/openapi.json",
+        docs: str | None = "/docs",
+        description: str | None = None,
+        servers: Sequence[str | Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Serve the OpenAPI 3.1 document of this app's routes at ``path``, and Swagger UI at
+        ``docs`` (None: no UI) with its assets served by the app (``cello-framework[openapi]``).
+        ``servers`` are URLs or OpenAPI server objects. These routes are not in the document."""
+        if self._api_docs is not None:
+            raise RuntimeError("app.openapi() was called already: the documentation is served once")
+        api_docs = ApiDocs(Info(title, version, description, servers), path, docs)
+        api_docs.install(self, lambda: self.openapi_json().encode())
+        self._api_docs = api_docs
+
+    def openapi_document(self) -> dict[str, Any]:
+        """The OpenAPI document of this app's HTTP routes (what ``cello openapi`` prints)."""
+        api_docs = self._api_docs
+        if api_docs is None:
+            return build_document(self.routes(), Info())
+        return build_document(self.routes(), api_docs.info, api_docs.owns)
+
+    def openapi_json(self) -> str:
+        """The document as JSON text (indented, keys sorted): built once per change of the routes."""
+        text = self._openapi_text
+        if text is None:
+            text = self._openapi_text = render(self.openapi_document())
+        return text
 
     # -- serving --------------------------------------------------------------------------
 

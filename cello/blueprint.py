@@ -134,7 +134,7 @@ def plan_route(spec: RouteSpec, pattern: Pattern) -> BinderPlan | None:
     WebSocket route); RouteError for a signature that cannot be bound."""
     if WEBSOCKET in spec.methods:
         return None
-    return plan_handler(spec.handler, pattern, spec.source, spec.options.get("status"))
+    return plan_handler(spec.handler, pattern, spec.source, spec.options.get("status"), spec.stream)
 
 
 class Registrar:

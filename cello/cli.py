@@ -1,8 +1,9 @@
-"""The ``cello`` command: build, serve, routes."""
+"""The ``cello`` command: build, serve, routes, openapi."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import os
@@ -14,6 +15,7 @@ from cello import _native
 from cello.app import App, __version__
 from cello.build_artifacts import BuildError, attach_build, read_manifest
 from cello.endpoints import RouteEntry
+from cello.openapi.schemas import SchemaConflict
 from cello.reloader import is_reloader_child, run_with_reload
 from cello.routing import build_plan
 from cello.routing.diagnostics import format_tree, shadowed
@@ -121,8 +123,61 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi_text(app: App) -> str | None:
+    """The app's OpenAPI document, or None after saying why it cannot be written."""
+    try:
+        return app.openapi_json()
+    except SchemaConflict as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    app = load_app(args.app, "openapi")
+    text = _openapi_text(app)
+    if text is None:
+        return 1
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, "utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+# A drift report names the first differences; the rest is one command away.
+_DIFF_LINES = 40
+
+
+def _check_openapi(app: App, reference: str, path: Path) -> int:
+    """0 when the spec file at ``path`` is the app's document, else 1 with a short diff."""
+    generated = _openapi_text(app)
+    if generated is None:
+        return 1
+    fix = f"`cello openapi {reference} -o {path}` (or `cello build {reference} --openapi {path}`) updates it"
+    if not path.is_file():
+        print(f"error: no OpenAPI document at {path}; {fix}", file=sys.stderr)
+        return 1
+    committed = path.read_text("utf-8")
+    if committed == generated:
+        return 0
+    diff = list(
+        difflib.unified_diff(
+            committed.splitlines(keepends=True), generated.splitlines(keepends=True), str(path), "generated", n=2
+        )
+    )
+    print(f"API drift: {path} differs from the document of {reference}; {fix}", file=sys.stderr)
+    sys.stderr.writelines(diff[:_DIFF_LINES])
+    if len(diff) > _DIFF_LINES:
+        print(f"... ({len(diff) - _DIFF_LINES} more diff lines)", file=sys.stderr)
+    return 1
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     app = load_app(args.app, "build")
+    openapi = Path(args.openapi) if args.openapi else None
+    if args.check and openapi is not None:
+        return _check_openapi(app, args.app, openapi)
     if args.check:
         try:
             attach_build(app, Path(args.out), require=True, reference=args.app)
@@ -134,6 +189,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     # imports codegen (tests/test_architecture.py allows this one import and no other).
     build = importlib.import_module("cello.codegen.build")
     code: int = build.run_build(app, args.app, Path(args.out), compile=not args.no_compile)
+    if code == 0 and openapi is not None:
+        text = _openapi_text(app)
+        if text is None:
+            return 1
+        openapi.write_text(text, "utf-8")
+        print(f"wrote {openapi}")
     return code
 
 
@@ -148,7 +209,16 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("app", help="module:app or path/to/file.py[:app]")
     build.add_argument("--out", default="build", help="output directory (default build/)")
     build.add_argument("--no-compile", action="store_true", help="write the generated .py only")
-    build.add_argument("--check", action="store_true", help="exit 0 if the build in --out is current, 1 if not")
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if the build in --out is current, 1 if not; with --openapi, check that file instead",
+    )
+    build.add_argument(
+        "--openapi",
+        metavar="PATH",
+        help="also write the OpenAPI document to PATH; with --check, exit 1 (and show a diff) if PATH differs",
+    )
     build.set_defaults(func=_cmd_build)
 
     serve = commands.add_parser("serve", help="serve an app (compiled router when a matching build exists)")
@@ -166,6 +236,11 @@ def make_parser() -> argparse.ArgumentParser:
     routes.add_argument("app", help="module:app or path/to/file.py[:app]")
     routes.add_argument("--tree", action="store_true", help="also print the decision tree")
     routes.set_defaults(func=_cmd_routes)
+
+    openapi = commands.add_parser("openapi", help="print the app's OpenAPI document (JSON)")
+    openapi.add_argument("app", help="module:app or path/to/file.py[:app]")
+    openapi.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of standard output")
+    openapi.set_defaults(func=_cmd_openapi)
     return parser
 
 

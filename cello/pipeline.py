@@ -245,6 +245,9 @@ class Endpoint:
         result = self.handler(request)
         if type(result) is dict:
             return json_response(dumps(result))
+        if isinstance(result, Response):
+            # What typed handlers return: ahead of isawaitable, whose ABC check is slow for it.
+            return _for_request(request, result)
         if inspect.isawaitable(result):
             pending: Awaitable[Any] = result
             return pending

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# The API description of the build's routes, beside the manifest.
+OPENAPI = "openapi.json"
+
 
 def _say(message: str) -> None:
     print(message, flush=True)
@@ -126,4 +129,9 @@ def run_build(app: App, app_ref: str, out_dir: Path, compile: bool = True) -> in
     )
     (out_dir / MANIFEST).write_text(manifest.to_json(), "utf-8")
     _say(f"wrote {out_dir / MANIFEST}")
+    try:
+        (out_dir / OPENAPI).write_text(app.openapi_json(), "utf-8")
+        _say(f"wrote {out_dir / OPENAPI}")
+    except ValueError as exc:  # the API cannot be described (two models of one name): the build still serves
+        _say(f"      warning: no {OPENAPI}: {exc}")
     return 0

@@ -5,6 +5,7 @@ Skipped, with the reason, only when Playwright or Chromium is not installed.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -134,3 +135,27 @@ def test_chat_message_sent_in_one_tab_appears_in_the_other(page: Page, serve_app
 
     other.close()
     expect(page.locator("#messages li.info").last).to_have_text("grace left")
+
+
+# -- typed notes API: Swagger UI -----------------------------------------------------------------
+
+
+def test_notes_swagger_ui_renders_and_tries_a_request(page: Page, serve_app: Serve) -> None:
+    url = serve_app("examples/notes_api.py").url
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url + "/docs")
+    expect(page.locator(".info .title")).to_contain_text("Notes")
+    # Every operation of the document, read from /openapi.json.
+    expect(page.locator(".opblock")).to_have_count(5)
+    expect(page.locator(".opblock-get .opblock-summary-path").first).to_have_text("/notes")
+    # "Try it out" on GET /notes sends the request from the page and shows the answer.
+    page.locator(".opblock-get").first.click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_role("button", name="Execute").click()
+    expect(page.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    expect(page.locator(".live-responses-table tbody .response-col_description")).to_contain_text('"total": 0')
+    if shots := os.environ.get("CELLO_SCREENSHOTS"):
+        page.screenshot(path=str(Path(shots) / "swagger-ui.png"), full_page=True)
+    # Nothing came from anywhere but the app.
+    assert requested and all(address.startswith(url) for address in requested), requested

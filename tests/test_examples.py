@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from support import sse
+from support.artifacts import ROOT
+from support.ports import free_port, wait_for_port
 from support.servers import RunningServer
 
 ORIGIN = "http://localhost:3000"
@@ -261,3 +267,62 @@ async def test_chat_broadcasts_to_everyone(serve_app: Callable[..., RunningServe
             assert json.loads(await ada.recv()) == expected
             assert json.loads(await grace.recv()) == expected
         assert json.loads(await ada.recv()) == {"type": "leave", "name": "grace", "online": 1}
+
+
+# -- typed notes API ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def notes(serve_app: Callable[..., RunningServer]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=serve_app("examples/notes_api.py").url, timeout=10) as client:
+        yield client
+
+
+def test_notes_crud(notes: httpx.Client) -> None:
+    created = notes.post("/notes", json={"title": "Groceries", "tags": ["home"]})
+    assert created.status_code == 201
+    note = created.json()
+    assert note == {"id": note["id"], "title": "Groceries", "body": "", "tags": ["home"]}
+    url = f"/notes/{note['id']}"
+    assert notes.get(url).json() == note
+    replaced = notes.put(url, json={"title": "Shopping", "body": "eggs"})
+    assert replaced.json() == {**note, "title": "Shopping", "body": "eggs", "tags": []}
+    found = notes.get("/notes", params={"q": "EGGS"}).json()
+    assert note["id"] in [item["id"] for item in found["items"]]
+    deleted = notes.delete(url)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    missing = notes.get(url)
+    assert (missing.status_code, missing.json()["error"]) == (404, f"No note {note['id']}")
+
+
+def test_notes_validation(notes: httpx.Client) -> None:
+    invalid = notes.post("/notes", json={"title": "", "tags": ["Not A Tag"]})
+    assert invalid.status_code == 422
+    assert [problem["loc"] for problem in invalid.json()["detail"]] == [["body", "title"]]
+    page = notes.get("/notes", params={"limit": 0, "offset": -1})
+    assert page.status_code == 422
+    assert [problem["loc"] for problem in page.json()["detail"]] == [["query", "limit"], ["query", "offset"]]
+    assert notes.post("/notes", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_notes_documents_itself(notes: httpx.Client) -> None:
+    document = notes.get("/openapi.json").json()
+    assert document["info"]["title"] == "Notes"
+    assert set(document["paths"]) == {"/notes", "/notes/{id}"}
+    assert notes.get("/docs").status_code == 200
+
+
+def test_notes_runs_with_python(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "notes.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "examples/notes_api.py", "--port", str(port)], cwd=ROOT, stdout=sink, stderr=sink
+        )
+    try:
+        wait_for_port(port, process)
+        answer = httpx.get(f"http://127.0.0.1:{port}/notes", timeout=10)
+        assert answer.json() == {"items": [], "total": 0}
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(15)

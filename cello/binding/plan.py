@@ -116,16 +116,13 @@ class BinderPlan:
 
     def problems(self, index: int, exc: ValueError) -> list[dict[str, Any]]:
         """The problems of a value that failed to convert, ``loc`` starting at its source."""
-        param = self.params[index]
-        where: list[Any] = [BODY] if param.source == BODY else [param.source, param.key]
+        where = _loc(self.params[index])
         if isinstance(exc, Invalid):
             return [{"loc": where + list(loc), "msg": msg} for loc, msg in exc.problems]
         return [{"loc": where, "msg": str(exc)}]
 
     def missing(self, index: int) -> list[dict[str, Any]]:
-        param = self.params[index]
-        where: list[Any] = [BODY] if param.source == BODY else [param.source, param.key]
-        return [{"loc": where, "msg": "Field required"}]
+        return [{"loc": _loc(self.params[index]), "msg": "Field required"}]
 
     @staticmethod
     def failed(problems: list[Any]) -> HTTPException:
@@ -152,9 +149,20 @@ class BinderPlan:
         return f"<BinderPlan {getattr(self.handler, '__qualname__', self.handler)}{self.signature()}>"
 
 
+def _loc(param: Parameter) -> list[Any]:
+    """Where a problem is, as a 422 names it: the JSON body is ``["body"]``, a form part is a
+    field of the body (``["body", "avatar"]``), any other source ``[source, key]``."""
+    if param.source == BODY:
+        return [BODY]
+    if param.source in (FORM, FILE, FILES):
+        return [BODY, param.key]
+    return [param.source, param.key]
+
+
 def is_legacy(handler: Callable[..., Any]) -> bool:
-    """Whether ``handler`` takes the request the classic way (one parameter, unannotated or
-    annotated ``Request``, ``Any`` or ``object``, or only ``*args``/``**kwargs``), so it needs no plan."""
+    """Whether ``handler`` takes the request the classic way (one positional parameter,
+    unannotated or annotated ``Request``, ``Any`` or ``object``, or only ``*args``/``**kwargs``),
+    so it needs no plan."""
     try:
         # Unevaluated first: a Request imported only under TYPE_CHECKING names no class here.
         signature = inspect.signature(handler)
@@ -164,7 +172,8 @@ def is_legacy(handler: Callable[..., Any]) -> bool:
     if not params:
         # No parameter at all is typed (nothing to bind); *args/**kwargs only is a wrapper.
         return len(signature.parameters) > 0
-    if len(params) != 1:
+    if len(params) != 1 or params[0].kind is params[0].KEYWORD_ONLY:
+        # A keyword-only request is planned, so that it is passed by name.
         return False
     annotation = params[0].annotation
     if isinstance(annotation, str):
@@ -182,27 +191,41 @@ def _evaluates_to_request(handler: Callable[..., Any]) -> bool:
 
 
 def plan_handler(
-    handler: Callable[..., Any], pattern: Pattern, source: str, status: int | None = None
+    handler: Callable[..., Any], pattern: Pattern, source: str, status: int | None = None, stream: bool = False
 ) -> BinderPlan | None:
-    """The binder plan of ``handler`` served at ``pattern``, or None for a classic handler.
+    """The binder plan of ``handler`` served at ``pattern``, or None for a classic handler;
+    ``stream``: the route does not receive the body before calling the handler.
 
     Raises RouteError, naming ``source`` (file:line), for a signature Cello cannot bind."""
     if is_legacy(handler):
         if status is None:
             return None
-        params = _bindable(inspect.signature(handler))
-        return BinderPlan(handler, [_request_param(params[0])] if params else [], ResultPlan(None, False, status, True))
+        # Only status= to apply: the handler is called as every classic one is, with the request
+        # as its one positional argument (a *args wrapper too: it has no parameter to name it).
+        request = Parameter("request", REQUEST, "", Request, True, None, False, None, False)
+        return BinderPlan(handler, [request], ResultPlan(None, False, status, True))
     signature = _signature(handler, source)
     if signature is None:
         return None
     params = _bindable(signature)
     path_kinds = {segment.value: segment.kind for segment in pattern.segments if segment.is_param}
-    planned = [_parameter(param, path_kinds, source) for param in params]
+    try:
+        planned = [_parameter(param, path_kinds, source) for param in params]
+    except TypeError as exc:  # from msgspec: a type or constraint it cannot validate
+        raise RouteError(f"{source}: {getattr(handler, '__qualname__', handler)}: {exc}") from None
     bodies = [p.name for p in planned if p.source == BODY]
     if len(bodies) > 1:
         raise RouteError(f"{source}: parameters {', '.join(bodies)} all read the JSON body; a handler takes one")
     if bodies and any(p.source in (FORM, FILE, FILES) for p in planned):
         raise RouteError(f"{source}: a handler reads either a JSON body or a form, not both")
+    if stream:
+        readers = [p.name for p in planned if p.source in (BODY, FORM, FILE, FILES)]
+        if readers:
+            # The body is not received before the call, so there would be nothing to bind.
+            raise RouteError(
+                f"{source}: parameter {readers[0]!r} reads the body, but the route has stream=True: "
+                "drop stream=True, or take the request and read request.stream()"
+            )
     return BinderPlan(handler, planned, _result(signature, status, True))
 
 
@@ -227,10 +250,6 @@ def _bindable(signature: inspect.Signature) -> list[inspect.Parameter]:
 
 def _is_request(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Request)
-
-
-def _request_param(param: inspect.Parameter) -> Parameter:
-    return Parameter(param.name, REQUEST, "", Request, True, None, False, None, param.kind is param.KEYWORD_ONLY)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, Param | None, bool]:
@@ -336,6 +355,12 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     has_default = param.default is not param.empty
     default = param.default if has_default else None
     if annotation is param.empty:
+        if name not in path_kinds:
+            # `def show(request, id: int)` would read ?request= and answer 422 on every call.
+            raise RouteError(
+                f"{source}: parameter {name!r} has no annotation, and a handler with typed parameters binds "
+                f"each by its annotation: annotate it Request for the request, or str for a query parameter"
+            )
         annotation = Any
     if _is_request(annotation):
         return Parameter(name, REQUEST, "", Request, True, None, False, None, keyword)
@@ -353,6 +378,13 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     if uploads is not None:
         return make(uploads, name, None)
     where_marked = marker.source if marker is not None else None
+    if where_marked is not None and name in path_kinds:
+        # Query(ge=1) on a path parameter would read the query string and leave the path unused.
+        raise RouteError(
+            f"{source}: parameter {name!r} is the path parameter {{{name}}} but is marked {marker!r}; "
+            f"rename it, or drop the marker (a path parameter's constraints go in msgspec.Meta: "
+            f"Annotated[int, msgspec.Meta(ge=1)])"
+        )
     if where_marked == BODY or (where_marked is None and name not in path_kinds and _is_body(type_)):
         return make(BODY, BODY, convert.body_decoder(type_, nullable))
     if where_marked is None and name in path_kinds:
@@ -370,7 +402,7 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     else:
         key = marker.name if marker is not None and marker.name else name
     where = where_marked or QUERY
-    return make(where, key, convert.text_converter(type_, nullable, multiple), multiple)
+    return make(where, key, convert.text_converter(type_, multiple), multiple)
 
 
 def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter | None:
@@ -382,7 +414,7 @@ def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter 
     if kind in (STR, CATCHALL):
         if not _is_scalar(type_):
             raise RouteError(f"{source}: path parameter {name!r} cannot be of type {_describe(type_)}")
-        return convert.text_converter(type_, False, False)
+        return convert.text_converter(type_, False)
     given = _PATH_TYPES[kind]
     accepted = bare is given or (given is int and bare is float)
     if not accepted:
@@ -416,6 +448,10 @@ def _result(signature: inspect.Signature, status: int | None, typed: bool) -> Re
         return ResultPlan(None, False, status or 204, explicit)
     if _mentions(annotation, _PASSTHROUGH):
         return ResultPlan(None, False, status or 200, explicit)
+    if _bare(annotation) in (str, bytes):
+        # Text and bytes answer as they do from any handler (text/plain, octet-stream), not as
+        # a JSON string: what a Cello (or Litestar) user expects of `-> str`.
+        return ResultPlan(annotation, False, status or 200, explicit)
     return ResultPlan(annotation, typed, status or 200, explicit)
 
 

@@ -27,7 +27,9 @@ TEST_APPS = [
     "tests/apps/middleware_app.py",
     "tests/apps/streams.py",
     "tests/apps/uploads.py",
+    "tests/apps/typed.py",
     "tests/apps/ws.py",
+    "tests/apps/openapi_app.py",
     "examples/rest.py",
 ]
 
