@@ -8,6 +8,7 @@ difference of the counts, so start-up and import costs cancel out.
 
     python benchmarks/instructions.py                      # GET / and GET /users/{id}, both routers
     python benchmarks/instructions.py --paths / --routers compiled
+    python benchmarks/instructions.py --paths "/items/{id}?limit&q" "/items-untyped/{id}?limit&q"
 
 The runtime is whatever ``cello --version`` says (compiled, or CELLO_PURE_PYTHON=1).
 """
@@ -27,7 +28,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 APP = "cello_app:app"
-PATHS = {"/": "/", "/users/{id}": "/users/42"}
+PATHS = {
+    "/": "/",
+    "/users/{id}": "/users/42",
+    # The typed GET of run.py and the same handler written without typed binding.
+    "/items/{id}?limit&q": "/items/42?limit=10&q=abc",
+    "/items-untyped/{id}?limit&q": "/items-untyped/42?limit=10&q=abc",
+}
 
 
 class _Transport:
@@ -128,7 +135,7 @@ def build_app(out: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--paths", nargs="+", default=list(PATHS)[:2], choices=list(PATHS))
     parser.add_argument(
         "--routers", nargs="+", default=["interpreted", "compiled"], choices=["interpreted", "compiled"]
     )

@@ -15,6 +15,13 @@ Endpoints (the same behaviour in every app, benchmarks/apps/*):
   echo       POST /echo        1 KiB JSON body parsed and returned
   big        GET /big          ~20 KB JSON document serialised per request
   routes100  GET /rN/items/{id} on a 100-route app, cycling over its last 10 routes
+  order      POST /orders      typed: an order with 10 line items validated into models (201)
+  typed      GET /items/{id}?limit=10&q=abc   typed: int path parameter + 2 query parameters
+  untyped    GET /items-untyped/{id}?...       Cello only: the typed GET validated by hand
+
+The typed endpoints are served by Cello, Litestar (msgspec) and FastAPI (pydantic v2) (and
+the limit server); the other peers show n/a. Under the typed table, Cello's typed GET is
+divided by its untyped one, measured in the same run.
 
 Prints a markdown table per endpoint (req/s, p99, ratio to the best peer and to the limit
 server) with the machine facts and peer versions; --write also writes docs/benchmarks.md.
@@ -40,7 +47,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 
-from bench_data import BIG, ECHO_BODY, HELLO, route_paths  # noqa: E402
+from bench_data import BIG, ECHO_BODY, HELLO, ITEM, ITEM_QUERY, ORDER, ORDER_SUMMARY, route_paths  # noqa: E402
 from common import (  # noqa: E402
     HERE,
     PEERS_VENV,
@@ -77,7 +84,7 @@ PEER_PACKAGES = [
 ]
 
 # What some peers serialise or validate with, reported with the versions.
-SERIALISERS = {"fastapi": ["pydantic"], "litestar": ["msgspec"], "sanic": ["ujson"]}
+SERIALISERS = {"fastapi": ["pydantic", "pydantic-core"], "litestar": ["msgspec"], "sanic": ["ujson"]}
 
 
 # -- endpoints ------------------------------------------------------------------------------
@@ -93,18 +100,30 @@ class Endpoint:
     expected: object
     lua: str | None = None
     body: bytes | None = None
+    status: int = 200
+    # The servers whose app has this endpoint, as names for --only ("cello" is every Cello
+    # server); empty: every server.
+    served_by: tuple[str, ...] = ()
+    # Another endpoint each Cello figure is divided by, under the table (typed ÷ untyped).
+    versus: str | None = None
 
 
-def _lua_string(text: str) -> str:
-    return "[==[" + text + "]==]"
+def _named(key: str, name: str) -> bool:
+    """Whether ``name`` (as given to --only or --endpoints) names ``key``: "cello" names "cello-h11"."""
+    return key == name or key.startswith(name + "-")
 
 
-ECHO_JSON = json.dumps(ECHO_BODY, separators=(",", ":"))
-ECHO_LUA = f"""
+def _json_post(payload: object) -> tuple[str, bytes]:
+    """wrk's script for a JSON POST of ``payload`` (to the URL given on wrk's command line), and the body."""
+    text = json.dumps(payload, separators=(",", ":"))
+    lua = f"""
 wrk.method = "POST"
-wrk.body = {_lua_string(ECHO_JSON)}
+wrk.body = [==[{text}]==]
 wrk.headers["Content-Type"] = "application/json"
 """
+    return lua, text.encode()
+
+
 ROUTE_PATHS = route_paths()
 ROUTES_LUA = (
     "local paths = {" + ", ".join(f'"{p}"' for p in ROUTE_PATHS) + "}\n"
@@ -115,10 +134,12 @@ ROUTES_LUA = (
     "end\n"
 )
 
+TYPED_APPS = ("cello", "litestar", "fastapi", "limit")
+
 ENDPOINTS = [
     Endpoint("hello", "GET /", "app", "GET", "/", HELLO),
     Endpoint("user", "GET /users/{id}", "app", "GET", "/users/42", {"id": 42, "name": "user"}),
-    Endpoint("echo", "POST /echo (1 KiB JSON)", "app", "POST", "/echo", ECHO_BODY, ECHO_LUA, ECHO_JSON.encode()),
+    Endpoint("echo", "POST /echo (1 KiB JSON)", "app", "POST", "/echo", ECHO_BODY, *_json_post(ECHO_BODY)),
     Endpoint("big", "GET /big (~20 KB JSON)", "app", "GET", "/big", BIG),
     Endpoint(
         "routes100",
@@ -128,6 +149,36 @@ ENDPOINTS = [
         "/r99/items/7",
         {"route": 99, "id": 7},
         ROUTES_LUA,
+    ),
+    Endpoint(
+        "order",
+        "POST /orders (typed: an order with 10 line items validated, a summary returned)",
+        "app",
+        "POST",
+        "/orders",
+        ORDER_SUMMARY,
+        *_json_post(ORDER),
+        status=201,
+        served_by=TYPED_APPS,
+    ),
+    Endpoint(
+        "typed",
+        "GET /items/{id}?limit=10&q=abc (typed: int path parameter, int and str query parameters)",
+        "app",
+        "GET",
+        f"/items/42?{ITEM_QUERY}",
+        ITEM,
+        served_by=TYPED_APPS,
+        versus="untyped",
+    ),
+    Endpoint(
+        "untyped",
+        "GET /items-untyped/{id}?limit=10&q=abc (Cello: the typed GET validated by hand)",
+        "app",
+        "GET",
+        f"/items-untyped/42?{ITEM_QUERY}",
+        ITEM,
+        served_by=("cello",),
     ),
 ]
 
@@ -274,11 +325,16 @@ def select(names: list[str] | None, items: list[Named], what: str) -> list[Named
     """The items named (a name also selects the keys it prefixes: "cello" -> "cello-h11")."""
     if not names:
         return list(items)
-    chosen = [item for item in items if any(item.key == n or item.key.startswith(n + "-") for n in names)]
-    unknown = [n for n in names if not any(i.key == n or i.key.startswith(n + "-") for i in items)]
+    chosen = [item for item in items if any(_named(item.key, n) for n in names)]
+    unknown = [n for n in names if not any(_named(i.key, n) for i in items)]
     if unknown:
         raise SystemExit(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(i.key for i in items)})")
     return chosen
+
+
+def serves(target: Target, endpoint: Endpoint) -> bool:
+    """Whether ``target``'s app has ``endpoint`` (the others show n/a for it)."""
+    return not endpoint.served_by or any(_named(target.key, name) for name in endpoint.served_by)
 
 
 # -- setup ----------------------------------------------------------------------------------
@@ -320,7 +376,7 @@ def versions(packages: list[str]) -> dict[str, str]:
         "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
     )
     for python, names in (
-        (CELLO_VENV / "python", ["cello-framework", "uvloop", "httptools", "h11", "orjson"]),
+        (CELLO_VENV / "python", ["cello-framework", "uvloop", "httptools", "h11", "orjson", "msgspec"]),
         (PEERS_VENV / "bin" / "python", packages),
     ):
         try:
@@ -343,8 +399,8 @@ def wrk_version(wrk: str) -> str:
 
 
 def check(port: int, endpoint: Endpoint, body_too: bool = True) -> str | None:
-    """None when the server answers ``endpoint`` as expected (200, and the expected JSON body
-    if ``body_too``), else what is wrong."""
+    """None when the server answers ``endpoint`` as expected (its status and expected JSON body;
+    without ``body_too``, a 200: the limit server's one answer), else what is wrong."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         headers = {"Content-Type": "application/json"} if endpoint.body else {}
@@ -355,7 +411,7 @@ def check(port: int, endpoint: Endpoint, body_too: bool = True) -> str | None:
         return f"{endpoint.method} {endpoint.path}: {exc}"
     finally:
         conn.close()
-    if response.status != 200:
+    if response.status != (endpoint.status if body_too else 200):
         return f"{endpoint.method} {endpoint.path} answered {response.status}: {raw[:120]!r}"
     if not body_too:
         return None
@@ -391,7 +447,7 @@ def measure(
         order = targets[shift:] + targets[:shift]
         for attr, group in groups:
             for target in order:
-                todo = [e for e in group if (target.key, e.key) not in outcome.failures]
+                todo = [e for e in group if serves(target, e) and (target.key, e.key) not in outcome.failures]
                 if not todo:
                     continue
                 argv, cwd = target.command(attr)
@@ -474,6 +530,24 @@ def endpoint_table(endpoint: Endpoint, targets: list[Target], outcome: Outcome) 
     return table(["server", "req/s", "p99 ms", "× best peer", "× limit"], rows)
 
 
+def endpoint_notes(endpoint: Endpoint, targets: list[Target], outcome: Outcome) -> list[str]:
+    """The lines under an endpoint's table: the servers whose app has no such endpoint, and each
+    Cello figure divided by the same server's figure on ``endpoint.versus``."""
+    notes = []
+    absent = [t.name for t in targets if not serves(t, endpoint)]
+    if absent:
+        notes.append(f"No such endpoint in the app of: {', '.join(absent)} (n/a).")
+    if endpoint.versus is not None:
+        ratios = []
+        for target in (t for t in targets if t.kind == "cello"):
+            ours, base = (outcome.results.get((target.key, key)) for key in (endpoint.key, endpoint.versus))
+            if ours and base:
+                ratios.append(f"{target.name} {median_result(ours).rps / median_result(base).rps:.2f}")
+        if ratios:
+            notes.append(f"{endpoint.key} ÷ {endpoint.versus} (req/s, same server, same run): {'; '.join(ratios)}.")
+    return notes
+
+
 def report(
     targets: list[Target],
     endpoints: list[Endpoint],
@@ -485,6 +559,7 @@ def report(
     parts = []
     for endpoint in endpoints:
         parts.append(f"### {endpoint.label}\n\n{endpoint_table(endpoint, targets, outcome)}\n")
+        parts += [f"{note}\n" for note in endpoint_notes(endpoint, targets, outcome)]
     names = {t.key: t.name for t in targets}
     if outcome.failures:
         parts.append("**n/a** (did not install, start or answer as expected):\n")
@@ -517,6 +592,12 @@ the kernel and the Python build, and only the ratios carry over to other machine
   in JSON, a 1 KiB JSON body parsed and sent back, a ~20 KB JSON document serialised per
   request, and a 100-route app hit on its last 10 routes. Each server's answers are checked
   before it is measured.
+- **Typed handlers.** Where a framework validates typed inputs (Cello, Litestar with msgspec,
+  FastAPI with pydantic v2; the other peers show n/a), its app also has a POST of an order
+  (a customer and 10 line items, ~1 KB) validated into models with constraints and answered
+  201 with a summary computed from them, and a GET with an `int` path parameter and two
+  query parameters (a bounded `int`, an optional `str`). Cello also serves that GET with a
+  handler that reads and checks the query by hand, to show what typed binding costs.
 - **Servers.** Cello with its compiled router (`cello build`) and the httptools parser,
   with the interpreted router, with the pure-Python h11 parser, and with its server modules
   interpreted (`CELLO_PURE_PYTHON=1`: what installs without a C compiler; every other Cello
@@ -596,13 +677,13 @@ def main() -> None:
     unavailable: dict[tuple[str, str], str] = {}
     for target in targets:
         for package in (p for p in target.needs if p in install_failed):
-            for endpoint in endpoints:
+            for endpoint in (e for e in endpoints if serves(target, e)):
                 unavailable.setdefault((target.key, endpoint.key), install_failed[package])
     compiled = [t for t in targets if t.kind == "cello" and t.key != "cello-interpreted"]
     for root in sorted({t.root for t in compiled}):
         build_failed = build_cello(sorted({e.app for e in endpoints}), root)
         for target in (t for t in compiled if t.root == root):
-            for endpoint in (e for e in endpoints if e.app in build_failed):
+            for endpoint in (e for e in endpoints if e.app in build_failed and serves(target, e)):
                 unavailable.setdefault((target.key, endpoint.key), build_failed[endpoint.app])
 
     with tempfile.TemporaryDirectory(prefix="cello-bench-") as tmp:

@@ -48,3 +48,33 @@ ECHO_BODY = {
     "items": [{"sku": f"SKU-{i:04d}", "qty": i, "price": round(i * 2.5, 2)} for i in range(12)],
     "note": "x" * 304,
 }
+
+# The typed-handler endpoints. POST /orders: an order with a customer and 10 line items, which
+# each app validates into its typed models (constraints: non-empty strings, quantity >= 1,
+# unit_price > 0) and answers with a summary computed from them. Prices are multiples of 0.25,
+# so the total is exact in binary floating point and every app prints the same number.
+_LINE_ITEMS = [
+    {
+        "sku": f"SKU-{i:04d}",
+        "quantity": 1 + i % 4,
+        "unit_price": 2.5 + i * 1.25,
+        "options": ["gift-wrap", "express"][: i % 3],
+    }
+    for i in range(10)
+]
+ORDER = {
+    "id": 1001,
+    "customer": {"id": 7, "name": "Ada Lovelace", "email": "ada@example.com"},
+    "items": _LINE_ITEMS,
+    "note": "leave at the door",
+}
+ORDER_SUMMARY = {
+    "id": 1001,
+    "items": len(_LINE_ITEMS),
+    "total": sum(item["quantity"] * item["unit_price"] for item in _LINE_ITEMS),
+}
+
+# GET /items/{id}?limit=..&q=..: an int path parameter and two query parameters (limit an int
+# in 1..100, default 20; q an optional string), echoed back.
+ITEM_QUERY = "limit=10&q=abc"
+ITEM = {"id": 42, "limit": 10, "q": "abc"}

@@ -1,9 +1,10 @@
 """FastAPI with the same endpoints as apps/cello_app.py, written as its docs show."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from bench_data import BIG, HELLO, ROUTE_COUNT
-from fastapi import Body, FastAPI
+from fastapi import Body, FastAPI, Query
+from pydantic import BaseModel, Field
 
 app = FastAPI()
 
@@ -26,6 +27,43 @@ async def echo(payload: dict[str, Any] = Body()) -> dict[str, Any]:
 @app.get("/big")
 async def big() -> dict[str, Any]:
     return BIG
+
+
+class Customer(BaseModel):
+    id: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=100)
+    email: str = Field(min_length=3, max_length=254)
+
+
+class LineItem(BaseModel):
+    sku: str = Field(min_length=1, max_length=32)
+    quantity: int = Field(ge=1)
+    unit_price: float = Field(gt=0)
+    options: list[str] = []
+
+
+class Order(BaseModel):
+    id: int = Field(ge=1)
+    customer: Customer
+    items: list[LineItem] = Field(min_length=1, max_length=100)
+    note: str | None = None
+
+
+class OrderSummary(BaseModel):
+    id: int
+    items: int
+    total: float
+
+
+@app.post("/orders", status_code=201)
+async def create_order(order: Order) -> OrderSummary:
+    total = sum(item.quantity * item.unit_price for item in order.items)
+    return OrderSummary(id=order.id, items=len(order.items), total=total)
+
+
+@app.get("/items/{id}")
+async def item(id: int, limit: Annotated[int, Query(ge=1, le=100)] = 20, q: str | None = None) -> dict[str, Any]:
+    return {"id": id, "limit": limit, "q": q}
 
 
 app100 = FastAPI()
