@@ -64,38 +64,54 @@ def text_converter(type_: Any, multiple: bool) -> Converter | None:
     Optional target, hence the declared type alone here.)"""
     if type_ is str:
         return None
-    return _msgspec_converter(type_, strict=False, shortcut=None if multiple else _int_shortcut(type_))
+    return _converter(type_, strict=False, bounds=None if multiple else _int_bounds(type_), from_text=True)
 
 
 def value_converter(type_: Any) -> Converter:
     """A value the router converted already, checked against ``type_``'s constraints."""
-    return _msgspec_converter(type_, strict=True, shortcut=_int_shortcut(type_, from_text=False))
+    return _converter(type_, strict=True, bounds=_int_bounds(type_), from_text=False)
 
 
-def _msgspec_converter(target: Any, strict: bool, shortcut: Converter | None) -> Converter:
+def _converter(target: Any, strict: bool, bounds: tuple[int, int] | None, from_text: bool) -> Converter:
+    """msgspec's conversion to ``target``; for an int within ``bounds``, a shortcut first.
+
+    msgspec.convert builds its type description on every call (a microsecond or more); the
+    shortcut answers the common case, plain decimal text (or an int) within the bounds, without
+    it, and leaves every other input, and so every error message, to msgspec."""
     # A type msgspec cannot convert to (a constraint that does not fit it, say) raises
     # TypeError here, at registration, rather than on the first request.
     msgspec.inspect.type_info(target)
     convert = msgspec.convert
 
     def run(raw: Any) -> Any:
-        if shortcut is not None:
-            value = shortcut(raw)
-            if value is not None:
-                return value
         try:
             return convert(raw, target, strict=strict)
         except msgspec.ValidationError as exc:
             raise Invalid.from_msgspec(exc) from None
 
-    return run
+    if bounds is None:
+        return run
+    low, high = bounds
+
+    def int_text(raw: Any) -> Any:
+        # msgspec reads JSON's number syntax: no sign handled here, no leading zero.
+        if type(raw) is str and 0 < len(raw) <= 18 and raw.isascii() and raw.isdigit():
+            if raw[0] != "0" or len(raw) == 1:
+                value = int(raw)
+                if low <= value <= high:
+                    return value
+        return run(raw)
+
+    def int_value(raw: Any) -> Any:
+        if type(raw) is int and low <= raw <= high:
+            return raw
+        return run(raw)
+
+    return int_text if from_text else int_value
 
 
-def _int_shortcut(type_: Any, from_text: bool = True) -> Converter | None:
-    """For ``int`` (with bounds): the value of plain decimal text (or of an int) within them,
-    None for anything else. msgspec.convert builds its type description on every call (about
-    a microsecond here); this answers the common case without it, and leaves every other
-    input, and every error message, to msgspec."""
+def _int_bounds(type_: Any) -> tuple[int, int] | None:
+    """(lowest, highest) value of an ``int`` type with only bound constraints, else None."""
     base, metas = type_, []
     if typing.get_origin(type_) is Annotated:
         base, *extras = typing.get_args(type_)
@@ -116,22 +132,7 @@ def _int_shortcut(type_: Any, from_text: bool = True) -> Converter | None:
             high = min(high, math.floor(meta.le))
         if meta.lt is not None:
             high = min(high, math.ceil(meta.lt) - 1)
-
-    def shortcut(raw: Any) -> int | None:
-        if from_text:
-            # msgspec reads JSON's number syntax: no sign handled here, no leading zero.
-            if not (type(raw) is str and 0 < len(raw) <= 18 and raw.isascii() and raw.isdigit()):
-                return None
-            if raw[0] == "0" and len(raw) > 1:
-                return None
-            value = int(raw)
-        elif type(raw) is int:
-            value = raw
-        else:
-            return None
-        return value if low <= value <= high else None
-
-    return shortcut
+    return low, high
 
 
 # -- bodies ---------------------------------------------------------------------------------

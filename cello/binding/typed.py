@@ -35,62 +35,48 @@ def _declares_tuples(annotation: Any) -> bool:
     return isinstance(origin, type) and issubclass(origin, tuple)
 
 
-class _Typed:
-    __slots__ = (
-        "fn",
-        "plan",
-        "bind",
-        "status",
-        "encodes",
-        "explicit_status",
-        "positional",
-        "keywords",
-        "as_returned",
-    )
+def typed_handler(plan: BinderPlan, bind: Binder, is_async: bool) -> Callable[[Request], Any]:
+    """The function the pipeline calls for a typed route: bind, call, encode.
 
-    def __init__(self, plan: BinderPlan, bind: Binder) -> None:
-        self.fn: Callable[..., Any] = plan.handler
-        self.plan = plan
-        self.bind = bind
-        self.status = plan.result.status
-        self.encodes = plan.result.encode
-        self.explicit_status = plan.result.explicit_status
-        self.positional = plan.positional
-        self.keywords = plan.keywords
-        self.as_returned = _RESPONSES if self.encodes and _declares_tuples(plan.result.type) else _AS_RETURNED
+    A closure rather than an object with ``__call__``: calling a function costs measurably less
+    than calling an instance, and this runs on every request of the route
+    (benchmarks/instructions.py)."""
+    fn: Callable[..., Any] = plan.handler
+    status = plan.result.status
+    encodes = plan.result.encode
+    explicit_status = plan.result.explicit_status
+    as_returned = _RESPONSES if encodes and _declares_tuples(plan.result.type) else _AS_RETURNED
+    split = plan.positional
+    keywords = plan.keywords
 
-    def call(self, request: Request) -> Any:
-        args = self.bind(request, self.plan)
-        if self.keywords:
-            split = self.positional
-            return self.fn(*args[:split], **dict(zip(self.keywords, args[split:])))
-        return self.fn(*args)
+    def call(args: list[Any]) -> Any:
+        return fn(*args[:split], **dict(zip(keywords, args[split:])))
 
-    def finish(self, result: Any) -> Any:
-        """The response of ``result``: encoded by the return annotation, else left to the
-        pipeline's normalisation (with ``status=`` applied to what it would answer 200)."""
-        if self.encodes and not isinstance(result, self.as_returned):
-            return prepared_response(self.status, encode(result), JSON)
-        if not self.explicit_status or isinstance(result, _AS_RETURNED):
+    def other(result: Any) -> Any:
+        """A result the annotation does not encode: left to the pipeline's normalisation,
+        with ``status=`` applied to what it would answer 200."""
+        if not explicit_status or isinstance(result, _AS_RETURNED):
             return result
         if result is None:
-            return Response(None, self.status)
-        return (result, self.status)
+            return Response(None, status)
+        return (result, status)
 
+    if is_async:
 
-class SyncTypedHandler(_Typed):
-    __slots__ = ()
+        async def handle_async(request: Request) -> Any:
+            args = bind(request, plan)
+            result = await (call(args) if keywords else fn(*args))
+            if encodes and not isinstance(result, as_returned):
+                return prepared_response(status, encode(result), JSON)
+            return other(result)
 
-    def __call__(self, request: Request) -> Any:
-        return self.finish(self.call(request))
+        return handle_async
 
+    def handle(request: Request) -> Any:
+        args = bind(request, plan)
+        result = call(args) if keywords else fn(*args)
+        if encodes and not isinstance(result, as_returned):
+            return prepared_response(status, encode(result), JSON)
+        return other(result)
 
-class AsyncTypedHandler(_Typed):
-    __slots__ = ()
-
-    async def __call__(self, request: Request) -> Any:
-        return self.finish(await self.call(request))
-
-
-def typed_handler(plan: BinderPlan, bind: Binder, is_async: bool) -> Callable[[Request], Any]:
-    return AsyncTypedHandler(plan, bind) if is_async else SyncTypedHandler(plan, bind)
+    return handle
