@@ -19,6 +19,7 @@ from cello.asgi import handle
 from cello.binding.binder import bind as interpreted_bind
 from cello.binding.plan import Binder, BinderPlan
 from cello.blueprint import WEBSOCKET, Registrar, RouteSpec, plan_route
+from cello.channels import Channels
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
@@ -94,6 +95,8 @@ class App(Registrar):
         self._openapi_text: str | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
+        # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
+        self.channels = Channels(self.config.channels, self.config.channel_max_queue)
 
     @property
     def debug(self) -> bool:
@@ -139,8 +142,12 @@ class App(Registrar):
         await _run_hooks(self.startup_handlers)
 
     async def shutdown(self) -> None:
-        """Run the on_shutdown hooks (after the last connection closed)."""
-        await _run_hooks(self.shutdown_handlers)
+        """Run the on_shutdown hooks (after the last connection closed), then close the
+        channels' broker."""
+        try:
+            await _run_hooks(self.shutdown_handlers)
+        finally:
+            await self.channels.close()
 
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         self.startup_handlers.append(fn)

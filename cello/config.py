@@ -56,6 +56,10 @@ class Config:
     ws_compression: bool = False
     ws_allowed_origins: list[str] | None = None
     sse_keepalive: float = 15.0
+    # Publish/subscribe (app.channels): the broker's URL, and how many messages a subscriber
+    # may have waiting before the oldest are dropped.
+    channels: str = "memory://"
+    channel_max_queue: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -29,6 +29,7 @@ TEST_APPS = [
     "tests/apps/uploads.py",
     "tests/apps/typed.py",
     "tests/apps/ws.py",
+    "tests/apps/channels_app.py",
     "tests/apps/openapi_app.py",
     "examples/rest.py",
 ]

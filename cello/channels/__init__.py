@@ -1,0 +1,66 @@
+"""Publish/subscribe between the handlers of an app: ``app.channels``.
+
+``publish(channel, message)`` hands a ``str``, ``bytes`` or JSON-able message to every current
+subscriber of the channel; ``subscribe(*channels)`` is an async context manager giving an async
+iterator of ``ChannelMessage``. The broker is named by a URL: ``memory://`` (the default) keeps
+everything in this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from cello.channels.memory import MemoryBroker
+from cello.channels.message import ChannelError, ChannelMessage, encode
+from cello.channels.subscription import Subscription
+
+SCHEMES = ("memory",)
+
+
+def broker_for(url: str) -> MemoryBroker:
+    """The broker a URL names; ValueError for one Cello cannot use."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in SCHEMES:
+        supported = ", ".join(f"{name}://" for name in SCHEMES)
+        raise ValueError(f"channels URL {url!r}: unsupported broker; supported: {supported}")
+    return MemoryBroker()
+
+
+class Channels:
+    """``app.channels``: publish to channels and subscribe to them."""
+
+    def __init__(self, url: str = "memory://", max_queue: int = 1000) -> None:
+        self.url = url
+        self.max_queue = max_queue
+        self._broker = broker_for(url)
+
+    @property
+    def shared_between_processes(self) -> bool:
+        """Whether workers (``--workers N``) and other instances see each other's messages."""
+        return self._broker.shared_between_processes
+
+    async def publish(self, channel: str, message: Any) -> None:
+        """Send ``message`` to every subscriber of ``channel`` (none: it is dropped)."""
+        if not isinstance(channel, str) or not channel:
+            raise ChannelError(f"a channel is a non-empty str, not {channel!r}")
+        await self._broker.publish(channel, encode(message))
+
+    @asynccontextmanager
+    async def subscribe(self, *channels: str) -> AsyncIterator[Subscription]:
+        """Receive the messages published to ``channels`` from now on, until the block ends."""
+        if not channels or not all(isinstance(c, str) and c for c in channels):
+            raise ChannelError(f"subscribe to one or more non-empty channel names, not {channels!r}")
+        subscription = Subscription(tuple(dict.fromkeys(channels)), self.max_queue, self._broker.remove)
+        await self._broker.add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    async def close(self) -> None:
+        await self._broker.close()
+
+
+__all__ = ["ChannelError", "ChannelMessage", "Channels", "Subscription", "broker_for"]

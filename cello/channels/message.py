@@ -1,0 +1,51 @@
+"""What travels on a channel: ``str``, ``bytes`` or a JSON-able value, arriving as it was sent.
+
+Every backend carries messages as bytes with a one-byte tag saying which of the three they
+were, so a subscriber gets a ``str`` for a ``str``, ``bytes`` for ``bytes`` and an equal (never
+the same, shared) object for a JSON value, whether the broker is in this process or Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+_TEXT: Final = b"s"
+_BYTES: Final = b"b"
+_JSON: Final = b"j"
+
+
+class ChannelError(Exception):
+    """Publishing or subscribing failed: the broker is unreachable, or the message cannot be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    """One message as a subscriber receives it."""
+
+    channel: str
+    data: Any
+
+
+def encode(data: Any) -> bytes:
+    if isinstance(data, str):
+        return _TEXT + data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return _BYTES + bytes(data)
+    try:
+        return _JSON + orjson.dumps(data)
+    except TypeError as exc:
+        raise ChannelError(f"a channel message is str, bytes or JSON-able, not {type(data).__name__}: {exc}") from None
+
+
+def decode(payload: bytes) -> Any:
+    tag, body = payload[:1], payload[1:]
+    if tag == _TEXT:
+        return body.decode("utf-8")
+    if tag == _BYTES:
+        return body
+    if tag == _JSON:
+        return orjson.loads(body)
+    raise ChannelError(f"not a Cello channel message (tag {tag!r})")
