@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from cello.binding.markers import BODY, COOKIE, HEADER, QUERY
-from cello.binding.plan import FILE, FILES, FORM, PATH, REQUEST, BinderPlan, Parameter
+from cello.binding.plan import FILE, FILES, FORM, PATH, REQUEST, BinderPlan, Parameter, describe_type
+
+from .text import printable
 
 _INDENT = "    "
 
@@ -30,18 +31,9 @@ class RenderedBinder:
     lines: list[str] = field(default_factory=list)
 
 
-def _describe(annotation: Any) -> str:
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return repr(annotation).replace("typing.", "")
-
-
 def _safe(text: str) -> str:
-    """``text`` safe inside a comment or docstring of the generated module."""
-    text = " ".join(text.split())
-    if text.isprintable() and '"""' not in text and "\\" not in text:
-        return text
-    return ascii(text)
+    """``text`` on one line, safe inside a comment or docstring of the generated module."""
+    return printable(" ".join(text.split()))
 
 
 def _fetch(param: Parameter) -> str:
@@ -96,7 +88,7 @@ def render_binder(route_id: int, route: str, plan: BinderPlan) -> RenderedBinder
             qualities.append("every value")
         if param.convert is not None:
             qualities.append("converted")
-        emit(1, f"# {index}. {_safe(param.name)}: {_safe(_describe(param.type))} ({', '.join(qualities)})")
+        emit(1, f"# {index}. {_safe(param.name)}: {_safe(describe_type(param.type))} ({', '.join(qualities)})")
         if param.source == REQUEST:
             emit(1, f"{value}: object = request")
             continue

@@ -22,6 +22,7 @@ from cello.routing.plan import Node, Plan, Terminal, build_plan
 from cello.routing.table import GENERATOR_VERSION, Route
 
 from .binders import render_binders
+from .text import printable
 
 # Most terminals a function body inlines; bigger subtrees get functions of their own
 # because mypyc's memory use grows quadratically with the size of a function.
@@ -62,13 +63,6 @@ class FanOut:
     name: str
     label: str
     entries: list[str]
-
-
-def _printable(text: str) -> str:
-    """``text`` safe inside a comment or docstring of the generated module."""
-    if text.isprintable() and '"""' not in text and "\\" not in text:
-        return text
-    return ascii(text)
 
 
 class _Generator:
@@ -168,7 +162,7 @@ class _Generator:
             self._terminal(function, node.catchall.terminal, indent)
 
     def _fan_out(self, function: Function, node: Node, statics: list[str], at: int, indent: int, prefix: str) -> None:
-        table = FanOut(f"_FANOUT_{len(self.fanouts) + 1}", _printable(prefix + "*"), [])
+        table = FanOut(f"_FANOUT_{len(self.fanouts) + 1}", printable(prefix + "*"), [])
         self.fanouts.append(table)
         table.entries = [f"{text!r}: {index}," for index, text in enumerate(statics)]
         key = f"k{at}"
@@ -192,7 +186,7 @@ class _Generator:
         if high - low <= 4:
             for index in range(low, high):
                 keyword = "if" if index == low else "elif"
-                function.emit(indent, f"{keyword} {key} == {index}:  # {_printable(statics[index])}")
+                function.emit(indent, f"{keyword} {key} == {index}:  # {printable(statics[index])}")
                 text = statics[index]
                 self._child(function, node.static[text], at + 1, indent + 1, prefix + text)
             return
@@ -204,7 +198,7 @@ class _Generator:
 
     def _terminal(self, function: Function, terminal: Terminal, indent: int) -> None:
         methods = ", ".join(sorted(terminal.routes))
-        patterns = " | ".join(_printable(pattern) for pattern in terminal.patterns)
+        patterns = " | ".join(printable(pattern) for pattern in terminal.patterns)
         function.emit(indent, f"# terminal {terminal.index}: {patterns} [{methods}]")
         params = _params_expr(terminal, function.first)
         by_route: dict[int, list[str]] = {}
@@ -264,7 +258,7 @@ def generate_source(routes: Sequence[Route], fingerprint: str, binders: Mapping[
         for path, terminal in sorted(plan.static_paths.items())
     ]
     for function in generator.functions:
-        function.label = _printable(function.label)
+        function.label = printable(function.label)
     template = _environment().get_template("dispatch.py.j2")
     return template.render(
         module=module_name(fingerprint),

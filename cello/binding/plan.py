@@ -95,6 +95,9 @@ class ResultPlan:
     status: int
     # ``status=`` given on the decorator.
     explicit_status: bool
+    # The annotation admits tuples (``-> tuple[float, float]``, a NamedTuple): a tuple result is
+    # then the body, not ``(body, status)``.
+    tuples: bool = False
 
 
 class BinderPlan:
@@ -393,7 +396,7 @@ def _parameter(param: inspect.Parameter, path_kinds: dict[str, int], source: str
     multiple = item is not None and where_marked != COOKIE
     if not (_is_scalar(type_) or (multiple and _is_scalar(item))):
         raise RouteError(
-            f"{source}: cannot bind parameter {name!r} of type {_describe(param.annotation)}: a query, header or "
+            f"{source}: cannot bind parameter {name!r} of type {describe_type(param.annotation)}: a query, header or "
             "cookie parameter is a scalar (str, int, float, bool, enum, Literal, UUID, date/time) or a list of "
             "them; a body is a msgspec.Struct, dataclass, TypedDict or pydantic model"
         )
@@ -413,14 +416,14 @@ def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter 
         return None
     if kind in (STR, CATCHALL):
         if not _is_scalar(type_):
-            raise RouteError(f"{source}: path parameter {name!r} cannot be of type {_describe(type_)}")
+            raise RouteError(f"{source}: path parameter {name!r} cannot be of type {describe_type(type_)}")
         return convert.text_converter(type_, False)
     given = _PATH_TYPES[kind]
     accepted = bare is given or (given is int and bare is float)
     if not accepted:
         spelling = {INT: "int", FLOAT: "float", UUID: "uuid"}[kind]
         raise RouteError(
-            f"{source}: parameter {name!r} is annotated {_describe(type_)} but {{{name}:{spelling}}} gives "
+            f"{source}: parameter {name!r} is annotated {describe_type(type_)} but {{{name}:{spelling}}} gives "
             f"{given.__name__} values: annotate it {given.__name__}, or change the pattern's converter"
         )
     if bare is given and type_ is bare:
@@ -428,7 +431,8 @@ def _path_converter(name: str, type_: Any, kind: int, source: str) -> Converter 
     return convert.value_converter(type_)
 
 
-def _describe(annotation: Any) -> str:
+def describe_type(annotation: Any) -> str:
+    """An annotation as a message or a generated comment names it."""
     if isinstance(annotation, type):
         return annotation.__name__
     return repr(annotation).replace("typing.", "")
@@ -452,7 +456,15 @@ def _result(signature: inspect.Signature, status: int | None, typed: bool) -> Re
         # Text and bytes answer as they do from any handler (text/plain, octet-stream), not as
         # a JSON string: what a Cello (or Litestar) user expects of `-> str`.
         return ResultPlan(annotation, False, status or 200, explicit)
-    return ResultPlan(annotation, typed, status or 200, explicit)
+    return ResultPlan(annotation, typed, status or 200, explicit, _declares_tuples(annotation))
+
+
+def _declares_tuples(annotation: Any) -> bool:
+    bare = _bare(annotation)
+    if _is_union(bare):
+        return any(_declares_tuples(arg) for arg in typing.get_args(bare))
+    origin = typing.get_origin(bare) or bare
+    return isinstance(origin, type) and issubclass(origin, tuple)
 
 
 def _mentions(annotation: Any, classes: tuple[type, ...]) -> bool:

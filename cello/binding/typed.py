@@ -7,10 +7,8 @@ matching build is loaded, else the interpreted ``cello.binding.binder.bind``.
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Union
+from typing import Any
 
 from cello.binding.convert import encode
 from cello.binding.plan import Binder, BinderPlan
@@ -19,20 +17,9 @@ from cello.response import JSON, Response, prepared_response
 from cello.sse import SseStream
 
 # Results the return annotation does not encode: they are responses already, or say their own
-# status ((body, status) tuples; unless the annotation declares tuples, see _declares_tuples).
+# status ((body, status) tuples; unless the annotation declares tuples: ResultPlan.tuples).
 _AS_RETURNED = (Response, SseStream, tuple)
 _RESPONSES = (Response, SseStream)
-
-
-def _declares_tuples(annotation: Any) -> bool:
-    """Whether results of ``annotation`` may be tuples (``-> tuple[float, float]``, a
-    NamedTuple), which are then the body, not ``(body, status)``."""
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) is Union or isinstance(annotation, types.UnionType):
-        return any(_declares_tuples(arg) for arg in typing.get_args(annotation))
-    origin = typing.get_origin(annotation) or annotation
-    return isinstance(origin, type) and issubclass(origin, tuple)
 
 
 def typed_handler(plan: BinderPlan, bind: Binder, is_async: bool) -> Callable[[Request], Any]:
@@ -45,7 +32,7 @@ def typed_handler(plan: BinderPlan, bind: Binder, is_async: bool) -> Callable[[R
     status = plan.result.status
     encodes = plan.result.encode
     explicit_status = plan.result.explicit_status
-    as_returned = _RESPONSES if encodes and _declares_tuples(plan.result.type) else _AS_RETURNED
+    as_returned = _RESPONSES if encodes and plan.result.tuples else _AS_RETURNED
     split = plan.positional
     keywords = plan.keywords
 
