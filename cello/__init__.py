@@ -8,7 +8,7 @@ _native.install()
 from cello.app import App, __version__
 from cello.binding import Body, Cookie, Header, Query
 from cello.blueprint import Blueprint
-from cello.channels import ChannelError, ChannelMessage
+from cello.channels import BrokerUnavailable, ChannelError, ChannelMessage
 from cello.errors import HTTPException, RouteError
 from cello.forms import FormData, UploadedFile
 from cello.request import Request
@@ -20,6 +20,7 @@ __all__ = [
     "App",
     "Blueprint",
     "Body",
+    "BrokerUnavailable",
     "ChannelError",
     "ChannelMessage",
     "Cookie",

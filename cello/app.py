@@ -19,7 +19,7 @@ from cello.asgi import handle
 from cello.binding.binder import bind as interpreted_bind
 from cello.binding.plan import Binder, BinderPlan
 from cello.blueprint import WEBSOCKET, Registrar, RouteSpec, plan_route
-from cello.channels import Channels
+from cello.channels import Channels, configured_url
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
@@ -96,7 +96,7 @@ class App(Registrar):
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
         # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
-        self.channels = Channels(self.config.channels, self.config.channel_max_queue)
+        self.channels = Channels(configured_url(self.config.channels), self.config.channel_max_queue)
 
     @property
     def debug(self) -> bool:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from cello.app import App
 
 from cello.build_artifacts import attach_build
+from cello.channels import broker_for
 from cello.config import Config
 from cello.middleware.debug import install as install_debug
 from cello.reloader import is_reloader_child, run_with_reload, script_directory
@@ -34,6 +35,8 @@ class RunOptions:
     reload: bool = False
     logs: bool | None = None
     http: str | None = None
+    # The channels broker's URL (--channels); None: $CELLO_CHANNELS, then the App's.
+    channels: str | None = None
     build_dir: str = "build"
     require_compiled: bool = False
     # None: the App's value (see cello/config.py).
@@ -122,6 +125,14 @@ class _Range:
         return value
 
 
+def _channels_url(text: str) -> str:
+    try:
+        broker_for(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -137,6 +148,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
     parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
+    parser.add_argument(
+        "--channels",
+        type=_channels_url,
+        default=None,
+        metavar="URL",
+        help="app.channels broker: memory:// or redis://host:6379/0 (default: $CELLO_CHANNELS or the App's)",
+    )
     # Limits and timeouts; without a flag the App's value holds (docs/security.md lists them).
     for flag, _, text in _SERVER_FLAGS:
         allowed = _NUMERIC[flag[2:].replace("-", "_")]
@@ -215,6 +233,8 @@ def run_app(app: App, options: RunOptions) -> int:
     debug = options.debug_for(app.config.debug)
     if options.http:
         app.config.http = options.http
+    if options.channels:
+        app.channels.use(options.channels)
     if debug:
         install_debug(app.scope)
     # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
@@ -225,4 +245,13 @@ def run_app(app: App, options: RunOptions) -> int:
     # The start-up line goes through the log; print it only when logs are silenced.
     config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))
+    if options.workers > 1 and not app.channels.shared_between_processes:
+        log.warning(
+            "channels: %s reaches only the process publishing; with --workers %d, app.channels "
+            "messages (ws.join, SSE from_channel) reach the clients of one worker. If the app uses "
+            "channels, share them: --channels redis://127.0.0.1:6379/0 (or $CELLO_CHANNELS); "
+            "see docs/channels.md",
+            app.channels.url,
+            options.workers,
+        )
     return serve(app, options.host, options.port, config)

@@ -23,30 +23,37 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 # -- servers of the test apps, one per (app, parser, router), shared by the session -------
 
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping  # noqa: E402
 
 from support.servers import RunningServer, start_asgi_server, start_server  # noqa: E402
 from support.variants import ASGI_SERVERS, variant_params  # noqa: E402
 
-_servers: dict[tuple[str, str, str, tuple[str, ...]], RunningServer] = {}
+_servers: dict[tuple[str, str, str, tuple[str, ...], tuple[tuple[str, str], ...]], RunningServer] = {}
 
 
 @pytest.fixture(scope="session")
 def serve_app() -> Iterator[Callable[..., RunningServer]]:
     """``serve_app("tests/apps/basic.py", http, router)`` -> a running server (started once).
 
-    ``http`` is a parser of `cello serve`, or an ASGI server's name (uvicorn, hypercorn)."""
+    ``http`` is a parser of `cello serve`, or an ASGI server's name (uvicorn, hypercorn); ``env``
+    adds environment variables (``CELLO_CHANNELS``, say) for the server process."""
 
-    def get(app_ref: str, http: str = "httptools", router: str = "interpreted", *extra: str) -> RunningServer:
-        key = (app_ref, http, router, tuple(extra))
+    def get(
+        app_ref: str,
+        http: str = "httptools",
+        router: str = "interpreted",
+        *extra: str,
+        env: Mapping[str, str] | None = None,
+    ) -> RunningServer:
+        key = (app_ref, http, router, tuple(extra), tuple(sorted((env or {}).items())))
         server = _servers.get(key)
         if server is None or server.process.poll() is not None:
             if http in ASGI_SERVERS:
                 # `cello serve` options mean nothing to another server: refuse rather than ignore.
                 assert not extra and router == "interpreted", (router, extra)
-                server = start_asgi_server(app_ref, http)
+                server = start_asgi_server(app_ref, http, env)
             else:
-                server = start_server(app_ref, http, router, *extra)
+                server = start_server(app_ref, http, router, *extra, env=env)
             _servers[key] = server
         return server
 
@@ -62,3 +69,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "variant" in metafunc.fixturenames:
         native_only = metafunc.definition.get_closest_marker("native_only") is not None
         metafunc.parametrize("variant", variant_params(metafunc.function.__name__, native_only))
+
+
+# -- a real Redis for the channel tests ---------------------------------------------------
+
+from support.redis import RedisServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One ``redis-server`` for the session; tests that stop Redis start their own instead."""
+    server = RedisServer().start()
+    yield server
+    server.stop()

@@ -3,37 +3,66 @@
 ``publish(channel, message)`` hands a ``str``, ``bytes`` or JSON-able message to every current
 subscriber of the channel; ``subscribe(*channels)`` is an async context manager giving an async
 iterator of ``ChannelMessage``. The broker is named by a URL: ``memory://`` (the default) keeps
-everything in this process.
+everything in this process; ``redis://host:port/db`` (and ``rediss://``, over TLS) shares the
+channels between every worker and instance using that Redis.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cello.channels.broker import Broker
 from cello.channels.memory import MemoryBroker
-from cello.channels.message import ChannelError, ChannelMessage, encode
+from cello.channels.message import BrokerUnavailable, ChannelError, ChannelMessage, encode
 from cello.channels.subscription import Subscription
 
-SCHEMES = ("memory",)
+SCHEMES = ("memory", "redis", "rediss", "unix")
+# Where a deployment names the broker without touching the code; it wins over App(channels=...).
+URL_ENV = "CELLO_CHANNELS"
 
 
-def broker_for(url: str) -> MemoryBroker:
+def configured_url(url: str) -> str:
+    """The broker URL an app uses: ``$CELLO_CHANNELS`` when set, else the one it was given."""
+    return os.environ.get(URL_ENV) or url
+
+
+def broker_for(url: str) -> Broker:
     """The broker a URL names; ValueError for one Cello cannot use."""
     scheme, sep, _ = url.partition("://")
     if not sep or scheme not in SCHEMES:
         supported = ", ".join(f"{name}://" for name in SCHEMES)
         raise ValueError(f"channels URL {url!r}: unsupported broker; supported: {supported}")
-    return MemoryBroker()
+    if scheme == "memory":
+        return MemoryBroker()
+    # redis-py is an optional dependency: only an app that names a Redis needs it.
+    try:
+        from cello.channels.redis_broker import RedisBroker
+    except ImportError:
+        raise ValueError(
+            f"channels URL {scheme}://...: Redis needs redis-py: pip install 'cello-framework[redis]'"
+        ) from None
+    return RedisBroker(url)
 
 
 class Channels:
     """``app.channels``: publish to channels and subscribe to them."""
 
     def __init__(self, url: str = "memory://", max_queue: int = 1000) -> None:
-        self.url = url
         self.max_queue = max_queue
+        self._broker = broker_for(url)
+
+    @property
+    def url(self) -> str:
+        """The broker's URL, its password (if any) hidden."""
+        return self._broker.url
+
+    def use(self, url: str) -> None:
+        """Switch to the broker ``url`` names (``--channels``); only before anything subscribed."""
+        if self._broker.channel_count():
+            raise ChannelError("cannot change the channels broker while subscriptions are open")
         self._broker = broker_for(url)
 
     @property
@@ -63,4 +92,12 @@ class Channels:
         await self._broker.close()
 
 
-__all__ = ["ChannelError", "ChannelMessage", "Channels", "Subscription", "broker_for"]
+__all__ = [
+    "BrokerUnavailable",
+    "ChannelError",
+    "ChannelMessage",
+    "Channels",
+    "Subscription",
+    "broker_for",
+    "configured_url",
+]

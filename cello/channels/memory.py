@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
+from cello.channels.broker import LocalSubscribers
 from cello.channels.subscription import Subscription
 
 
 class MemoryBroker:
-    """Channel name -> its subscriptions; publishing hands the message to each, in order."""
+    """Publishing hands the message to each subscription of the channel in this process, in order."""
 
     url = "memory://"
     shared_between_processes = False
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._local = LocalSubscribers()
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        for subscription in tuple(self._subscribers.get(channel, ())):
-            subscription.deliver(channel, payload)
+        self._local.deliver(channel, payload)
 
     async def add(self, subscription: Subscription) -> None:
-        for channel in subscription.channels:
-            self._subscribers.setdefault(channel, set()).add(subscription)
+        self._local.add(subscription)
 
     def remove(self, subscription: Subscription) -> None:
-        for channel in subscription.channels:
-            subscribers = self._subscribers.get(channel)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[channel]
+        self._local.remove(subscription)
 
     def channel_count(self) -> int:
-        """Channels with at least one subscriber (nothing is kept for the others)."""
-        return len(self._subscribers)
+        return len(self._local)
 
     async def close(self) -> None:
-        self._subscribers.clear()
+        self._local.clear()

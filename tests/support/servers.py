@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,18 +137,26 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(app_ref: str, http: str = "httptools", router: str = "interpreted", *extra: str) -> RunningServer:
+def start_server(
+    app_ref: str,
+    http: str = "httptools",
+    router: str = "interpreted",
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+) -> RunningServer:
     port = free_port()
     argv = [sys.executable, "-m", "cello", "serve", app_ref, "--port", str(port), "--http", http, *extra]
     if router == "compiled":
         argv += ["--out", str(ensure_build(app_ref)), "--require-compiled"]
     else:
         argv += ["--out", str(BUILD / "none")]
-    return _spawn(app_ref, http, router, port, argv)
+    return _spawn(app_ref, http, router, port, argv, env)
 
 
-def _spawn(app_ref: str, http: str, router: str, port: int, argv: list[str]) -> RunningServer:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _spawn(
+    app_ref: str, http: str, router: str, port: int, argv: list[str], extra_env: Mapping[str, str] | None = None
+) -> RunningServer:
+    env = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     log = BUILD / "logs" / f"{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the server.
@@ -195,8 +203,8 @@ def asgi_argv(app_ref: str, server: str, port: int) -> list[str]:
     raise ValueError(f"unknown ASGI server {server!r}; known: {', '.join(ASGI_SERVERS)}")
 
 
-def start_asgi_server(app_ref: str, server: str) -> RunningServer:
+def start_asgi_server(app_ref: str, server: str, env: Mapping[str, str] | None = None) -> RunningServer:
     """`app_ref` served by uvicorn or hypercorn: `http` is the server's name, the router the
     interpreted one (the test apps do not call attach_build)."""
     port = free_port()
-    return _spawn(app_ref, server, "interpreted", port, asgi_argv(app_ref, server, port))
+    return _spawn(app_ref, server, "interpreted", port, asgi_argv(app_ref, server, port), env)

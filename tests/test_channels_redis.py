@@ -1,0 +1,240 @@
+"""Channels on a real Redis across processes: several `cello serve` instances with several
+workers each form one room; Redis going away makes publishing fail with a clear error and
+subscriptions come back by themselves when it returns; nothing is left behind in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from support.redis import RedisServer
+from support.servers import RunningServer, start_server
+
+from cello import BrokerUnavailable, ChannelError
+from cello.channels import Channels
+
+CHAT = "tests/apps/channels_app.py"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, which it may kill and start again."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@asynccontextmanager
+async def joined(url: str, count: int) -> AsyncIterator[list[Any]]:
+    """``count`` WebSocket clients of ``url``, each past its "joined" frame (subscribed)."""
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(websockets.connect(url)) for _ in range(count)]
+        for client in clients:
+            assert "joined" in json.loads(await asyncio.wait_for(client.recv(), 10))
+        yield clients
+
+
+async def _frames(client: Any, count: int, timeout: float = 10) -> list[Any]:
+    return [json.loads(await asyncio.wait_for(client.recv(), timeout)) for _ in range(count)]
+
+
+async def _quiet(client: Any, seconds: float = 0.3) -> bool:
+    """Nothing more arrives for ``seconds``: each message came once."""
+    try:
+        await asyncio.wait_for(client.recv(), seconds)
+    except asyncio.TimeoutError:
+        return True
+    return False
+
+
+def _workers_of(server: RunningServer) -> int:
+    return server.output().count("Cello serving on")
+
+
+def test_one_room_across_two_instances_with_two_workers_each(own_redis: RedisServer) -> None:
+    redis_server = own_redis
+    flags = ("--workers", "2", "--channels", redis_server.url)
+    servers = [start_server(CHAT, "httptools", "interpreted", *flags) for _ in range(2)]
+    try:
+
+        async def scenario() -> None:
+            urls = [s.url.replace("http://", "ws://") + "/rooms/lobby" for s in servers]
+            async with joined(urls[0], 4) as first, joined(urls[1], 4) as second:
+                everyone = first + second
+                for n, client in enumerate(everyone):
+                    await client.send(f"hello {n}")
+                for client in everyone:
+                    got = await _frames(client, len(everyone))
+                    # Every message once; one sender's messages in order (here one each).
+                    assert sorted(frame["data"]["text"] for frame in got) == sorted(
+                        f"hello {n}" for n in range(len(everyone))
+                    )
+                async with httpx.AsyncClient(base_url=servers[1].url) as http:
+                    response = await http.post("/rooms/lobby", json={"from": "http"})
+                    assert response.status_code == 200
+                    for n in range(20):  # one publisher's order holds across processes
+                        await http.post("/rooms/lobby", json={"n": n})
+                for client in everyone:
+                    got = await _frames(client, 21)
+                    assert got[0]["data"] == {"from": "http"}
+                    assert [frame["data"]["n"] for frame in got[1:]] == list(range(20))
+                    assert await _quiet(client, 0.1)
+            # The clients are gone: so are the subscriptions, in every worker.
+            await _until(lambda: redis_server.subscribers("room:lobby") == 0)
+
+        asyncio.run(scenario())
+        for server in servers:
+            # Two workers each, sharing the broker: no "reaches only the process" warning.
+            assert "reaches only the process" not in server.output()
+    finally:
+        for server in servers:
+            server.stop()
+    # Shut down cleanly: no connection of theirs is left open in Redis.
+    assert _clients(redis_server) == 1  # this check's own
+
+
+def test_memory_broker_with_several_workers_warns_at_start_up() -> None:
+    server = start_server(CHAT, "httptools", "interpreted", "--workers", "2")
+    try:
+        deadline = time.monotonic() + 10
+        while "reaches only the process" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "--channels redis://" in server.output()
+    finally:
+        server.stop()
+
+
+def test_redis_going_away_and_coming_back_under_load(own_redis: RedisServer) -> None:
+    server = start_server(CHAT, "h11", "interpreted", "--workers", "2", "--channels", own_redis.url)
+    try:
+
+        async def scenario() -> int:
+            url = server.url.replace("http://", "ws://") + "/rooms/storm"
+            async with joined(url, 4) as clients, httpx.AsyncClient(base_url=server.url) as http:
+                statuses: list[int] = []
+                stop = asyncio.Event()
+
+                async def load() -> None:
+                    n = 0
+                    while not stop.is_set():
+                        response = await http.post("/rooms/storm", json={"n": n})
+                        statuses.append(response.status_code)
+                        if response.status_code == 503:
+                            body = response.json()
+                            assert body == {
+                                "error": "Service Unavailable: the channels broker cannot be reached",
+                                "status": 503,
+                            }
+                        n += 1
+
+                # Workers holding subscriptions: the kernel spreads the clients between the two.
+                holders = own_redis.subscribers("room:storm")
+                assert holders in (1, 2)
+                publisher = asyncio.create_task(load())
+                await asyncio.sleep(0.3)
+                own_redis.kill()
+                await _until(lambda: 503 in statuses)
+                await asyncio.sleep(0.3)
+                own_redis.start()
+                # Publishing works again, and the subscribers hear it without reconnecting.
+                await _until(lambda: statuses[-1] == 200 and own_redis.subscribers("room:storm") == holders)
+                stop.set()
+                await publisher
+                assert statuses.count(200) > 5 and set(statuses) == {200, 503}
+                for client in clients:  # drain what was delivered under load
+                    while not await _quiet(client, 0.2):
+                        pass
+                await http.post("/rooms/storm", json={"after": True})
+                for client in clients:
+                    assert (await _frames(client, 1))[0]["data"] == {"after": True}
+                return holders
+
+        holders = asyncio.run(scenario())
+        log = server.output()
+        assert log.count("lost the connection to Redis") == holders  # once per worker that subscribed
+        assert log.count("is back; subscribed again to 1 channel(s)") == holders
+        assert "cannot publish: Redis at" in log and "publishing to Redis at" in log
+        assert "Traceback" not in log
+    finally:
+        server.stop()
+
+
+def test_in_process_outage(own_redis: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        channels = Channels(own_redis.url)
+        async with channels.subscribe("news") as news:
+            await channels.publish("news", "before")
+            assert (await asyncio.wait_for(news.__anext__(), 5)).data == "before"
+            own_redis.kill()
+            with pytest.raises(BrokerUnavailable) as failed:
+                await channels.publish("news", "lost")
+            assert isinstance(failed.value, ChannelError) and failed.value.status == 503
+            assert f"Redis at {own_redis.url} is unreachable" in str(failed.value)
+            with pytest.raises(BrokerUnavailable, match="cannot subscribe: Redis at"):
+                async with channels.subscribe("other"):
+                    pass
+            assert channels._broker.channel_count() == 1  # the refused subscription left nothing
+            own_redis.start()
+            await _until(lambda: own_redis.subscribers("news") == 1)
+            await channels.publish("news", "after")
+            assert (await asyncio.wait_for(news.__anext__(), 5)).data == "after"
+        await channels.close()
+
+    with caplog.at_level(logging.WARNING, logger="cello.channels"):
+        asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "cello.channels"]
+    assert any("lost the connection to Redis" in line for line in lines)
+    assert any("is back; subscribed again to 1 channel(s)" in line for line in lines)
+
+
+def test_subscribing_when_redis_was_never_there_fails_fast(own_redis: RedisServer) -> None:
+    own_redis.kill()
+
+    async def scenario() -> None:
+        channels = Channels(own_redis.url)
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="cannot subscribe"):
+            async with channels.subscribe("x"):
+                pass
+        assert time.monotonic() - started < 2
+        await channels.close()
+
+    asyncio.run(scenario())
+
+
+def test_foreign_publishers_reach_subscribers_as_bytes(redis_server: RedisServer) -> None:
+    import redis
+
+    async def scenario() -> None:
+        channels = Channels(redis_server.url)
+        async with channels.subscribe("feed") as feed:
+            with redis.Redis.from_url(redis_server.url) as client:
+                client.publish("feed", "from another program")
+            message = await asyncio.wait_for(feed.__anext__(), 5)
+            assert (message.channel, message.data) == ("feed", b"from another program")
+        await channels.close()
+
+    asyncio.run(scenario())
+
+
+async def _until(condition: Any, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def _clients(server: RedisServer) -> int:
+    import redis
+
+    with redis.Redis.from_url(server.url) as client:
+        return len(client.client_list())
