@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support.redis import RedisServer
 from support.servers import RunningServer, start_server
 
@@ -238,3 +240,46 @@ def _clients(server: RedisServer) -> int:
 
     with redis.Redis.from_url(server.url) as client:
         return len(client.client_list())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 3)), min_size=1, max_size=30))
+def test_redis_is_subscribed_to_exactly_the_channels_with_local_subscribers(
+    redis_server: RedisServer, steps: list[tuple[bool, int]]
+) -> None:
+    """Whatever the order of subscriptions opening and closing, concurrently, Redis ends up
+    subscribed to the channels that still have a subscriber here, and to nothing else."""
+
+    async def scenario() -> None:
+        channels = Channels(redis_server.url)
+        open_now: list[tuple[str, Any]] = []
+
+        async def open_one(name: str) -> None:
+            context = channels.subscribe(name)
+            await context.__aenter__()
+            open_now.append((name, context))
+
+        pending = []
+        for opening, n in steps:
+            if opening or not open_now:
+                pending.append(asyncio.create_task(open_one(f"churn:{n}")))
+            else:
+                await open_now.pop(n % len(open_now))[1].__aexit__(None, None, None)
+                if n == 1:
+                    await asyncio.sleep(0)  # the unsubscribing starts: a close now comes mid-way
+            if n == 0:
+                await asyncio.gather(*pending)  # sometimes let them finish, sometimes race on
+                pending.clear()
+        await asyncio.gather(*pending)
+        wanted = {name for name, _ in open_now}
+
+        def settled() -> bool:
+            return {c for c in redis_server.channels() if c.startswith("churn:")} == wanted
+
+        await _until(settled, timeout=5)
+        for _, context in open_now:
+            await context.__aexit__(None, None, None)
+        await _until(lambda: not [c for c in redis_server.channels() if c.startswith("churn:")], timeout=5)
+        await channels.close()
+
+    asyncio.run(scenario())

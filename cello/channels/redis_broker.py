@@ -148,6 +148,7 @@ class _Link:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._lock = asyncio.Lock()
         self._resync: asyncio.Task[None] | None = None
+        self._dirty = False
 
     async def subscribed(self, channels: tuple[str, ...]) -> None:
         """Returns once Redis confirmed that this connection is subscribed to ``channels``."""
@@ -179,14 +180,20 @@ class _Link:
 
     def resync_soon(self) -> None:
         """Unsubscribe, later, from channels nobody here listens to any more (remove() cannot wait)."""
+        if self.loop.is_closed():
+            return
+        self._dirty = True
         if self._resync is None or self._resync.done():
             self._resync = self.loop.create_task(self._quiet_sync())
 
     async def _quiet_sync(self) -> None:
-        try:
-            await self._sync()
-        except (RedisError, OSError):
-            pass  # the reader notices a lost connection and subscribes afresh when it is back
+        # A subscription closing while a sync runs marks it dirty again: the loop catches it.
+        while self._dirty:
+            self._dirty = False
+            try:
+                await self._sync()
+            except (RedisError, OSError):
+                return  # the reader notices a lost connection and subscribes afresh when it is back
 
     async def _sync(self) -> None:
         """Bring the connection's subscriptions in line with the channels this process wants."""
