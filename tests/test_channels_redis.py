@@ -21,7 +21,7 @@ from support.redis import RedisServer
 from support.servers import RunningServer, start_server
 
 from cello import BrokerUnavailable, ChannelError
-from cello.channels import Channels
+from cello.channels import Channels, redis_broker
 
 CHAT = "tests/apps/channels_app.py"
 
@@ -195,6 +195,31 @@ def test_in_process_outage(own_redis: RedisServer, caplog: pytest.LogCaptureFixt
     lines = [r.getMessage() for r in caplog.records if r.name == "cello.channels"]
     assert any("lost the connection to Redis" in line for line in lines)
     assert any("is back; subscribed again to 1 channel(s)" in line for line in lines)
+
+
+def test_a_silent_redis_is_noticed_by_the_heartbeat(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A partition closes no socket: the subscriber connection pings when Redis has been silent
+    for HEARTBEAT seconds, and gives it up when the answer does not come either."""
+    monkeypatch.setattr(redis_broker, "HEARTBEAT", 0.2)
+
+    async def scenario() -> None:
+        channels = Channels(own_redis.url)
+        async with channels.subscribe("news") as news:
+            own_redis.pause()
+            try:
+                await _until(lambda: any("lost the connection" in r.getMessage() for r in caplog.records), 5)
+            finally:
+                own_redis.resume()
+            await _until(lambda: any("is back;" in r.getMessage() for r in caplog.records), 5)
+            await channels.publish("news", "after")
+            assert (await asyncio.wait_for(news.__anext__(), 5)).data == "after"
+        await channels.close()
+
+    with caplog.at_level(logging.WARNING, logger="cello.channels"):
+        asyncio.run(scenario())
+    assert any("no answer to PING in 0.4 s" in r.getMessage() for r in caplog.records)
 
 
 def test_subscribing_when_redis_was_never_there_fails_fast(own_redis: RedisServer) -> None:

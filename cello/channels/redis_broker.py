@@ -149,6 +149,8 @@ class _Link:
         self._lock = asyncio.Lock()
         self._resync: asyncio.Task[None] | None = None
         self._dirty = False
+        # After a reconnection: the channels whose subscription Redis has yet to confirm.
+        self._resuming: set[str] | None = None
 
     async def subscribed(self, channels: tuple[str, ...]) -> None:
         """Returns once Redis confirmed that this connection is subscribed to ``channels``."""
@@ -218,11 +220,9 @@ class _Link:
             try:
                 await self._connect()
                 if lost:
-                    log.warning(
-                        "channels: Redis at %s is back; subscribed again to %d channel(s)",
-                        self.broker.url,
-                        len(self._requested),
-                    )
+                    # "Back" is said once Redis has confirmed every subscription made again.
+                    self._resuming = set(self._requested)
+                    self._say_back_when_resubscribed()
                     lost = False
                 delay = RETRY_DELAYS[0]
                 await self._pump()
@@ -279,14 +279,27 @@ class _Link:
             elif kind == b"subscribe":
                 channel = response[1].decode()
                 self._confirmed.add(channel)
+                if self._resuming is not None:
+                    self._resuming.discard(channel)
+                    self._say_back_when_resubscribed()
                 for future in self._waiters.pop(channel, ()):
                     if not future.done():
                         future.set_result(None)
             elif kind == b"unsubscribe":
                 self._confirmed.discard(response[1].decode())
 
+    def _say_back_when_resubscribed(self) -> None:
+        if self._resuming is not None and not self._resuming:
+            self._resuming = None
+            log.warning(
+                "channels: Redis at %s is back; subscribed again to %d channel(s)",
+                self.broker.url,
+                len(self._confirmed),
+            )
+
     async def _disconnect(self) -> None:
         self._up.clear()
+        self._resuming = None
         # A subscription waiting for Redis's confirmation learns now that none will come.
         for waiters in self._waiters.values():
             for future in waiters:

@@ -55,8 +55,18 @@ class RedisServer:
             self.process.wait(10)
         self.process = None
 
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open but nothing answers, as in a network partition."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(10)
