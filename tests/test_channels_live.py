@@ -165,6 +165,30 @@ def test_a_sync_handler_joins_and_leaves(serve_app: Callable[..., RunningServer]
     asyncio.run(scenario())
 
 
+def test_forwarding_to_a_client_that_has_gone_ends_quietly(
+    serve_app: Callable[..., RunningServer], variant: tuple[str, str]
+) -> None:
+    server = serve_app("tests/apps/channels_app.py", *variant)
+    base, ws_base = _urls(server)
+    room = _room()
+    channel = f"live:{room}"
+    logged_before = len(server.output())
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=base) as http:
+            async with websockets.connect(f"{ws_base}/live-idle/{room}") as gone:
+                assert await _recv_json(gone) == {"joined": channel}
+            # The handler still runs and never reads; the next message cannot be sent, and
+            # that ends the forwarding and the subscription, before the handler ends.
+            await http.post(f"/live/{room}", content="to nobody", headers={"content-type": "text/plain"})
+            await _until_unsubscribed(http, channel)
+            assert (await http.post(f"/live-idle/{room}/release")).json() == {"released": True}
+
+    asyncio.run(scenario())
+    log = server.output()[logged_before:]  # the server is shared: this test's lines only
+    assert "forwarding channel" not in log and "Traceback" not in log, log
+
+
 # -- SSE: SseStream.from_channel --------------------------------------------------------------
 
 

@@ -79,6 +79,27 @@ def live_sync(ws: SyncWebSocket) -> None:
             ws.send_json({"left": channel})
 
 
+# Per room, what lets a /live-idle handler end.
+IDLE: dict[str, asyncio.Event] = {}
+
+
+@app.websocket("/live-idle/{room}")
+async def live_idle(ws: WebSocket) -> None:
+    """Joins, then neither reads nor sends until POST /live-idle/{room}/release: only the
+    forwarding of the channel's messages can find out that the client has gone."""
+    room = ws.params["room"]
+    released = IDLE.setdefault(room, asyncio.Event())
+    await ws.join(f"live:{room}")
+    await ws.send_json({"joined": f"live:{room}"})
+    await released.wait()
+
+
+@app.post("/live-idle/{room}/release")
+def release_idle(request: Request) -> dict[str, Any]:
+    IDLE.pop(request.params["room"], asyncio.Event()).set()
+    return {"released": True}
+
+
 @app.post("/live/{room}")
 async def publish_live(request: Request) -> dict[str, Any]:
     """Publishes the body as it came: text/plain as a str, JSON as its value, else bytes."""
