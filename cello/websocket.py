@@ -424,8 +424,8 @@ class WebSocket(_HandshakeFacts):
             raise
 
     async def leave(self, channel: str) -> None:
-        """Stop forwarding ``channel`` (unsubscribed when this returns); a channel not joined
-        is left as it was."""
+        """Stop forwarding ``channel``: unsubscribed when this returns. Leaving a channel not
+        joined does nothing."""
         membership = self._joined.pop(channel, None) if self._joined else None
         if membership is not None:
             membership.task.cancel()
