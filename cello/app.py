@@ -223,7 +223,7 @@ class App(Registrar):
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
-        builder = EndpointBuilder(self.config, self._executor_factory, self.scope)
+        builder = EndpointBuilder(self.config, self._executor_factory, self.scope, self.channels)
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]
         endpoints = [builder.route(*route) for route in zip(entries, form_limits, bind)]

@@ -37,6 +37,7 @@ from cello.routing.codes import NOT_FOUND
 from cello.websocket import WebSocket, run_handler
 
 if TYPE_CHECKING:
+    from cello.channels import Channels
     from cello.server.interface import WebSocketSession
 
 logger = logging.getLogger("cello.websocket")
@@ -59,19 +60,21 @@ class RouteEntry:
 
 
 class EndpointBuilder:
-    """Makes the endpoints of routes with the app's settings, executor and scope."""
+    """Makes the endpoints of routes with the app's settings, executor, scope and channels
+    (which its WebSocket handlers join)."""
 
-    def __init__(self, config: Config, executor: Callable[[], Executor], app_scope: Scope) -> None:
+    def __init__(self, config: Config, executor: Callable[[], Executor], app_scope: Scope, channels: Channels) -> None:
         self.config = config
         self.executor = executor
         self.app_scope = app_scope
+        self.channels = channels
 
     def route(self, entry: RouteEntry, limits: FormLimits, bind: Binder = interpreted_bind) -> Endpoint:
         """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads,
         ``bind`` the binder of a typed handler), or the WebSocket handshake's."""
         spec = entry.spec
         if entry.method == WEBSOCKET:
-            return websocket_endpoint(self.config, self.executor, entry)
+            return websocket_endpoint(self.config, self.executor, entry, self.channels)
         return Endpoint(
             self.handler(entry, bind),
             entry.scopes,
@@ -261,9 +264,12 @@ def _multipart_handler(
 # -- the endpoint: hooks, guards, Origin, then the handler ------------------------------------
 
 
-def websocket_endpoint(config: Config, executor: Callable[[], Executor], entry: RouteEntry) -> Endpoint:
+def websocket_endpoint(
+    config: Config, executor: Callable[[], Executor], entry: RouteEntry, channels: Channels
+) -> Endpoint:
     """The chain of a ``@websocket`` route. It answers the handshake request with a
-    WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced)."""
+    WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced), whose
+    handler gets a WebSocket that can join ``channels``."""
     spec = entry.spec
     handler = spec.handler
     run_sync = not is_async(handler)
@@ -277,7 +283,7 @@ def websocket_endpoint(config: Config, executor: Callable[[], Executor], entry: 
             origin = request.headers.get("origin")
             if origin is not None and origin.lower() not in allowed and "*" not in allowed:
                 raise HTTPException(403, f"Forbidden: origin {origin} is not allowed")
-        return WebSocketUpgrade(_runner(handler, run_sync, request, subprotocols, debug, route))
+        return WebSocketUpgrade(_runner(handler, run_sync, request, subprotocols, debug, route, channels))
 
     return Endpoint(
         upgrade,
@@ -304,8 +310,9 @@ def _runner(
     subprotocols: Sequence[str],
     debug: bool,
     route: str,
+    channels: Channels,
 ) -> Callable[[WebSocketSession], Awaitable[None]]:
     async def run(session: WebSocketSession) -> None:
-        await run_handler(WebSocket(session, request, subprotocols), handler, run_sync, debug, route)
+        await run_handler(WebSocket(session, request, subprotocols, channels), handler, run_sync, debug, route)
 
     return run

@@ -1,9 +1,10 @@
-"""Server-Sent Events: the event type, its wire encoding, and streams of events."""
+"""Server-Sent Events: the event type, its wire encoding, and streams of events (among them
+``SseStream.from_channel``, which forwards the messages of the app's channels)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import orjson
 
@@ -11,6 +12,9 @@ from cello._descriptors import FactoryOrField
 from cello.concurrency import iterate_in_threadpool
 from cello.config import Config
 from cello.response import Response, register_builder
+
+if TYPE_CHECKING:
+    from cello.channels import Channels
 
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 KEEPALIVE = b": keep-alive\n\n"
@@ -118,6 +122,9 @@ class SseEvent:
         return f"SseEvent(data={self._data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
 
 
+# The first thing a channel's stream sends, once it is subscribed.
+SUBSCRIBED = SseEvent(comment="subscribed")
+
 EventSource = Union[AsyncIterable[Any], Iterable[Any], None]
 
 
@@ -128,6 +135,22 @@ class SseStream:
         self._source = source
         self._events: list[SseEvent] = []
         self.keepalive = keepalive
+
+    @classmethod
+    def from_channel(cls, channels: Channels, *names: str, keepalive: float | None = None) -> SseStream:
+        """A stream of the messages published to the channels ``names`` (``app.channels``).
+
+        It subscribes when the response starts being sent, then sends a ``: subscribed``
+        comment (which EventSource ignores), so the response head goes out at once on every
+        server and a client knows that no message published from then on is missed. It
+        unsubscribes when the client disconnects or the stream is closed. Each message is one
+        event with no ``event:`` field (so a browser's ``onmessage`` gets them all): a str as
+        its data, bytes decoded as UTF-8 (undecodable bytes become U+FFFD), any other value as
+        JSON.
+        """
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise ValueError(f"from_channel() takes one or more non-empty channel names, not {names!r}")
+        return cls(_channel_events(channels, names), keepalive)
 
     def add(self, event: SseEvent | dict[str, Any] | str) -> SseStream:
         self._events.append(SseEvent.from_item(event))
@@ -183,6 +206,21 @@ class SseStream:
                 yield SseEvent.from_item(item).encode()
         finally:
             await items.aclose()
+
+
+async def _channel_events(channels: Channels, names: tuple[str, ...]) -> AsyncGenerator[SseEvent, None]:
+    async with channels.subscribe(*names) as messages:
+        yield SUBSCRIBED
+        async for message in messages:
+            yield SseEvent(_channel_data(message.data))
+
+
+def _channel_data(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return orjson.dumps(data).decode("utf-8")
 
 
 def _sse_response(stream: Any) -> Response:

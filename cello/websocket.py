@@ -11,6 +11,9 @@ The handshake request goes through the route's before-hooks and guards like any 
 API only (the route's endpoint and the handler's runner are in cello/endpoints.py) and knows
 nothing of sockets: it talks to a ``WebSocketSession`` (cello.server.interface), which the
 native server and the ASGI adapter (cello/asgi/websocket.py) both provide.
+
+``await ws.join(channel)`` forwards the messages of one of the app's channels (cello.channels)
+to the client until ``ws.leave(channel)`` or the end of the handler.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from cello.request import Request, State
 from cello.response import dumps, error_response
 
 if TYPE_CHECKING:
+    from cello.channels import Channels
     from cello.datastructures import QueryParams
     from cello.headers import Headers
     from cello.server.interface import WebSocketSession
@@ -208,11 +212,31 @@ class _HandshakeFacts:
         return offered
 
 
+class _Membership:
+    """A joined channel: the task forwarding its messages, and whether it has subscribed yet."""
+
+    __slots__ = ("task", "subscribed")
+
+    def __init__(self, task: asyncio.Task[None], subscribed: asyncio.Future[None]) -> None:
+        self.task = task
+        self.subscribed = subscribed
+
+
 class WebSocket(_HandshakeFacts):
     """One WebSocket connection, as an ``async def`` handler sees it."""
 
-    def __init__(self, session: WebSocketSession, request: Request, subprotocols: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        session: WebSocketSession,
+        request: Request,
+        subprotocols: Sequence[str] = (),
+        channels: Channels | None = None,
+    ) -> None:
         self._session = session
+        # The app's channels, for join(); None for a WebSocket made outside an app's route.
+        self._channels = channels
+        # Joined channel -> its forwarding; made on the first join, so others pay nothing.
+        self._joined: dict[str, _Membership] | None = None
         self.request = request
         # The route's own subprotocols, in order of preference (implicit accept picks one).
         self._supported = tuple(subprotocols)
@@ -363,6 +387,88 @@ class WebSocket(_HandshakeFacts):
             return
         await self._session.close(code, reason)
 
+    # -- channels -------------------------------------------------------------------------
+
+    async def join(self, channel: str) -> None:
+        """Send the client every message published to ``channel`` from now on, until
+        ``leave(channel)`` or the end of the handler: a str as a text message, bytes as a
+        binary one, any other value as JSON text. Joining accepts the handshake if the handler
+        has not; joining a channel already joined does nothing. Raises ChannelError when the
+        broker cannot subscribe."""
+        channels = self._channels
+        if channels is None:
+            raise RuntimeError(
+                "this WebSocket has no channels to join: ws.join() works on the WebSocket an "
+                "App's @websocket route hands its handler (it uses that app's app.channels)"
+            )
+        joined = self._joined
+        if joined is None:
+            joined = self._joined = {}
+        membership = joined.get(channel)
+        if membership is not None and not membership.task.done():
+            # Joined already, or being joined by a concurrent call: return once subscribed.
+            await asyncio.shield(membership.subscribed)
+            return
+        if not self._accepted:
+            await self._accept_implicitly()
+        subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._forward(channels, channel, subscribed))
+        membership = joined[channel] = _Membership(task, subscribed)
+        try:
+            await asyncio.shield(subscribed)
+        except BaseException:
+            # Subscribing failed, or join() was cancelled: the channel is not joined.
+            if joined.get(channel) is membership:
+                del joined[channel]
+            task.cancel()
+            raise
+
+    async def leave(self, channel: str) -> None:
+        """Stop forwarding ``channel``: unsubscribed when this returns. Leaving a channel not
+        joined does nothing."""
+        membership = self._joined.pop(channel, None) if self._joined else None
+        if membership is not None:
+            membership.task.cancel()
+            await asyncio.wait((membership.task,))
+
+    async def _leave_all(self) -> None:
+        """Leave every joined channel: the handler is done with the connection."""
+        joined = self._joined
+        if not joined:
+            return
+        tasks = [membership.task for membership in joined.values()]
+        joined.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+
+    async def _forward(self, channels: Channels, channel: str, subscribed: asyncio.Future[None]) -> None:
+        """Subscribe to ``channel`` and send each of its messages, until cancelled (leave) or
+        the client is gone. Subscribing and unsubscribing happen in this one task."""
+        try:
+            async with channels.subscribe(channel) as messages:
+                subscribed.set_result(None)
+                async for message in messages:
+                    data = message.data
+                    if isinstance(data, (str, bytes)):
+                        await self.send(data)
+                    else:
+                        await self.send_json(data)
+        except WebSocketDisconnect:
+            pass  # the client went away: nothing more to forward, and the handler will see it
+        except Exception as exc:  # noqa: BLE001 - one channel's failure must not end the connection
+            if not subscribed.done():
+                subscribed.set_exception(exc)  # join() raises it
+            else:
+                error_log.error(
+                    "forwarding channel %r to WebSocket %s failed", channel, self.request.path, exc_info=exc
+                )
+        finally:
+            if not subscribed.done():
+                # Left (cancelled) before the broker answered: join() returns, and the channel
+                # is already left, as if leave() had come after it.
+                subscribed.set_result(None)
+
 
 def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "?"
@@ -433,6 +539,13 @@ class SyncWebSocket(_HandshakeFacts):
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         self._call(self._ws.close(code, reason))
 
+    def join(self, channel: str) -> None:
+        """See ``WebSocket.join``: messages of ``channel`` are sent to the client from now on."""
+        self._call(self._ws.join(channel))
+
+    def leave(self, channel: str) -> None:
+        self._call(self._ws.leave(channel))
+
 
 # Sync handlers hold a thread for the life of their connection: they get their own pool, so
 # that they cannot starve ``threaded=True`` HTTP routes (and the other way round).
@@ -462,23 +575,31 @@ async def run_handler(ws: WebSocket, handler: Callable[..., Any], run_sync: bool
     ====================================  ===========================  =========================
     the handler...                        before it accepted           after it accepted
     ====================================  ===========================  =========================
-    receives or sends first               accepted implicitly (the route's subprotocol, if any)
+    receives, sends or joins first        accepted implicitly (the route's subprotocol, if any)
     returns                               refused: 403                 closed: 1000
     calls ``ws.close(code)``              refused: 403                 closed: ``code``
     raises WebSocketDisconnect            refused: 403, unless gone    nothing more: closed
     raises HTTPException(status)          refused: ``status``          closed: 1011 if 5xx, else 1008
     raises anything else (logged)         refused: 500                 closed: 1011
     ====================================  ===========================  =========================
+
+    Whichever way it ends, the channels the handler joined are left first.
     """
     session = ws._session
     try:
-        if run_sync:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
-        else:
-            result = handler(ws)
-            if inspect.isawaitable(result):
-                await result
+        try:
+            if run_sync:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
+            else:
+                result = handler(ws)
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            # Joined channels end with the handler, before the connection closes: nothing
+            # stays subscribed, and nothing is forwarded to a connection being closed.
+            if ws._joined:
+                await ws._leave_all()
     except WebSocketDisconnect:
         pass  # the peer went away while the handler was using the connection: a normal end
     except HTTPException as exc:

@@ -1,66 +1,47 @@
-"""A chat room over WebSocket: every message goes to everyone connected.
+"""A chat room over WebSocket: every message goes to everyone in the room, on every worker.
 
 Run it with `cello serve examples/chat.py` and open http://127.0.0.1:8000/ in two tabs.
 
 - `GET /` is the page: plain HTML and JavaScript with the browser's `WebSocket`.
 - `/ws?name=ada` is the room. The server sends JSON events: `{"type": "message", "name",
-  "text"}`, and `join` / `leave` with the number of people `online`.
+  "text"}`, and `join` / `leave` with the `name`.
 
-Each connection has its own outbox drained by its own task, so a client that reads slowly
-never holds up the others: once its outbox is full it is closed with 1008.
+The room is a channel (docs/channels.md): each connection joins it, and what anyone says is
+published to it. Nothing about the room lives in this process, so it works the same with
+`cello serve examples/chat.py --workers 4 --channels redis://127.0.0.1:6379/0` (several
+processes, or several machines, sharing one Redis); with the default `memory://` broker each
+worker would be a room of its own. For the same reason there is no count of people online: a
+count kept in a module global would only count this worker's connections.
+
+A client that reads slowly never holds up the others: its messages wait in its own bounded
+queue, and when that is full the oldest are dropped (`channel_max_queue`, 1000 by default).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from typing import Any
+import secrets
 
-from cello import App, Request, Response, WebSocket, WebSocketDisconnect
+from cello import App, Request, Response, WebSocket
 
 app = App()
 
-OUTBOX_SIZE = 100  # events queued for one client before it is dropped as too slow
+ROOM = "chat:lobby"  # the channel every connection joins
 MAX_TEXT = 2000  # characters kept of one message
-
-room: dict[WebSocket, asyncio.Queue[dict[str, Any]]] = {}
-guests = itertools.count(1)
-
-
-def broadcast(event: dict[str, Any]) -> None:
-    for ws, outbox in list(room.items()):
-        try:
-            outbox.put_nowait(event)
-        except asyncio.QueueFull:
-            room.pop(ws, None)
-            asyncio.ensure_future(ws.close(1008, "too slow"))
-
-
-async def deliver(ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
-    """Send this client's events in order; sending waits while it reads slowly."""
-    try:
-        while True:
-            await ws.send_json(await outbox.get())
-    except WebSocketDisconnect:
-        pass
 
 
 @app.websocket("/ws")
 async def chat(ws: WebSocket) -> None:
-    name = (ws.query.get("name") or "").strip()[:40] or f"guest-{next(guests)}"
-    await ws.accept()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOX_SIZE)
-    room[ws] = outbox
-    sender = asyncio.ensure_future(deliver(ws, outbox))
-    broadcast({"type": "join", "name": name, "online": len(room)})
+    # A random guest name: a counter would start at 1 in every worker.
+    name = (ws.query.get("name") or "").strip()[:40] or f"guest-{secrets.token_hex(2)}"
+    await ws.join(ROOM)  # accepts the connection; from now on the room's messages reach it
+    await app.channels.publish(ROOM, {"type": "join", "name": name})
     try:
         async for message in ws:
             if isinstance(message, str) and message.strip():
-                broadcast({"type": "message", "name": name, "text": message[:MAX_TEXT]})
+                await app.channels.publish(ROOM, {"type": "message", "name": name, "text": message[:MAX_TEXT]})
     finally:
-        room.pop(ws, None)
-        sender.cancel()
-        broadcast({"type": "leave", "name": name, "online": len(room)})
+        # The client is gone, so this reaches the others; returning leaves the room.
+        await app.channels.publish(ROOM, {"type": "leave", "name": name})
 
 
 PAGE = """<!doctype html>
@@ -79,7 +60,7 @@ PAGE = """<!doctype html>
 </head>
 <body>
 <h1>Cello chat</h1>
-<p>You are <b id="me"></b> &middot; <span id="status">connecting</span> &middot; <span id="online">0</span> online</p>
+<p>You are <b id="me"></b> &middot; <span id="status">connecting</span></p>
 <ul id="messages"></ul>
 <form id="form"><input id="text" autocomplete="off" placeholder="Say something" autofocus><button>Send</button></form>
 <script>
@@ -106,7 +87,6 @@ ws.onmessage = (event) => {
   if (data.type === "message") {
     show(`${data.name}: ${data.text}`, false);
   } else {
-    document.getElementById("online").textContent = data.online;
     show(`${data.name} ${data.type === "join" ? "joined" : "left"}`, true);
   }
 };

@@ -23,15 +23,6 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    """The URL of each broker: the same behaviour is expected of both."""
-    if request.param == "memory":
-        return "memory://"
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return server.url
-
-
 async def _receive(subscription: Any, count: int) -> list[ChannelMessage]:
     return [await asyncio.wait_for(subscription.__anext__(), 5) for _ in range(count)]
 

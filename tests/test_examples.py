@@ -258,15 +258,24 @@ async def test_chat_broadcasts_to_everyone(serve_app: Callable[..., RunningServe
     assert page.status_code == 200 and "new WebSocket(" in page.text
     base = f"ws://127.0.0.1:{server.port}/ws"
     async with websockets.connect(base + "?name=ada") as ada:
-        assert json.loads(await ada.recv())["type"] == "join"
+        # Her own join comes back through the room's channel: she is in it.
+        assert json.loads(await ada.recv()) == {"type": "join", "name": "ada"}
         async with websockets.connect(base + "?name=grace") as grace:
-            assert json.loads(await ada.recv()) == {"type": "join", "name": "grace", "online": 2}
-            assert json.loads(await grace.recv()) == {"type": "join", "name": "grace", "online": 2}
+            assert json.loads(await ada.recv()) == {"type": "join", "name": "grace"}
+            assert json.loads(await grace.recv()) == {"type": "join", "name": "grace"}
             await grace.send("hello, room")
+            await grace.send("   ")  # blank: not sent to anyone
+            await ada.send("x" * 3000)
             expected = {"type": "message", "name": "grace", "text": "hello, room"}
-            assert json.loads(await ada.recv()) == expected
-            assert json.loads(await grace.recv()) == expected
-        assert json.loads(await ada.recv()) == {"type": "leave", "name": "grace", "online": 1}
+            long = {"type": "message", "name": "ada", "text": "x" * 2000}  # cut to MAX_TEXT
+            for client in (ada, grace):
+                assert json.loads(await client.recv()) == expected
+                assert json.loads(await client.recv()) == long
+        assert json.loads(await ada.recv()) == {"type": "leave", "name": "grace"}
+        async with websockets.connect(base) as guest:
+            joined = json.loads(await guest.recv())
+            assert joined["type"] == "join" and joined["name"].startswith("guest-")
+            assert json.loads(await ada.recv()) == joined
 
 
 # -- typed notes API ---------------------------------------------------------------------------

@@ -70,6 +70,10 @@ class Channels:
         """Whether workers (``--workers N``) and other instances see each other's messages."""
         return self._broker.shared_between_processes
 
+    def subscribed_channels(self) -> list[str]:
+        """The channels this process has subscribers for, sorted (nothing is kept for others)."""
+        return sorted(self._broker.channel_names())
+
     async def publish(self, channel: str, message: Any) -> None:
         """Send ``message`` to every subscriber of ``channel`` (none: it is dropped)."""
         if not isinstance(channel, str) or not channel:

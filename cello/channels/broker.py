@@ -29,6 +29,9 @@ class Broker(Protocol):
     def channel_count(self) -> int:
         """Channels this process has at least one subscriber for."""
 
+    def channel_names(self) -> set[str]:
+        """Those channels' names."""
+
     async def close(self) -> None: ...
 
 

@@ -27,5 +27,8 @@ class MemoryBroker:
     def channel_count(self) -> int:
         return len(self._local)
 
+    def channel_names(self) -> set[str]:
+        return self._local.channels()
+
     async def close(self) -> None:
         self._local.clear()

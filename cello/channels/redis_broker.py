@@ -113,6 +113,9 @@ class RedisBroker:
     def channel_count(self) -> int:
         return len(self._local)
 
+    def channel_names(self) -> set[str]:
+        return self._local.channels()
+
     async def close(self) -> None:
         self._local.clear()
         link, self._link = self._link, None
