@@ -308,3 +308,80 @@ def test_redis_is_subscribed_to_exactly_the_channels_with_local_subscribers(
         await channels.close()
 
     asyncio.run(scenario())
+
+
+def test_the_chat_example_and_sse_streams_across_instances_and_workers(own_redis: RedisServer) -> None:
+    """examples/chat.py as deployed: two instances with two workers each, one Redis. Every
+    WebSocket client hears everyone, and SSE streams of another app on the same Redis too."""
+    flags = ("--workers", "2", "--channels", own_redis.url)
+    chats = [start_server("examples/chat.py", "httptools", "interpreted", *flags) for _ in range(2)]
+    feeds = [start_server(CHAT, "h11", "interpreted", *flags) for _ in range(2)]
+    try:
+
+        async def scenario() -> None:
+            async with AsyncExitStack() as stack:
+                people = []
+                for n in range(8):  # four per instance; the kernel spreads them over the workers
+                    url = chats[n % 2].url.replace("http://", "ws://") + f"/ws?name=p{n}"
+                    client = await stack.enter_async_context(websockets.connect(url))
+                    # Its own "join" comes back through Redis: it is in the room.
+                    while (event := json.loads(await asyncio.wait_for(client.recv(), 10)))["name"] != f"p{n}":
+                        assert event["type"] == "join"
+                    people.append(client)
+                for n, client in enumerate(people):
+                    await client.send(f"hello from p{n}")
+                for client in people:
+                    heard = []
+                    while len(heard) < len(people):
+                        event = json.loads(await asyncio.wait_for(client.recv(), 10))
+                        if event["type"] == "message":
+                            heard.append((event["name"], event["text"]))
+                    assert sorted(heard) == [(f"p{m}", f"hello from p{m}") for m in range(8)]
+                    assert await _quiet(client, 0.1)
+            # Everyone left: the room's channel is gone from Redis.
+            await _until(lambda: own_redis.subscribers("chat:lobby") == 0)
+
+            async with httpx.AsyncClient(timeout=10) as http:
+                async with AsyncExitStack() as stack:
+                    streams = [
+                        await stack.enter_async_context(http.stream("GET", f"{server.url}/sse/news"))
+                        for server in feeds
+                        for _ in range(2)
+                    ]
+                    lines = [stream.aiter_lines() for stream in streams]
+                    for stream_lines in lines:
+                        assert await asyncio.wait_for(anext(stream_lines), 10) == ": subscribed"
+                    response = await http.post(
+                        f"{feeds[0].url}/live/news", content="extra!", headers={"content-type": "text/plain"}
+                    )
+                    assert response.status_code == 200
+                    for stream_lines in lines:  # each of the four streams, on every worker, once
+                        received = [await asyncio.wait_for(anext(stream_lines), 10) for _ in range(3)]
+                        assert received == ["", "data: extra!", ""]
+            await _until(lambda: own_redis.subscribers("live:news") == 0)
+
+        asyncio.run(scenario())
+    finally:
+        for server in chats + feeds:
+            server.stop()
+    for server in chats + feeds:
+        assert "Traceback" not in server.output()
+
+
+def test_the_release_notes_chat_snippet_across_instances_and_workers(own_redis: RedisServer) -> None:
+    """The seed's /ws/chat (an echo per connection) behaves the same on every process."""
+    flags = ("--workers", "2", "--channels", own_redis.url)
+    servers = [start_server("tests/apps/ws.py", "httptools", "interpreted", *flags) for _ in range(2)]
+    try:
+
+        async def scenario() -> None:
+            for n in range(8):
+                url = servers[n % 2].url.replace("http://", "ws://") + "/ws/chat"
+                async with websockets.connect(url) as client:
+                    await client.send(f"hi {n}")
+                    assert await asyncio.wait_for(client.recv(), 10) == f"Echo: hi {n}"
+
+        asyncio.run(scenario())
+    finally:
+        for server in servers:
+            server.stop()
