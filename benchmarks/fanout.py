@@ -1,6 +1,6 @@
 """WebSocket fan-out through Redis: Cello vs Starlette + broadcaster (uvicorn), one run.
 
-    .venv/bin/python benchmarks/fanout.py [--subscribers 1000] [--messages 2000] [--window 8]
+    .venv/bin/python benchmarks/fanout.py [--subscribers 1000] [--messages 1000] [--window 8]
         [--only cello|starlette] [--quick] [--cello-broker redis|memory]
 
 The script starts its own ``redis-server`` (no persistence, 127.0.0.1, a free port) and
@@ -420,7 +420,8 @@ class Subscribers:
         for index in range(processes):
             share = count // processes + (1 if index < count % processes else 0)
             sample = sampled // processes + (1 if index < sampled % processes else 0)
-            latency_file = str(tmp / f"latencies-{index}.bin")
+            handle, latency_file = tempfile.mkstemp(prefix="latencies-", suffix=".bin", dir=tmp)
+            os.close(handle)
             group.latency_files.append(latency_file)
             process = await asyncio.create_subprocess_exec(
                 sys.executable, str(Path(__file__).resolve()), "_subscribers", str(port), str(share),
@@ -646,12 +647,12 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=None, help="WebSocket subscribers (default 1000)")
-    parser.add_argument("--messages", type=int, default=None, help="messages published (default 2000)")
+    parser.add_argument("--messages", type=int, default=None, help="messages published (default 1000)")
     parser.add_argument("--window", type=int, default=8, help="messages on their way at most (default 8)")
     parser.add_argument("--size", type=int, default=100, help="message size in bytes, < 126 (default 100)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a message counts as lost")
     parser.add_argument("--sample", type=int, default=100, help="subscribers whose every latency is kept")
-    parser.add_argument("--client-processes", type=int, default=2, help="processes the subscribers run in")
+    parser.add_argument("--client-processes", type=int, default=1, help="processes the subscribers run in (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     parser.add_argument("--only", choices=["cello", "starlette"], help="run one server")
     parser.add_argument("--cello-broker", choices=["redis", "memory"], default="redis",
@@ -659,7 +660,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke check: 200 subscribers, 200 messages")
     args = parser.parse_args()
     args.subscribers = args.subscribers or (200 if args.quick else 1000)
-    args.messages = args.messages or (200 if args.quick else 2000)
+    args.messages = args.messages or (200 if args.quick else 1000)
     args.sample = min(args.sample, args.subscribers)
     if not 30 <= args.size < 126:
         parser.error("--size is between 30 and 125 bytes (a timestamped message in a 2-byte frame header)")
