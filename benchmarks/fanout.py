@@ -11,8 +11,11 @@ room: a WebSocket client of /ws/{room} first gets ``hello <worker pid>`` and the
 message published to the room; POST /publish/{room} publishes its body (text).
 
 The subscribers (all in one room, spread by the kernel over the workers) are lean
-raw-socket clients on uvloop, in ``--client-processes`` processes: the HTTP upgrade by
-hand, then server frames parsed and counted. One publisher (this process) POSTs
+raw-socket clients on uvloop, in ``--client-processes`` processes (one by default: a
+busy process reads several frames per read, so it costs less CPU per message than two):
+the HTTP upgrade by hand, then server frames parsed and counted. Before them, 8 warm-up
+subscribers join one at a time until every worker has one, get 10 messages (the server
+must deliver) and stay to the end, so that the room never empties. One publisher (this process) POSTs
 ``--messages`` messages of ``--size`` bytes, ``"<seq> <monotonic ns> xxx..."``, one
 request at a time and at most ``--window`` messages on their way (published, not yet
 received by every subscriber): as fast as the server delivers, with bounded queues. A
@@ -25,7 +28,7 @@ publish to the last frame), p50/p99 publish-to-receive latency over every messag
 time per delivered message (its whole process tree, from /proc; steadier than messages/s
 on a busy machine), and memory per idle subscriber: the RSS of the server's process tree
 (master and workers) with the subscribers connected and idle, minus before they
-connected, divided by their number. Nothing is pinned: the servers, Redis and the clients
+connected (with the warm-up subscribers only), divided by their number. Nothing is pinned: the servers, Redis and the clients
 share the machine's cores.
 
 ``--cello-broker memory`` runs Cello on one worker with its in-process ``memory://``
