@@ -711,6 +711,7 @@ def main() -> None:
                 name,
                 spread,
                 f"{result.rate:,.0f}",
+                f"{result.rate / peer.rate:.2f}x" if peer is not None else "n/a",
                 f"{result.p50_ms:.1f}",
                 f"{result.p99_ms:.1f}",
                 f"{result.lost:,} of {result.published * args.subscribers:,}"
@@ -731,6 +732,7 @@ def main() -> None:
                 "server",
                 "subscribers per worker",
                 "delivered msgs/s",
+                "vs Starlette",
                 "p50 latency (ms)",
                 "p99 latency (ms)",
                 "messages lost",
