@@ -5,7 +5,6 @@ whichever worker it landed: the channels broker comes from ``--channels URL`` or
 ``CELLO_CHANNELS`` (``redis://...`` to share rooms between workers).
 """
 
-import asyncio
 import os
 
 from cello import App, Request, Response, WebSocket
@@ -17,20 +16,11 @@ app = App(max_connections=4096)
 
 @app.websocket("/ws/{room}")
 async def room(ws: WebSocket) -> None:
-    async with app.channels.subscribe(f"room:{ws.params['room']}") as messages:
-
-        async def forward() -> None:
-            async for message in messages:
-                await ws.send(message.data)
-
-        forwarding = asyncio.create_task(forward())
-        try:
-            # The first message tells the client it is in the room, and which worker serves it.
-            await ws.send(f"hello {os.getpid()}")
-            async for _ in ws:  # nothing to read: wait until the client leaves
-                pass
-        finally:
-            forwarding.cancel()
+    await ws.join(f"room:{ws.params['room']}")
+    # The first message tells the client it is in the room, and which worker serves it.
+    await ws.send(f"hello {os.getpid()}")
+    async for _ in ws:  # nothing to read: wait until the client leaves
+        pass
 
 
 @app.post("/publish/{room}")
