@@ -37,6 +37,7 @@ from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 
 from cello._descriptors import FactoryOrField
 from cello.errors import HTTPException
+from cello.forwarding import Forwarding
 from cello.request import Request, State
 from cello.response import dumps, error_response
 
@@ -212,16 +213,6 @@ class _HandshakeFacts:
         return offered
 
 
-class _Membership:
-    """A joined channel: the task forwarding its messages, and whether it has subscribed yet."""
-
-    __slots__ = ("task", "subscribed")
-
-    def __init__(self, task: asyncio.Task[None], subscribed: asyncio.Future[None]) -> None:
-        self.task = task
-        self.subscribed = subscribed
-
-
 class WebSocket(_HandshakeFacts):
     """One WebSocket connection, as an ``async def`` handler sees it."""
 
@@ -236,7 +227,7 @@ class WebSocket(_HandshakeFacts):
         # The app's channels, for join(); None for a WebSocket made outside an app's route.
         self._channels = channels
         # Joined channel -> its forwarding; made on the first join, so others pay nothing.
-        self._joined: dict[str, _Membership] | None = None
+        self._joined: dict[str, Forwarding] | None = None
         self.request = request
         # The route's own subprotocols, in order of preference (implicit accept picks one).
         self._supported = tuple(subprotocols)
@@ -404,70 +395,40 @@ class WebSocket(_HandshakeFacts):
         joined = self._joined
         if joined is None:
             joined = self._joined = {}
-        membership = joined.get(channel)
-        if membership is not None and not membership.task.done():
+        forwarding = joined.get(channel)
+        if forwarding is not None:
             # Joined already, or being joined by a concurrent call: return once subscribed.
-            await asyncio.shield(membership.subscribed)
+            await asyncio.shield(forwarding.joined)
             return
         if not self._accepted:
             await self._accept_implicitly()
-        subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(self._forward(channels, channel, subscribed))
-        membership = joined[channel] = _Membership(task, subscribed)
+        forwarding = joined[channel] = Forwarding(channel, self._session, channels.max_queue)
         try:
-            await asyncio.shield(subscribed)
+            await forwarding.start(channels)
         except BaseException:
             # Subscribing failed, or join() was cancelled: the channel is not joined.
-            if joined.get(channel) is membership:
+            if joined.get(channel) is forwarding:
                 del joined[channel]
-            task.cancel()
+            forwarding.stop()
             raise
+        if joined.get(channel) is not forwarding:
+            forwarding.stop()  # left while subscribing: as if leave() had come after join()
 
     async def leave(self, channel: str) -> None:
-        """Stop forwarding ``channel``: unsubscribed when this returns. Leaving a channel not
-        joined does nothing."""
-        membership = self._joined.pop(channel, None) if self._joined else None
-        if membership is not None:
-            membership.task.cancel()
-            await asyncio.wait((membership.task,))
+        """Stop forwarding ``channel``: nothing more of it reaches the client once this returns.
+        Leaving a channel not joined does nothing."""
+        forwarding = self._joined.pop(channel, None) if self._joined else None
+        if forwarding is not None:
+            forwarding.stop()
 
     async def _leave_all(self) -> None:
         """Leave every joined channel: the handler is done with the connection."""
         joined = self._joined
         if not joined:
             return
-        tasks = [membership.task for membership in joined.values()]
+        for forwarding in joined.values():
+            forwarding.stop()
         joined.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
-
-    async def _forward(self, channels: Channels, channel: str, subscribed: asyncio.Future[None]) -> None:
-        """Subscribe to ``channel`` and send each of its messages, until cancelled (leave) or
-        the client is gone. Subscribing and unsubscribing happen in this one task."""
-        try:
-            async with channels.subscribe(channel) as messages:
-                subscribed.set_result(None)
-                async for message in messages:
-                    data = message.data
-                    if isinstance(data, (str, bytes)):
-                        await self.send(data)
-                    else:
-                        await self.send_json(data)
-        except WebSocketDisconnect:
-            pass  # the client went away: nothing more to forward, and the handler will see it
-        except Exception as exc:  # noqa: BLE001 - one channel's failure must not end the connection
-            if not subscribed.done():
-                subscribed.set_exception(exc)  # join() raises it
-            else:
-                error_log.error(
-                    "forwarding channel %r to WebSocket %s failed", channel, self.request.path, exc_info=exc
-                )
-        finally:
-            if not subscribed.done():
-                # Left (cancelled) before the broker answered: join() returns, and the channel
-                # is already left, as if leave() had come after it.
-                subscribed.set_result(None)
 
 
 def _peer(client: tuple[str, int] | None) -> str:

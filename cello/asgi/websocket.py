@@ -7,11 +7,16 @@ its ``WebSocketUpgrade`` then runs the handler on an ``_AsgiSession``, the WebSo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from websockets.frames import CloseCode
 
 from cello.asgi.types import Application, Message, Receive, Scope, Send
 from cello.request import WireRequest
 from cello.response import Response, WebSocketUpgrade
+
+if TYPE_CHECKING:
+    from cello.server.interface import SharedMessage
 
 
 class _AsgiSession:
@@ -93,6 +98,10 @@ class _AsgiSession:
         if isinstance(data, str):
             return await self._emit({"type": "websocket.send", "text": data})
         return await self._emit({"type": "websocket.send", "bytes": data})
+
+    def send_nowait(self, message: SharedMessage) -> bool:
+        # ASGI sends only by awaiting send(): the caller queues the message and awaits.
+        return bool(self._code)
 
     async def close(self, code: int, reason: str) -> None:
         if self._code:

@@ -10,11 +10,12 @@ channels between every worker and instance using that Redis.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from cello.channels.broker import Broker
+from cello.channels.listener import Listener
 from cello.channels.memory import MemoryBroker
 from cello.channels.message import BrokerUnavailable, ChannelError, ChannelMessage, encode
 from cello.channels.subscription import Subscription
@@ -92,11 +93,22 @@ class Channels:
         finally:
             subscription.close()
 
+    async def listen(self, channel: str, callback: Callable[[str, bytes], None]) -> Listener:
+        """Call ``callback(channel, payload)`` with each message's encoded payload as it is
+        delivered, until the returned listener is closed. For forwarders that must not copy or
+        queue per message (``ws.join``); handlers use ``subscribe``."""
+        if not isinstance(channel, str) or not channel:
+            raise ChannelError(f"a channel is a non-empty str, not {channel!r}")
+        listener = Listener((channel,), callback, self._broker.remove)
+        await self._broker.add(listener)
+        return listener
+
     async def close(self) -> None:
         await self._broker.close()
 
 
 __all__ = [
+    "Listener",
     "BrokerUnavailable",
     "ChannelError",
     "ChannelMessage",

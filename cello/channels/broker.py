@@ -1,4 +1,4 @@
-"""What every broker is, and the part they share: handing messages to this process's subscribers.
+"""What every broker is, and the part they share: handing messages to this process's receivers.
 
 A broker moves encoded messages (cello.channels.message) between publishers and the
 subscriptions of the processes using it. Whatever carries a message between processes, the
@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cello.channels.subscription import Subscription
+
+class Receiver(Protocol):
+    """Where a broker delivers: a subscription (cello.channels.subscription) or a listener."""
+
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+    def deliver(self, channel: str, payload: bytes) -> None:
+        """Take one message; never blocks."""
 
 
 class Broker(Protocol):
@@ -20,11 +28,11 @@ class Broker(Protocol):
 
     async def publish(self, channel: str, payload: bytes) -> None: ...
 
-    async def add(self, subscription: Subscription) -> None:
-        """Start delivering to ``subscription``; returns once a message published after it would arrive."""
+    async def add(self, receiver: Receiver) -> None:
+        """Start delivering to ``receiver``; returns once a message published after it would arrive."""
 
-    def remove(self, subscription: Subscription) -> None:
-        """Stop delivering to ``subscription`` (called when it closes; never blocks)."""
+    def remove(self, receiver: Receiver) -> None:
+        """Stop delivering to ``receiver`` (called when it closes; never blocks)."""
 
     def channel_count(self) -> int:
         """Channels this process has at least one subscriber for."""
@@ -36,26 +44,28 @@ class Broker(Protocol):
 
 
 class LocalSubscribers:
-    """Channel name -> its subscriptions in this process, and nothing for a channel without any."""
+    """Channel name -> its receivers in this process, and nothing for a channel without any."""
 
     def __init__(self) -> None:
-        self._by_channel: dict[str, set[Subscription]] = {}
+        self._by_channel: dict[str, set[Receiver]] = {}
 
-    def add(self, subscription: Subscription) -> None:
-        for channel in subscription.channels:
-            self._by_channel.setdefault(channel, set()).add(subscription)
+    def add(self, receiver: Receiver) -> None:
+        for channel in receiver.channels:
+            self._by_channel.setdefault(channel, set()).add(receiver)
 
-    def remove(self, subscription: Subscription) -> None:
-        for channel in subscription.channels:
-            subscribers = self._by_channel.get(channel)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
+    def remove(self, receiver: Receiver) -> None:
+        for channel in receiver.channels:
+            receivers = self._by_channel.get(channel)
+            if receivers is not None:
+                receivers.discard(receiver)
+                if not receivers:
                     del self._by_channel[channel]
 
     def deliver(self, channel: str, payload: bytes) -> None:
-        for subscription in tuple(self._by_channel.get(channel, ())):
-            subscription.deliver(channel, payload)
+        # Every receiver gets the same bytes object: one that prepares what it sends from it
+        # (a WebSocket frame) can do so once per message rather than once per receiver.
+        for receiver in tuple(self._by_channel.get(channel, ())):
+            receiver.deliver(channel, payload)
 
     def channels(self) -> set[str]:
         return set(self._by_channel)

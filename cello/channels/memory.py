@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cello.channels.broker import LocalSubscribers
-from cello.channels.subscription import Subscription
+from cello.channels.broker import LocalSubscribers, Receiver
 
 
 class MemoryBroker:
@@ -18,11 +17,11 @@ class MemoryBroker:
     async def publish(self, channel: str, payload: bytes) -> None:
         self._local.deliver(channel, payload)
 
-    async def add(self, subscription: Subscription) -> None:
-        self._local.add(subscription)
+    async def add(self, receiver: Receiver) -> None:
+        self._local.add(receiver)
 
-    def remove(self, subscription: Subscription) -> None:
-        self._local.remove(subscription)
+    def remove(self, receiver: Receiver) -> None:
+        self._local.remove(receiver)
 
     def channel_count(self) -> int:
         return len(self._local)

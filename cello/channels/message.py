@@ -68,3 +68,14 @@ def decode(payload: bytes) -> Any:
     if tag == _JSON:
         return orjson.loads(body)
     return payload  # published by another program: delivered as it came
+
+
+def as_sent(payload: bytes) -> str | bytes:
+    """What to send on a wire that carries text or bytes: a str as it was, bytes as they were,
+    a JSON value as its JSON text (already encoded: never parsed again)."""
+    tag, body = payload[:1], payload[1:]
+    if tag in (_TEXT, _JSON):
+        return body.decode("utf-8")
+    if tag == _BYTES:
+        return body
+    return payload

@@ -29,9 +29,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cello.channels.broker import LocalSubscribers
+from cello.channels.broker import LocalSubscribers, Receiver
 from cello.channels.message import BrokerUnavailable
-from cello.channels.subscription import Subscription
 
 log = logging.getLogger("cello.channels")
 
@@ -97,16 +96,16 @@ class RedisBroker:
             self._publish_failing = False
             log.warning("channels: publishing to Redis at %s again", self.url)
 
-    async def add(self, subscription: Subscription) -> None:
-        self._local.add(subscription)
+    async def add(self, receiver: Receiver) -> None:
+        self._local.add(receiver)
         try:
-            await self._current().subscribed(subscription.channels)
+            await self._current().subscribed(receiver.channels)
         except BaseException:
-            self.remove(subscription)
+            self.remove(receiver)
             raise
 
-    def remove(self, subscription: Subscription) -> None:
-        self._local.remove(subscription)
+    def remove(self, receiver: Receiver) -> None:
+        self._local.remove(receiver)
         if self._link is not None:
             self._link.resync_soon()
 

@@ -74,6 +74,19 @@ class Application(Protocol):
         ...
 
 
+class SharedMessage:
+    """One outgoing WebSocket message sent to many connections (a channel's fan-out).
+
+    Its frame is built once, by the first connection that can use it (one without a
+    per-connection compression state), and written as is by the others."""
+
+    __slots__ = ("data", "frame")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+        self.frame: bytes | None = None
+
+
 class WebSocketSession(Protocol):
     """One WebSocket connection as the server offers it to the application.
 
@@ -105,6 +118,12 @@ class WebSocketSession(Protocol):
 
     async def send(self, data: str | bytes) -> bool:
         """Send one message, waiting while the client reads too slowly; False once closed."""
+        ...
+
+    def send_nowait(self, message: SharedMessage) -> bool:
+        """Send ``message`` now if that needs no waiting (True; also once closed, when it is
+        dropped); False when the client reads too slowly or the server can only send by
+        awaiting ``send``."""
         ...
 
     async def close(self, code: int, reason: str) -> None:

@@ -30,6 +30,7 @@ TEST_APPS = [
     "tests/apps/typed.py",
     "tests/apps/ws.py",
     "tests/apps/channels_app.py",
+    "tests/apps/channels_flood.py",
     "tests/apps/openapi_app.py",
     "examples/rest.py",
 ]

@@ -29,6 +29,7 @@ from websockets.extensions import Extension
 from websockets.frames import CloseCode
 
 from cello.response import Response, error_response
+from cello.server.interface import SharedMessage
 from cello.server.websocket.driver import Payload, WsDriver
 from cello.server.websocket.handshake import Handshake, handshake_response, negotiate_deflate
 from cello.server.write_gate import WriteGate
@@ -236,6 +237,22 @@ class WebSocketConnection(asyncio.Protocol):
         if self._write_paused:
             # The client reads slower than we write: wait, so that the buffer stays bounded.
             await self._drain()
+        return True
+
+    def send_nowait(self, message: SharedMessage) -> bool:
+        driver = self._driver
+        if driver is None or self._close_code:
+            return True  # closed (or not yet open): nothing is sent, nothing to wait for
+        if self._write_paused:
+            return False
+        if driver.plain:
+            # The same bytes for every connection without compression: built once per message.
+            frame = message.frame
+            if frame is None:
+                frame = message.frame = driver.message(message.data)
+        else:
+            frame = driver.message(message.data)
+        self._transport.write(frame)
         return True
 
     async def close(self, code: int, reason: str) -> None:

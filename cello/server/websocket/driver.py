@@ -251,6 +251,11 @@ class WsDriver:
 
     # -- sending -------------------------------------------------------------------------
 
+    @property
+    def plain(self) -> bool:
+        """No extension (compression) keeps state across frames: a frame is the same for any connection."""
+        return self._plain
+
     def message(self, data: Payload) -> bytes:
         """The bytes of one message."""
         if self._plain:
