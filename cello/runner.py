@@ -303,7 +303,7 @@ def run_app(app: App, options: RunOptions) -> int:
     if options.channels:
         app.channels.use(options.channels)
     if options.forwarded_allow_ips is not None:
-        app.config.forwarded_allow_ips = list(options.forwarded_allow_ips)
+        app.config.forwarded_allow_ips = options.forwarded_allow_ips
     if debug:
         install_debug(app.scope)
     # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.

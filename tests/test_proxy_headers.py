@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.servers import RunningServer
 from support.variants import variant_params
 
@@ -285,6 +287,24 @@ def test_invalid_scheme_or_host_is_ignored(headers: list[tuple[str, str]]) -> No
 @pytest.mark.parametrize(("sent", "scheme"), [("HTTPS", "https"), ("wss", "https"), ("ws", "http"), ("http", "http")])
 def test_schemes(sent: str, scheme: str) -> None:
     assert applied([("X-Forwarded-Proto", sent)]).scheme == scheme
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.sampled_from(list('"\\,;=:[]_ \t.-/1234567890abcdefABCDEF:fFoOrRuUnNkKwWsShHtTpP')), max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"]),
+    values=st.lists(_HEADER_TEXT, min_size=1, max_size=3),
+    trusted=st.sampled_from(["*", "10.0.0.0/8", "10.0.0.0/8, ::/0"]),
+)
+def test_any_header_value_is_read_or_ignored_never_an_error(name: str, values: list[str], trusted: str) -> None:
+    request = applied([(name, value) for value in values], trusted=trusted)
+    assert request.scheme in ("http", "https")
+    assert request.client is None or (isinstance(request.client[0], str) and 0 <= request.client[1] <= 65535)
+    assert isinstance(request.host, str) and " " not in request.host
 
 
 # -- TestClient (the ASGI adapter, in process) -------------------------------------------

@@ -299,7 +299,7 @@ def test_app_run_serves_https(certs: Certs) -> None:
     code = (
         "import sys; sys.path.insert(0, 'tests/apps'); from proxied import app; "
         f"app.run(port={port}, logs=False, ssl_certfile={certs.path('cert.pem')!r}, "
-        f"ssl_keyfile={certs.path('key.pem')!r}, forwarded_allow_ips=['127.0.0.2'], argv=[])"
+        f"ssl_keyfile={certs.path('key.pem')!r}, forwarded_allow_ips='127.0.0.2, 192.0.2.0/24', argv=[])"
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
