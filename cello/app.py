@@ -30,6 +30,7 @@ from cello.request import Request
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan, parse_pattern
 from cello.routing.codes import FIRST_ROUTE
 from cello.runner import RunOptions, run_app
+from cello.server.http.forwarded import TrustedProxies
 
 log = logging.getLogger("cello")
 
@@ -66,6 +67,7 @@ class _Runtime:
         patterns: list[str],
         multipart: list[Endpoint | None],
         answers: RouterAnswers,
+        proxies: TrustedProxies | None,
     ) -> None:
         self.router = router
         self.dispatch = router.dispatch
@@ -74,6 +76,8 @@ class _Runtime:
         self.routes = list(zip(endpoints, param_names, patterns, multipart))
         # What dispatch answers with no route (404, 405, OPTIONS, 426, 308).
         self.answers = answers
+        # forwarded_allow_ips, for the ASGI adapter (the native server reads its own config).
+        self.proxies = proxies
 
 
 class App(Registrar):
@@ -84,6 +88,8 @@ class App(Registrar):
     def __init__(self, **options: Any) -> None:
         super().__init__("")
         self.config = Config.from_kwargs(options)
+        # An invalid forwarded_allow_ips entry fails here, not on the first request.
+        TrustedProxies.parse(self.config.forwarded_allow_ips)
         self.name = "app"
         self._table = RouteTable()
         self._entries: dict[int, RouteEntry] = {}
@@ -199,6 +205,11 @@ class App(Registrar):
         self._invalidate()
 
     @property
+    def trusted_proxies(self) -> TrustedProxies | None:
+        """The peers whose proxy headers are believed (``forwarded_allow_ips``), or None."""
+        return self._ensure_runtime().proxies
+
+    @property
     def router_kind(self) -> str:
         return self._ensure_runtime().router.kind
 
@@ -235,6 +246,7 @@ class App(Registrar):
             [route.pattern.raw for route in routes],
             multipart,
             RouterAnswers(builder, plan, router.dispatch, [entry.scopes for entry in entries]),
+            TrustedProxies.parse(self.config.forwarded_allow_ips),
         )
 
     @staticmethod
@@ -317,11 +329,32 @@ class App(Registrar):
         logs: bool | None = None,
         http: str | None = None,
         argv: Sequence[str] | None = None,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_ca_certs: str | None = None,
+        forwarded_allow_ips: Sequence[str] | None = None,
     ) -> None:
-        """Serve this app. ``--host --port --env --debug --reload --workers --no-logs``
-        on the command line override the arguments given here."""
+        """Serve this app. ``--host --port --env --debug --reload --workers --no-logs`` (and
+        the ``--ssl-*`` and ``--forwarded-allow-ips`` flags) on the command line override the
+        arguments given here. ``ssl_certfile`` serves HTTPS; options that cannot work (a missing
+        certificate, a key that does not match it) raise ValueError before serving."""
         options = RunOptions(
-            host, port, debug, env, 1 if workers is None else workers, reload, logs, http, load_build=True
+            host,
+            port,
+            debug,
+            env,
+            1 if workers is None else workers,
+            reload,
+            logs,
+            http,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            ssl_keyfile_password=ssl_keyfile_password,
+            ssl_ca_certs=ssl_ca_certs,
+            forwarded_allow_ips=forwarded_allow_ips,
+            load_build=True,
         )
         options = options.with_argv(sys.argv[1:] if argv is None else list(argv))
         code = run_app(self, options)

@@ -19,7 +19,7 @@ from cello.openapi.schemas import SchemaConflict
 from cello.reloader import is_reloader_child, run_with_reload
 from cello.routing import build_plan
 from cello.routing.diagnostics import format_tree, shadowed
-from cello.runner import RunOptions, add_run_flags, configure_logging, run_app
+from cello.runner import RunError, RunOptions, add_run_flags, configure_logging, run_app
 
 
 class AppLoadError(Exception):
@@ -97,8 +97,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    options = RunOptions(port=8000).merged(args)
-    return run_app(app, options)
+    try:
+        return run_app(app, RunOptions(port=8000).merged(args))
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:

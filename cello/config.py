@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class Config:
     # Connections: open at once per process (more get 503), and queued by the kernel.
     max_connections: int = 1000
     backlog: int = 2048
+    # Peers whose Forwarded / X-Forwarded-* headers are believed (docs/deploying.md): addresses
+    # and networks ("127.0.0.1", "10.0.0.0/8"), or "*" for every peer; none by default.
+    forwarded_allow_ips: Sequence[str] = ()
     # Server identity and behaviour.
     server_header: str | None = "cello"
     http: str = "httptools"

@@ -69,6 +69,7 @@ class Request:
         "form_limits",
         "client",
         "scheme",
+        "_host",
         "http_version",
         "_state",
         "route",
@@ -109,6 +110,8 @@ class Request:
         self.form_limits: FormLimits | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
+        # Set when a trusted proxy names the host the client asked for (X-Forwarded-Host).
+        self._host: str | None = None
         self.http_version = "1.1"
         self._state: State | None = None
         self.route: str | None = None
@@ -248,7 +251,8 @@ class Request:
         return None if found is None else found.decode("latin-1")
 
     def client_ip(self) -> str | None:
-        """The peer's address. Proxy headers are not trusted: a client can forge them."""
+        """The client's address: the peer's, or the one a trusted proxy names
+        (``forwarded_allow_ips``; proxy headers from other peers are ignored, anyone can forge them)."""
         return self.client[0] if self.client else None
 
     def user_agent(self) -> str | None:
@@ -256,7 +260,15 @@ class Request:
 
     @property
     def host(self) -> str:
-        return self.headers.get("host") or "localhost"
+        """The Host header, or the host a trusted proxy says the client asked for."""
+        host = self._host
+        if host is None:
+            return self.headers.get("host") or "localhost"
+        return host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
 
     @property
     def url(self) -> str:
@@ -299,6 +311,7 @@ class WireRequest(Request):
         self.form_limits = None
         self.client = client
         self.scheme = scheme
+        self._host = None
         self.http_version = http_version
         self._state = None
         self.route = None

@@ -21,8 +21,14 @@ from cello.channels import broker_for
 from cello.config import Config
 from cello.middleware.debug import install as install_debug
 from cello.reloader import is_reloader_child, run_with_reload, script_directory
+from cello.server.http.forwarded import TrustedProxies
 
 log = logging.getLogger("cello")
+
+
+class RunError(ValueError):
+    """Run options that cannot work (a bad value, a certificate that does not load): one line
+    for the user; `cello serve` prints it and exits with status 2."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,14 @@ class RunOptions:
     worker_timeout: float | None = None
     max_connections: int | None = None
     backlog: int | None = None
+    # HTTPS (cello/server/tls.py): the certificate chain, its key (None: in the certificate
+    # file), the key's password, and the CAs whose client certificates are required.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_ca_certs: str | None = None
+    # Peers whose proxy headers are believed; None: the App's forwarded_allow_ips.
+    forwarded_allow_ips: Sequence[str] | None = None
     # app.run() looks for a matching `cello build` in ./build; `cello serve` has done so already.
     load_build: bool = False
 
@@ -56,7 +70,16 @@ class RunOptions:
         for name, allowed in _NUMERIC.items():
             value = getattr(self, name)
             if value is not None and not allowed.accepts(value):
-                raise ValueError(f"{name} must be {allowed}, got {value!r}")
+                raise RunError(f"{name} must be {allowed}, got {value!r}")
+        if self.ssl_certfile is None:
+            for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs"):
+                if getattr(self, name) is not None:
+                    raise RunError(f"{name} needs ssl_certfile (--ssl-certfile): the server's certificate")
+        if self.forwarded_allow_ips is not None:
+            try:
+                TrustedProxies.parse(self.forwarded_allow_ips)
+            except ValueError as exc:
+                raise RunError(str(exc)) from None
 
     def with_argv(self, argv: Sequence[str]) -> RunOptions:
         """Command-line flags win over the values given in code (``app.run(port=...)``)."""
@@ -133,6 +156,15 @@ def _channels_url(text: str) -> str:
     return text
 
 
+def _proxy_list(text: str) -> list[str]:
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    try:
+        TrustedProxies.parse(entries)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("forwarded_allow_ips: ")) from None
+    return entries
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -154,6 +186,31 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help="app.channels broker: memory:// or redis://host:6379/0 (default: $CELLO_CHANNELS or the App's)",
+    )
+    tls = parser.add_argument_group("HTTPS (docs/running.md)")
+    tls.add_argument("--ssl-certfile", default=None, metavar="PATH", help="serve HTTPS with this PEM certificate chain")
+    tls.add_argument(
+        "--ssl-keyfile", default=None, metavar="PATH", help="its PEM private key (default: in --ssl-certfile)"
+    )
+    tls.add_argument(
+        "--ssl-keyfile-password",
+        default=None,
+        metavar="PASSWORD",
+        help="password of an encrypted key (default: $CELLO_SSL_KEYFILE_PASSWORD)",
+    )
+    tls.add_argument(
+        "--ssl-ca-certs",
+        default=None,
+        metavar="PATH",
+        help="require client certificates issued by these CAs (mutual TLS)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        type=_proxy_list,
+        default=None,
+        metavar="IPS",
+        help="proxies whose Forwarded/X-Forwarded-* headers are believed: addresses and networks, "
+        "comma-separated (127.0.0.1,10.0.0.0/8), or '*' for any peer (default: none; docs/deploying.md)",
     )
     # Limits and timeouts; without a flag the App's value holds (docs/security.md lists them).
     for flag, _, text in _SERVER_FLAGS:
@@ -221,7 +278,17 @@ def run_app(app: App, options: RunOptions) -> int:
     # by an ASGI server or a `cello build` never imports it.
     from cello.server.config import ServerConfig
     from cello.server.supervisor import serve
+    from cello.server.tls import TLSError, server_context
 
+    # Loaded here, once, before any reloader child or worker: a bad file stops the start.
+    ssl_context = None
+    if options.ssl_certfile is not None:
+        try:
+            ssl_context = server_context(
+                options.ssl_certfile, options.ssl_keyfile, options.ssl_keyfile_password, options.ssl_ca_certs
+            )
+        except TLSError as exc:
+            raise RunError(f"TLS: {exc}") from None
     if options.reload:
         if not is_reloader_child():
             configure_logging(False, options.logs)
@@ -235,6 +302,8 @@ def run_app(app: App, options: RunOptions) -> int:
         app.config.http = options.http
     if options.channels:
         app.channels.use(options.channels)
+    if options.forwarded_allow_ips is not None:
+        app.config.forwarded_allow_ips = options.forwarded_allow_ips
     if debug:
         install_debug(app.scope)
     # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
@@ -243,7 +312,9 @@ def run_app(app: App, options: RunOptions) -> int:
     if options.load_build:
         attach_build(app, Path(options.build_dir))
     # The start-up line goes through the log; print it only when logs are silenced.
-    config = ServerConfig.from_settings(app.config, workers=options.workers, announce=options.logs is False)
+    config = ServerConfig.from_settings(
+        app.config, workers=options.workers, announce=options.logs is False, ssl_context=ssl_context
+    )
     log.info("router: %s (%d routes)", app.router_kind, len(app.routes()))
     if options.workers > 1 and not app.channels.shared_between_processes:
         log.warning(

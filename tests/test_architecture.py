@@ -215,6 +215,7 @@ def test_imports_inside_functions_say_why() -> None:
         # The server loads only when serving (an app run by an ASGI server never loads it).
         ("cello.runner", "cello.server.supervisor"),
         ("cello.runner", "cello.server.config"),
+        ("cello.runner", "cello.server.tls"),
         # redis-py is optional: only an app whose channels name a Redis imports it.
         ("cello.channels", "cello.channels.redis_broker"),
     }

@@ -85,6 +85,9 @@ class _Body:
 async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one ASGI ``http`` scope with the app's routes."""
     request = _request_from_scope(scope)
+    proxies = app.trusted_proxies
+    if proxies is not None:
+        proxies.apply_if_trusted(request)
     if _invalid_host(scope):
         # Refused before anything of the body is read (a limit of 0 accepts none of it).
         await _send_response(error_response(400, "Invalid Host header"), send, False, _Body(receive, 0, ""))

@@ -134,6 +134,9 @@ async def websocket(app: Application, scope: Scope, receive: Receive, send: Send
         scope.get("http_version", "1.1"),
         True,
     )
+    proxies = app.trusted_proxies
+    if proxies is not None:
+        proxies.apply_if_trusted(request)
     endpoint = app.resolve(request)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result

@@ -7,6 +7,8 @@ defaults live; the others (buffering high-water marks, workers, ``announce``) ar
 from __future__ import annotations
 
 import dataclasses
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,10 @@ class ServerConfig:
     min_body_rate: int = Config.min_body_rate
     # Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     graceful_timeout: float = Config.graceful_timeout
+    # Peers whose proxy headers are believed (cello/server/http/forwarded.py).
+    forwarded_allow_ips: Sequence[str] = Config.forwarded_allow_ips
+    # Serve HTTPS with this context (cello/server/tls.py builds it, once, before any fork).
+    ssl_context: ssl.SSLContext | None = None
     # Value of the Server header; None leaves it out.
     server_header: str | None = Config.server_header
     # Bytes of a streamed request body queued for the handler before reading pauses.

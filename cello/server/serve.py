@@ -74,9 +74,9 @@ def bind_socket(
     return sock
 
 
-def socket_url(sock: socket.socket) -> str:
+def socket_url(sock: socket.socket, tls: bool = False) -> str:
     address = sock.getsockname()
-    return f"http://{format_host(str(address[0]))}:{address[1]}"
+    return f"{'https' if tls else 'http'}://{format_host(str(address[0]))}:{address[1]}"
 
 
 class Server:
@@ -150,13 +150,24 @@ class Server:
         state = ServerState(self.app, config, loop)
         self._state = state
         self._stop = asyncio.Event()
-        server = await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=config.backlog)
+        if config.ssl_context is None:
+            server = await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=config.backlog)
+        else:
+            # The handshake comes before the first request head and under the same timeout:
+            # HttpProtocol's own clock starts once the handshake is done.
+            server = await loop.create_server(
+                lambda: HttpProtocol(state),
+                sock=sock,
+                backlog=config.backlog,
+                ssl=config.ssl_context,
+                ssl_handshake_timeout=config.request_head_timeout,
+            )
         state.start()
         signals = _install_signals(loop, self._on_stop_request) if handle_signals else []
         with self._lock:
             self._loop = loop
             pending = self._pending_stop
-        url = socket_url(sock)
+        url = socket_url(sock, config.ssl_context is not None)
         line = f"Cello serving on {url} (parser: {config.http})"
         logger.info(line)
         if config.announce:

@@ -256,7 +256,8 @@ class _Supervisor:
 
     def _announce(self, on_ready: Callable[[str], None] | None) -> None:
         self.announced = True
-        url = f"http://{format_host(self.host)}:{self.port}"
+        scheme = "http" if self.config.ssl_context is None else "https"
+        url = f"{scheme}://{format_host(self.host)}:{self.port}"
         line = f"Cello serving on {url} (parser: {self.config.http}, workers: {self.config.workers})"
         logger.info(line)
         if self.config.announce:

@@ -187,6 +187,9 @@ def asgi_argv(app_ref: str, server: str, port: int) -> list[str]:
             str(port),
             "--log-level",
             "warning",
+            # Cello applies its own forwarded_allow_ips (docs/deploying.md); uvicorn's rewriting,
+            # on by default for 127.0.0.1, would apply another rule first.
+            "--no-proxy-headers",
         ]
     if server == "hypercorn":
         # Hypercorn puts the parent folder of a file path on sys.path itself.

@@ -39,6 +39,7 @@ from cello.server.config import ServerConfig
 from cello.server.errors import ClientDisconnect
 from cello.server.http import wire
 from cello.server.http.body import RequestStream
+from cello.server.http.forwarded import TrustedProxies
 from cello.server.http.head import HeadValidator, split_target
 from cello.server.http.parsers import create_parser
 from cello.server.http.state import (
@@ -111,6 +112,9 @@ class ServerState:
         self.loop = loop
         self.connections: set[Connection] = set()
         self.tails = wire.HeadTails(config.server_header)
+        # None unless forwarded_allow_ips names some: then each connection asks once whether
+        # its peer is one of them.
+        self.proxies = TrustedProxies.parse(config.forwarded_allow_ips)
         self.now = loop.time()
         self.shutting_down = False
         # Connections refused for max_connections, and when that was last logged.
@@ -178,6 +182,8 @@ class HttpProtocol(asyncio.Protocol):
         self._parser_in_head = self._parser.in_head
         self._client: tuple[str, int] | None = None
         self._scheme = "http"
+        # Set when the peer is a trusted proxy: its requests name the client (forwarded.py).
+        self._proxies: TrustedProxies | None = None
         # Receiving side: the request whose head or body is being parsed.
         self._rx_request: Request | None = None
         self._rx_endpoint: Endpoint = _FAILED
@@ -227,6 +233,9 @@ class HttpProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         state = self._state
+        proxies = state.proxies
+        if proxies is not None and self._client is not None and proxies.trusts(self._client[0]):
+            self._proxies = proxies
         if len(state.connections) >= self._config.max_connections:
             self._refuse_connection()
             return
@@ -382,6 +391,8 @@ class HttpProtocol(asyncio.Protocol):
         request = WireRequest(
             method, raw_path, query, headers, self._client, self._scheme, http_version, head.websocket
         )
+        if self._proxies is not None:
+            self._proxies.apply(request)
         try:
             endpoint = self._resolve(request)
         except Exception:
