@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from websockets.frames import CloseCode
 
+from cello.asgi.http import after_response
 from cello.asgi.types import Application, Message, Receive, Scope, Send
 from cello.request import WireRequest
 from cello.response import Response, WebSocketUpgrade
@@ -133,3 +134,5 @@ async def websocket(app: Application, scope: Scope, receive: Receive, send: Send
         await response.run(session)
     else:
         await session.deny(response)
+    # What the handshake's hooks or guards left for after it (request.after_response).
+    await after_response(request)
