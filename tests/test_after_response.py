@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from support.http import Reader, connect, get
-from support.servers import RunningServer, start_server
+from support.servers import RunningServer, start_asgi_server, start_server
+from websockets.sync.client import connect as ws_connect
 
 from cello import App, Request, Response
 from cello.request import WireRequest
@@ -123,6 +124,16 @@ def test_work_still_runs_when_the_client_leaves_a_stream(server: RunningServer, 
         # Leaving the block closed the connection in the middle of an endless stream.
         found = wait_for(lambda: events(client, key))
         assert [event[:2] for event in found] == [["async", "after the client left"]]
+
+
+def test_work_a_websocket_guard_registers_runs(server: RunningServer, key: str) -> None:
+    with ws_connect(f"ws://127.0.0.1:{server.port}/ws/{key}", open_timeout=10) as ws:
+        assert ws.recv(timeout=10) == "hello"
+        ws.send("bye")
+    # After the 101 under `cello serve`, at the end of the connection under an ASGI server.
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        found = wait_for(lambda: events(client, key))
+    assert [event[:2] for event in found] == [["sync", "after the handshake"]]
 
 
 # -- graceful shutdown (`cello serve`) -------------------------------------------------------
@@ -238,3 +249,20 @@ def test_a_request_without_work_has_none_and_work_is_collected_in_order() -> Non
     assert repr(work) == "<AfterResponse of GET /orders/{id}: print, len>"
     with pytest.raises(TypeError, match="needs a function"):
         request.after_response("not a function")
+
+
+@pytest.mark.parametrize("asgi_server", ["uvicorn", "hypercorn"])
+def test_asgi_servers_wait_for_the_work_at_shutdown(tmp_path: Path, asgi_server: str) -> None:
+    pytest.importorskip(asgi_server)
+    server = start_asgi_server(APP, asgi_server)
+    try:
+        marker = tmp_path / "sent"
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            reply = client.post("/sleep", params={"seconds": "1", "path": str(marker)})
+            assert reply.json() == {"sleeping": 1.0}
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(10)
+        # The work runs inside the request's ASGI call, which the server lets finish.
+        assert marker.read_text() == "done"
+    finally:
+        server.stop()

@@ -118,3 +118,14 @@ def sleep(request: Request) -> Any:
 
     request.after_response(in_thread if request.query.get("sync") else on_loop)
     return {"sleeping": seconds}
+
+
+def audit_handshake(request: Request) -> bool:
+    request.after_response(sync_work, request.params["key"], "after the handshake")
+    return True
+
+
+@app.websocket("/ws/{key}", guards=[audit_handshake])
+async def ws(ws: Any) -> None:
+    await ws.send("hello")
+    await ws.receive()
