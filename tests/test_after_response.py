@@ -139,13 +139,18 @@ def test_work_a_websocket_guard_registers_runs(server: RunningServer, key: str) 
 # -- graceful shutdown (`cello serve`) -------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_shutdown_waits_for_pending_work(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "sync"),
+    [(signal.SIGTERM, ""), (signal.SIGINT, ""), (signal.SIGTERM, "1")],
+    ids=["SIGTERM-async", "SIGINT-async", "SIGTERM-sync"],
+)
+def test_shutdown_waits_for_pending_work(tmp_path: Path, sig: signal.Signals, sync: str) -> None:
     server = start_server(APP, "httptools", "interpreted", "--graceful-timeout", "5")
     try:
         marker = tmp_path / "sent"
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            reply = client.post("/sleep", params={"seconds": "1", "path": str(marker), "sync": "1"})
+            params = {"seconds": "1", "path": str(marker)}
+            reply = client.post("/sleep", params={**params, "sync": sync} if sync else params)
             assert reply.json() == {"sleeping": 1.0}
         started = time.monotonic()
         server.process.send_signal(sig)
