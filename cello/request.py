@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookies import SimpleCookie
-from typing import Any, Union
+from typing import Any, ParamSpec, Union
 from urllib.parse import unquote
 
 import orjson
 from mypy_extensions import mypyc_attr
 
+from cello.background import AfterResponse
 from cello.datastructures import QueryParams, QuerySource
 from cello.errors import HTTPException
 from cello.forms import FormData, FormLimits, UploadedFiles, parse_form
 from cello.headers import Headers, HeaderSource
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
+P = ParamSpec("P")
 
 
 @mypyc_attr(native_class=False)
@@ -75,6 +77,7 @@ class Request:
         "route",
         "upgrade",
         "started",
+        "after_write",
     )
 
     def __init__(
@@ -119,6 +122,9 @@ class Request:
         self.upgrade = False
         # When a timing hook (access log, Server-Timing) saw the request start; 0.0 if none.
         self.started = 0.0
+        # The server's interface: work to run once the response is written; created by the
+        # first after_response(), so a request without any costs one None.
+        self.after_write: AfterResponse | None = None
 
     # -- the request line -------------------------------------------------------------
 
@@ -212,6 +218,22 @@ class Request:
         if self.body_stream is not None:
             return self.body_stream
         return _BufferedBody(self.body_bytes)
+
+    # -- after the response -----------------------------------------------------------
+
+    def after_response(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Call ``fn(*args, **kwargs)`` once the response has been written (docs/background.md).
+
+        Calls run in the order registered, each after the previous one: ``async def``
+        functions on the event loop, plain ones in a worker thread. An exception is logged
+        with the route; the response, already sent, is not affected. Graceful shutdown waits
+        for pending calls within its grace period.
+        """
+        work = self.after_write
+        if work is None:
+            work = AfterResponse(f"{self.method} {self.route or self.raw_path}")
+            self.after_write = work
+        work.add(fn, args, kwargs)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -317,6 +339,7 @@ class WireRequest(Request):
         self.route = None
         self.upgrade = upgrade
         self.started = 0.0
+        self.after_write = None
 
 
 class _BufferedBody:

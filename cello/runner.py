@@ -232,7 +232,11 @@ _SERVER_FLAGS: tuple[tuple[str, type, str], ...] = (
         int,
         f"bytes/s a body must average after --body-idle-timeout; 0: none ({Config.min_body_rate})",
     ),
-    ("--graceful-timeout", float, f"seconds in-flight requests get at shutdown ({Config.graceful_timeout:g})"),
+    (
+        "--graceful-timeout",
+        float,
+        f"seconds in-flight requests and after_response work get at shutdown ({Config.graceful_timeout:g})",
+    ),
     (
         "--handler-timeout",
         float,

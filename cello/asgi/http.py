@@ -110,7 +110,24 @@ async def http(app: Application, scope: Scope, receive: Receive, send: Send) -> 
         request.body_bytes = bytes(data)
     result = endpoint(request)
     response = result if isinstance(result, Response) else await result
-    await _send_response(response, send, request.method == "HEAD", body)
+    try:
+        await _send_response(response, send, request.method == "HEAD", body)
+    except Exception:
+        await after_response(request)  # the send failed: the client left
+        raise
+    await after_response(request)
+
+
+async def after_response(request: Request) -> None:
+    """Run what the request left for after its response (request.after_response).
+
+    Inside the ASGI call, after its last message: the response is complete, so the client
+    does not wait, and the ASGI server counts the work as the request's, which its graceful
+    shutdown waits for (uvicorn's ``--timeout-graceful-shutdown``). Not when the call is
+    cancelled: the server gave up on this request."""
+    work = request.after_write
+    if work is not None:
+        await work()
 
 
 async def _send_response(response: Response, send: Send, head: bool, body: _Body) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from websockets.frames import CloseCode
 
+from cello.asgi.http import after_response
 from cello.asgi.types import Application, Message, Receive, Scope, Send
 from cello.request import WireRequest
 from cello.response import Response, WebSocketUpgrade
@@ -145,3 +146,5 @@ async def websocket(app: Application, scope: Scope, receive: Receive, send: Send
         await response.run(session)
     else:
         await session.deny(response)
+    # What the handshake's hooks or guards left for after it (request.after_response).
+    await after_response(request)

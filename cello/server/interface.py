@@ -16,7 +16,11 @@ compiled runtime, where a property would be a call), and nothing else of theirs:
 * ``response.body_chunks`` — when not None, a streamed body (chunked for HTTP/1.1 without
   a Content-Length), written as it is produced, and closed (``aclose``) at the end;
 * ``response.idle_filler`` — ``(seconds, bytes)``: for streams, bytes written after that long
-  without a chunk.
+  without a chunk;
+* ``request.after_write`` — None, or work the application left for after the response
+  (``request.after_response``): once the response is written, or has failed to be (the client
+  left), the server calls it and runs the coroutine it returns as a task, which graceful
+  shutdown waits for within its grace period (``len()`` of it: its calls not yet finished).
 
 WebSocket handshakes take the same path. The server marks the request (``request.upgrade``)
 and the application routes it to a WebSocket endpoint, which runs the route's hooks and

@@ -180,11 +180,12 @@ class Server:
             await self._stop.wait()
             server.close()
             state.begin_shutdown()
-            await self._wait_for_connections(state)
+            await self._wait_for_work(state)
             if state.connections:
                 logger.warning("closing %d connection(s) still busy", len(state.connections))
                 state.abort_all()
                 await asyncio.sleep(0)
+            await self._cut_off(state)
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
@@ -195,13 +196,34 @@ class Server:
             logger.error("shutdown hook failed: %s", failure)
         return 1 if self._forced else 0
 
-    async def _wait_for_connections(self, state: ServerState) -> None:
+    async def _wait_for_work(self, state: ServerState) -> None:
+        """Until the connections have closed and the work requests left for after their
+        response (request.after_response) has finished, within the grace period. A response
+        still being written may leave more work: it gets what remains of the period."""
         deadline = state.loop.time() + self.config.graceful_timeout
-        while state.connections and not self._forced:
+        while (state.connections or state.after_writes) and not self._forced:
             remaining = deadline - state.loop.time()
             if remaining <= 0:
                 return
             await asyncio.sleep(min(0.05, remaining))
+
+    async def _cut_off(self, state: ServerState) -> None:
+        """Cancel the after-response work the grace period did not see finish. A plain
+        function already running in its worker thread cannot be stopped: the process exits
+        once it returns."""
+        if not state.after_writes:
+            return
+        pending = sum(len(work) for work in state.after_writes.values())
+        tasks = list(state.after_writes)
+        if self._forced:
+            logger.warning("shutdown: %d after_response task(s) cut off by a forced stop", pending)
+        else:
+            logger.warning(
+                "shutdown: %d after_response task(s) cut off after %gs", pending, self.config.graceful_timeout
+            )
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
 
     def _on_stop_request(self) -> None:
         if self._stopping:
@@ -209,7 +231,7 @@ class Server:
             self._force()
             return
         self._stopping = True
-        logger.info("shutting down (in-flight requests get %ss)", self.config.graceful_timeout)
+        logger.info("shutting down (in-flight requests and after_response work get %ss)", self.config.graceful_timeout)
         if self._stop is not None:
             self._stop.set()
 

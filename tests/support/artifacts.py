@@ -32,6 +32,7 @@ TEST_APPS = [
     "tests/apps/channels_app.py",
     "tests/apps/channels_flood.py",
     "tests/apps/openapi_app.py",
+    "tests/apps/after.py",
     "examples/rest.py",
 ]
 

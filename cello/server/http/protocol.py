@@ -64,6 +64,7 @@ from cello.server.websocket.handshake import check_handshake, refusal
 from cello.server.write_gate import WriteGate
 
 if TYPE_CHECKING:
+    from cello.background import AfterResponse
     from cello.server.interface import Application, Endpoint, EndpointResult
 
 logger = logging.getLogger("cello.server")
@@ -117,6 +118,9 @@ class ServerState:
         self.proxies = TrustedProxies.parse(config.forwarded_allow_ips)
         self.now = loop.time()
         self.shutting_down = False
+        # Work requests asked to run after their response (``request.after_write``), while it
+        # runs: graceful shutdown waits for it as for the connections.
+        self.after_writes: dict[asyncio.Task[None], AfterResponse] = {}
         # Connections refused for max_connections, and when that was last logged.
         self.refused_connections = 0
         self.refusal_logged = -math.inf
@@ -153,6 +157,18 @@ class ServerState:
     def abort_all(self) -> None:
         for connection in list(self.connections):
             connection.abort()
+
+    def run_after_write(self, work: AfterResponse) -> None:
+        """Start the work a request left for after its response (which is out, or failed)."""
+        task = self.loop.create_task(work())
+        self.after_writes[task] = work
+        task.add_done_callback(self._after_write_done)
+
+    def _after_write_done(self, task: asyncio.Task[None]) -> None:
+        del self.after_writes[task]
+        if not task.cancelled() and task.exception() is not None:
+            # The work logs its own failures; this is a broken one, not a failed call.
+            logger.error("after_response work failed", exc_info=task.exception())
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -658,6 +674,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def upgraded(self) -> bytes:
         """The 101 is out: this connection is the WebSocket's now (connection.UpgradeOwner)."""
+        request = self._tx_request
+        if request is not None and request.after_write is not None:
+            self._state.run_after_write(request.after_write)  # the handshake's response is out
         self._ws = None
         self._state.connections.discard(self)
         self._st.handed_over()
@@ -806,9 +825,12 @@ class HttpProtocol(asyncio.Protocol):
         self._write_gate.release()
 
     def _finish(self) -> None:
-        """The current response is fully written."""
+        """The current response is fully written (or failed to be: the client left)."""
         st = self._st
         st.finished()
+        request = self._tx_request
+        if request is not None and request.after_write is not None:
+            self._state.run_after_write(request.after_write)
         self._task = None
         self._tx_request = None
         if st.writing != IDLE:
