@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookies import SimpleCookie
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import unquote
 
 import orjson
@@ -14,6 +14,9 @@ from cello.datastructures import QueryParams, QuerySource
 from cello.errors import HTTPException
 from cello.forms import FormData, FormLimits, UploadedFiles, parse_form
 from cello.headers import Headers, HeaderSource
+
+if TYPE_CHECKING:
+    from cello.sessions.session import Session
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
 
@@ -74,6 +77,8 @@ class Request:
         "route",
         "upgrade",
         "started",
+        "session_loader",
+        "loaded_session",
     )
 
     def __init__(
@@ -116,6 +121,10 @@ class Request:
         self.upgrade = False
         # When a timing hook (access log, Server-Timing) saw the request start; 0.0 if none.
         self.started = 0.0
+        # The sessions' interface (cello/sessions): the app's session hook sets the loader,
+        # which request.session calls on first use; loaded_session is what it loaded.
+        self.session_loader: Callable[[Request], Session] | None = None
+        self.loaded_session: Session | None = None
 
     # -- the request line -------------------------------------------------------------
 
@@ -169,6 +178,24 @@ class Request:
             state = State()
             self._state = state
         return state
+
+    @property
+    def session(self) -> Session:
+        """The session (``app.enable_sessions``): a dict, loaded on first use, saved when changed."""
+        session = self.loaded_session
+        if session is None:
+            loader = self.session_loader
+            if loader is None:
+                raise RuntimeError(
+                    "request.session: sessions are not enabled; call app.enable_sessions(secret_key=...)"
+                )
+            session = loader(self)
+            self.loaded_session = session
+        return session
+
+    def flash(self, message: str, category: str = "message") -> None:
+        """Keep ``message`` in the session for ``get_flashed_messages()`` of a later request."""
+        self.session.flash(message, category)
 
     # -- the body ---------------------------------------------------------------------
 
@@ -304,6 +331,8 @@ class WireRequest(Request):
         self.route = None
         self.upgrade = upgrade
         self.started = 0.0
+        self.session_loader = None
+        self.loaded_session = None
 
 
 class _BufferedBody:
