@@ -46,13 +46,28 @@ def test_a_form_post_without_any_session_is_refused(client: httpx.Client) -> Non
 
 def test_the_token_in_the_form_field(client: httpx.Client) -> None:
     token = token_of(client)
-    assert token_of(client) == token  # one per session
     response = client.post("/form", data={"name": "ada", "csrf_token": token})
     assert response.status_code == 200
     # The handler's own form() reads the form the check parsed.
     assert response.json() == {"name": "ada", "files": 0}
-    wrong = client.post("/form", data={"name": "ada", "csrf_token": token[:-1] + ("x" if token[-1] != "x" else "y")})
+    middle = len(token) // 2
+    flipped = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+    wrong = client.post("/form", data={"name": "ada", "csrf_token": flipped})
     assert wrong.status_code == 403
+
+
+def test_each_token_is_masked_afresh_and_all_stay_valid(client: httpx.Client) -> None:
+    tokens = [token_of(client) for _ in range(3)]
+    assert len(set(tokens)) == 3  # never the same bytes twice on a page (BREACH)
+    for token in tokens:
+        assert client.post("/form", data={"name": "ada", "csrf_token": token}).status_code == 200
+
+
+def test_a_token_of_another_session_is_refused(client: httpx.Client) -> None:
+    with httpx.Client(base_url=str(client.base_url)) as other:
+        theirs = token_of(other)
+    token_of(client)
+    assert client.post("/form", data={"name": "ada", "csrf_token": theirs}).status_code == 403
 
 
 def test_the_token_in_the_header(client: httpx.Client) -> None:

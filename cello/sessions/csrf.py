@@ -3,8 +3,8 @@
 What is checked: unsafe requests (POST, PUT, PATCH, DELETE) whose body a page on another
 site could make a browser send without asking first, that is with a form's content type
 (``application/x-www-form-urlencoded``, ``multipart/form-data``, ``text/plain``) or none.
-They must carry the session's token, in the ``csrf_token`` form field or the
-``X-CSRF-Token`` header. A request with another content type (``application/json``, say)
+They must carry a token of the session (``csrf_token(request)``), in the ``csrf_token`` form
+field or the ``X-CSRF-Token`` header. A request with another content type (``application/json``, say)
 is not checked: a browser sends such a request cross-origin only after a CORS preflight,
 which the app's CORS policy refuses unless it trusts that origin (docs/sessions.md).
 
@@ -16,6 +16,7 @@ route reads its body itself, so its token must come in the header.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from typing import TYPE_CHECKING, Final
@@ -32,18 +33,37 @@ FORBIDDEN: Final = "Forbidden: CSRF token missing or invalid"
 UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies a cross-site form or a no-cors fetch can send without a preflight ("" = no type).
 _UNGUARDED_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""})
+# Bytes of the session's secret, and characters of a masked token (base64 of mask + secret).
+_SIZE: Final = 32
+_TOKEN_LENGTH: Final = 88
 _FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def csrf_token(request: Request) -> str:
-    """The session's CSRF token, made on first use: put it in forms as a hidden
-    ``csrf_token`` field, or send it in the ``X-CSRF-Token`` header."""
-    session = request.session
-    token = session.get(CSRF_KEY)
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(32)
-        session[CSRF_KEY] = token
-    return token
+    """A CSRF token for this session: put it in forms as a hidden ``csrf_token`` field, or send
+    it in the ``X-CSRF-Token`` header.
+
+    The session keeps one secret (made on first use); each call returns it masked with fresh
+    random bytes, so a page never shows the same token twice and a compressed response cannot
+    leak it byte by byte (BREACH). Every token of the session stays valid with it.
+    """
+    secret = _secret(request)
+    if secret is None:
+        secret = secrets.token_bytes(_SIZE)
+        request.session[CSRF_KEY] = base64.urlsafe_b64encode(secret).decode("ascii")
+    mask = secrets.token_bytes(_SIZE)
+    return base64.urlsafe_b64encode(mask + bytes(a ^ b for a, b in zip(mask, secret))).decode("ascii")
+
+
+def _secret(request: Request) -> bytes | None:
+    stored = request.session.get(CSRF_KEY)
+    if not isinstance(stored, str):
+        return None
+    try:
+        secret = base64.urlsafe_b64decode(stored)
+    except (ValueError, TypeError):
+        return None
+    return secret if len(secret) == _SIZE else None
 
 
 def _needs_check(request: Request) -> bool:
@@ -51,13 +71,16 @@ def _needs_check(request: Request) -> bool:
 
 
 def _verify(request: Request, sent: str | None) -> None:
-    expected = request.session.get(CSRF_KEY)
-    if (
-        not sent
-        or not isinstance(expected, str)
-        or not expected
-        or not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8"))
-    ):
+    secret = _secret(request)
+    unmasked = None
+    if sent and secret is not None and len(sent) == _TOKEN_LENGTH:
+        try:
+            raw = base64.urlsafe_b64decode(sent)
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) == 2 * _SIZE:
+            unmasked = bytes(a ^ b for a, b in zip(raw[:_SIZE], raw[_SIZE:]))
+    if unmasked is None or secret is None or not hmac.compare_digest(unmasked, secret):
         raise HTTPException(403, FORBIDDEN)
 
 
