@@ -184,11 +184,12 @@ class App(Registrar):
         if self._sessions is not None:
             raise RuntimeError("app.enable_sessions() was called already: an app has one session store")
         sessions = create_store(secret_key, store, cookie_name, max_age, same_site, secure, http_only, domain, path)
-        # First before-hook, so other hooks and guards can use the session; first after-hook
-        # registered on the app, so it runs after the others (in reverse) and saves what they
-        # changed too, before the response head is written.
-        self.scope.before.insert(0, sessions.attach)
-        self.scope.after.insert(0, sessions.save)
+        # The endpoints hand the loader to each request and save a loaded session after the
+        # after-hooks, before the response head is written. A store that must read before the
+        # handler (Redis) does it in the first before-hook, so other hooks and guards can use it.
+        preload = sessions.before_handler()
+        if preload is not None:
+            self.scope.before.insert(0, preload)
         self._at_shutdown(sessions.close)
         self._sessions = sessions
         self._invalidate()
@@ -266,7 +267,15 @@ class App(Registrar):
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
-        builder = EndpointBuilder(self.config, self._executor_factory, self.scope, self.channels, self._csrf)
+        sessions = self._sessions
+        builder = EndpointBuilder(
+            self.config,
+            self._executor_factory,
+            self.scope,
+            self.channels,
+            self._csrf,
+            sessions,
+        )
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]
         endpoints = [builder.route(*route) for route in zip(entries, form_limits, bind)]

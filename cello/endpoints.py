@@ -29,7 +29,7 @@ from cello.config import Config
 from cello.errors import HTTPException
 from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receive_multipart
 from cello.middleware.debug import WarnWhenSlow
-from cello.pipeline import Endpoint, Handler, Scope, is_async, with_timeout
+from cello.pipeline import Endpoint, Handler, Scope, SessionHooks, is_async, with_timeout
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.routing import Plan
@@ -65,12 +65,20 @@ class EndpointBuilder:
     (which its WebSocket handlers join)."""
 
     def __init__(
-        self, config: Config, executor: Callable[[], Executor], app_scope: Scope, channels: Channels, csrf: bool = False
+        self,
+        config: Config,
+        executor: Callable[[], Executor],
+        app_scope: Scope,
+        channels: Channels,
+        csrf: bool = False,
+        sessions: SessionHooks | None = None,
     ) -> None:
         self.config = config
         self.executor = executor
         self.app_scope = app_scope
         self.channels = channels
+        # app.enable_sessions(): every endpoint loads request.session on demand and saves it.
+        self.sessions = sessions
         # app.enable_csrf(): unsafe routes get the CSRF check as their last guard.
         self.csrf = csrf
 
@@ -82,7 +90,7 @@ class EndpointBuilder:
         ``bind`` the binder of a typed handler), or the WebSocket handshake's."""
         spec = entry.spec
         if entry.method == WEBSOCKET:
-            return websocket_endpoint(self.config, self.executor, entry, self.channels)
+            return websocket_endpoint(self.config, self.executor, entry, self.channels, self.sessions)
         guards = spec.guards
         if self._csrf_checked(entry):
             guards = (*guards, csrf.check_header if spec.stream else csrf.check)
@@ -100,6 +108,7 @@ class EndpointBuilder:
             timeout=self.config.handler_timeout,
             # Only limits other than the defaults need to reach request.form().
             form_limits=None if limits == DEFAULT_LIMITS else limits,
+            sessions=self.sessions,
         )
 
     def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
@@ -141,6 +150,7 @@ class EndpointBuilder:
             executor=self.executor,
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
+            sessions=self.sessions,
         )
 
     def answer(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
@@ -154,6 +164,7 @@ class EndpointBuilder:
             max_body_size=self.config.max_body_size,
             debug=self.config.debug,
             executor=self.executor,
+            sessions=self.sessions,
         )
 
 
@@ -284,7 +295,11 @@ def _multipart_handler(
 
 
 def websocket_endpoint(
-    config: Config, executor: Callable[[], Executor], entry: RouteEntry, channels: Channels
+    config: Config,
+    executor: Callable[[], Executor],
+    entry: RouteEntry,
+    channels: Channels,
+    sessions: SessionHooks | None = None,
 ) -> Endpoint:
     """The chain of a ``@websocket`` route. It answers the handshake request with a
     WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced), whose
@@ -313,6 +328,7 @@ def websocket_endpoint(
         debug=debug,
         executor=executor,
         options=spec.options,
+        sessions=sessions,
     )
 
 

@@ -380,7 +380,7 @@ sessions = st.dictionaries(st.text(min_size=1, max_size=12), json_values, min_si
 
 def _save(data: dict[str, Any]) -> str | None:
     request = Request("GET", "/")
-    _STORE.attach(request)
+    request.session_loader = _STORE.load
     request.session.update(data)
     response = Response(None, 204)
     _STORE.save(request, response)
@@ -392,7 +392,7 @@ def _save(data: dict[str, Any]) -> str | None:
 
 def _load(value: str) -> dict[str, Any]:
     request = Request("GET", "/", headers={"cookie": f"session={value}"})
-    _STORE.attach(request)
+    request.session_loader = _STORE.load
     return request.session.to_dict()
 
 

@@ -9,7 +9,7 @@ The functions templates need (``csrf_token``, ``get_flashed_messages``) take the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from cello.headers import check_cookie_attribute, check_cookie_name
@@ -29,9 +29,12 @@ DEFAULT_MAX_AGE = 14 * 24 * 3600
 
 
 class SessionStore(Protocol):
-    """What the app installs: a before-hook, an after-hook, and a shutdown hook."""
+    """What the app installs: the loader of ``request.session``, an after-hook that saves it,
+    a shutdown hook, and for a store that must read before the handler, a before-hook."""
 
-    def attach(self, request: Request) -> Any: ...
+    def load(self, request: Request) -> Session: ...
+
+    def before_handler(self) -> Callable[[Request], Awaitable[None]] | None: ...
 
     def save(self, request: Request, response: Response) -> Any: ...
 

@@ -3,7 +3,8 @@
 ``CookieSessions`` signs the session's JSON into the cookie (itsdangerous): nothing is kept on
 the server, so any worker or instance with the same secret key reads it. It is read on the
 first ``request.session`` of a request, not before: a route that never touches the session
-pays for one hook that stores a reference, and one that checks nothing changed.
+pays for the endpoint handing the loader to the request and an after-hook that finds nothing
+loaded.
 """
 
 from __future__ import annotations
@@ -68,14 +69,13 @@ class CookieSessions:
     def __init__(self, signer: Signer, cookie: SessionCookie) -> None:
         self.signer = signer
         self.cookie = cookie
-        # One bound method for every request, rather than a new one each time.
-        self._load = self.load
 
-    def attach(self, request: Request) -> None:
-        """Before the handler: ``request.session`` will be read from the cookie on first use."""
-        request.session_loader = self._load
+    def before_handler(self) -> None:
+        """Nothing to do before the handler: ``load`` reads the cookie on first use."""
+        return None
 
     def load(self, request: Request) -> Session:
+        """What ``request.session`` calls on first use."""
         value = request.cookies.get(self.cookie.name)
         if value:
             data = self.signer.loads(value)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
@@ -47,10 +48,6 @@ KEY_PREFIX: Final = "cello:session:"
 # hold every request that carries a session cookie for ever.
 TIMEOUT: Final = 5.0
 UNAVAILABLE: Final = "Service Unavailable: the session store cannot be reached"
-
-
-def _new_session(request: Request) -> Session:
-    return Session()
 
 
 def _unavailable(request: Request) -> Session:
@@ -102,9 +99,15 @@ class RedisSessions:
             self._failing = False
             log.warning("sessions: Redis at %s answers again", self.url)
 
-    async def attach(self, request: Request) -> None:
+    def load(self, request: Request) -> Session:
+        """What ``request.session`` calls when ``preload`` found no session: a new one."""
+        return Session()
+
+    def before_handler(self) -> Callable[[Request], Awaitable[None]]:
+        return self.preload
+
+    async def preload(self, request: Request) -> None:
         """Before the handler: read the session of the request's cookie, if it has one."""
-        request.session_loader = _new_session
         if request.header(b"cookie") is None:
             return
         value = request.cookies.get(self.cookie.name)
