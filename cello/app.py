@@ -267,14 +267,8 @@ class App(Registrar):
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
-        sessions = self._sessions
         builder = EndpointBuilder(
-            self.config,
-            self._executor_factory,
-            self.scope,
-            self.channels,
-            self._csrf,
-            sessions,
+            self.config, self._executor_factory, self.scope, self.channels, self._csrf, self._sessions
         )
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]

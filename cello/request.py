@@ -121,7 +121,7 @@ class Request:
         self.upgrade = False
         # When a timing hook (access log, Server-Timing) saw the request start; 0.0 if none.
         self.started = 0.0
-        # The sessions' interface (cello/sessions): the app's session hook sets the loader,
+        # The sessions' interface (cello/sessions): the route's endpoint sets the loader,
         # which request.session calls on first use; loaded_session is what it loaded.
         self.session_loader: Callable[[Request], Session] | None = None
         self.loaded_session: Session | None = None
