@@ -9,6 +9,7 @@ difference of the counts, so start-up and import costs cancel out.
     python benchmarks/instructions.py                      # GET / and GET /users/{id}, both routers
     python benchmarks/instructions.py --paths / --routers compiled
     python benchmarks/instructions.py --paths "/items/{id}?limit&q" "/items-untyped/{id}?limit&q"
+    python benchmarks/instructions.py --paths / --app cello_sessions_app   # the same app with sessions on
 
 The runtime is whatever ``cello --version`` says (compiled, or CELLO_PURE_PYTHON=1).
 """
@@ -27,7 +28,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-APP = "cello_app:app"
 PATHS = {
     "/": "/",
     "/users/{id}": "/users/42",
@@ -75,10 +75,12 @@ class _Transport:
         pass
 
 
-def run_requests(path: str, count: int, build: str | None) -> None:
+def run_requests(path: str, count: int, build: str | None, module: str = "cello_app") -> None:
     """The measured program: ``count`` keep-alive GETs of ``path`` through one connection."""
     sys.path.insert(0, str(HERE / "apps"))
-    from cello_app import app
+    import importlib
+
+    app = importlib.import_module(module).app
 
     from cello.server.config import ServerConfig
     from cello.server.http.protocol import HttpProtocol, ServerState
@@ -102,7 +104,7 @@ def run_requests(path: str, count: int, build: str | None) -> None:
     loop.close()
 
 
-def instructions(path: str, count: int, build: str | None) -> int:
+def instructions(path: str, count: int, build: str | None, module: str = "cello_app") -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -112,6 +114,8 @@ def instructions(path: str, count: int, build: str | None) -> int:
         "--inner",
         path,
         str(count),
+        "--app",
+        module,
     ]
     if build is not None:
         command += ["--build", build]
@@ -123,9 +127,9 @@ def instructions(path: str, count: int, build: str | None) -> int:
     return int(match.group(1))
 
 
-def build_app(out: Path) -> str:
+def build_app(out: Path, module: str = "cello_app") -> str:
     subprocess.run(
-        [sys.executable, "-m", "cello", "build", APP, "--out", str(out)],
+        [sys.executable, "-m", "cello", "build", f"{module}:app", "--out", str(out)],
         check=True,
         cwd=HERE / "apps",
         capture_output=True,
@@ -143,9 +147,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=6000)
     parser.add_argument("--inner", nargs=2, metavar=("PATH", "COUNT"), help=argparse.SUPPRESS)
     parser.add_argument("--build", help=argparse.SUPPRESS)
+    parser.add_argument("--app", default="cello_app", help="the module in benchmarks/apps whose `app` serves")
     args = parser.parse_args()
     if args.inner:
-        run_requests(args.inner[0], int(args.inner[1]), args.build)
+        run_requests(args.inner[0], int(args.inner[1]), args.build, args.app)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is required: apt-get install valgrind")
@@ -154,12 +159,12 @@ def main() -> None:
     print("| request | router | instructions / request |")
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        build = build_app(Path(tmp) / "build") if "compiled" in args.routers else None
+        build = build_app(Path(tmp) / "build", args.app) if "compiled" in args.routers else None
         for name in args.paths:
             for router in args.routers:
                 use = build if router == "compiled" else None
-                small = instructions(PATHS[name], args.small, use)
-                large = instructions(PATHS[name], args.large, use)
+                small = instructions(PATHS[name], args.small, use, args.app)
+                large = instructions(PATHS[name], args.large, use, args.app)
                 per_request = (large - small) / (args.large - args.small)
                 print(f"| GET {name} | {router} | {per_request:,.0f} |", flush=True)
 

@@ -31,6 +31,7 @@ from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan
 from cello.routing.codes import FIRST_ROUTE
 from cello.runner import RunOptions, run_app
 from cello.server.http.forwarded import TrustedProxies
+from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store
 
 log = logging.getLogger("cello")
 
@@ -97,6 +98,8 @@ class App(Registrar):
         self._executor: ThreadPoolExecutor | None = None
         self._compiled: Compiled | None = None
         self._api_docs: ApiDocs | None = None
+        self._sessions: SessionStore | None = None
+        self._csrf = False
         # The rendered OpenAPI document, until the routes change.
         self._openapi_text: str | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
@@ -166,6 +169,47 @@ class App(Registrar):
     def _at_shutdown(self, fn: Callable[[], Any]) -> None:
         self.shutdown_handlers.append(fn)
 
+    # -- sessions and CSRF (docs/sessions.md) ----------------------------------------------
+
+    def enable_sessions(
+        self,
+        secret_key: SecretKey,
+        store: str = "cookie",
+        cookie_name: str = "session",
+        max_age: int = DEFAULT_MAX_AGE,
+        same_site: str | None = "lax",
+        secure: bool | None = None,
+        http_only: bool = True,
+        domain: str | None = None,
+        path: str = "/",
+    ) -> None:
+        """``request.session``, saved when changed: signed into the cookie (``store="cookie"``)
+        or kept in Redis (``store="redis://host:6379/0"``). ``secret_key`` may be a list: the
+        first key signs, all verify (key rotation). ``secure=None`` marks the cookie ``Secure``
+        on HTTPS requests."""
+        if self._sessions is not None:
+            raise RuntimeError("app.enable_sessions() was called already: an app has one session store")
+        sessions = create_store(secret_key, store, cookie_name, max_age, same_site, secure, http_only, domain, path)
+        # The endpoints hand the loader to each request and save a loaded session after the
+        # after-hooks, before the response head is written. A store that must read before the
+        # handler (Redis) does it in the first before-hook, so other hooks and guards can use it.
+        preload = sessions.before_handler()
+        if preload is not None:
+            self.scope.before.insert(0, preload)
+        self._at_shutdown(sessions.close)
+        self._sessions = sessions
+        self._invalidate()
+
+    def enable_csrf(self) -> None:
+        """Refuse (403) unsafe form posts without the session's CSRF token (``csrf_token(request)``)
+        in the ``csrf_token`` field or the ``X-CSRF-Token`` header. ``csrf=False`` on a route exempts it."""
+        if self._sessions is None:
+            raise RuntimeError(
+                "app.enable_csrf() keeps its token in the session: call app.enable_sessions(secret_key=...) first"
+            )
+        self._csrf = True
+        self._invalidate()
+
     # -- the route table ------------------------------------------------------------------
 
     def route_table(self) -> RouteTable:
@@ -234,7 +278,9 @@ class App(Registrar):
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
-        builder = EndpointBuilder(self.config, self._executor_factory, self.scope, self.channels)
+        builder = EndpointBuilder(
+            self.config, self._executor_factory, self.scope, self.channels, self._csrf, self._sessions
+        )
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]
         endpoints = [builder.route(*route) for route in zip(entries, form_limits, bind)]

@@ -18,6 +18,7 @@ from cello.middleware import logging as logging_middleware
 from cello.middleware import timing
 from cello.middleware.compression import CompressionPolicy
 from cello.middleware.cors import CorsPolicy
+from cello.middleware.security import SecurityHeaders
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
 from cello.routing import parse_pattern
 from cello.routing.pattern import Pattern
@@ -68,6 +69,8 @@ class RouteOptions(_CommonOptions, total=False):
     """The status of a successful answer (what a handler's result would otherwise answer 200)."""
     stream: bool
     """Do not receive the body first: the handler reads it with ``request.stream()``."""
+    csrf: bool
+    """False: no CSRF token is asked of this route's form posts (``app.enable_csrf()``)."""
     # Per-route values of the App options of the same names (docs/security.md).
     max_body_size: int
     max_file_size: int
@@ -330,6 +333,26 @@ class Registrar:
         """``Server-Timing`` and ``X-Response-Time`` on every response."""
         self.scope.before.insert(0, timing.start)
         self.scope.after.insert(0, timing.finish)
+        self._changed()
+
+    def enable_security_headers(
+        self,
+        hsts: bool | str = True,
+        content_type_options: str | None = "nosniff",
+        referrer_policy: str | None = "strict-origin-when-cross-origin",
+        frame_options: str | None = "DENY",
+        csp: str | None = None,
+        permissions_policy: str | None = None,
+    ) -> None:
+        """Security headers on every response of this app or blueprint, unless the handler set
+        them: ``Strict-Transport-Security`` on HTTPS requests (``hsts=True``: one year,
+        ``includeSubDomains``; a string is sent as written; False: none), ``X-Content-Type-Options``,
+        ``Referrer-Policy``, ``X-Frame-Options`` and, when given, ``Content-Security-Policy``
+        and ``Permissions-Policy``. None leaves a header out."""
+        policy = SecurityHeaders.create(
+            hsts, content_type_options, referrer_policy, frame_options, csp, permissions_policy
+        )
+        self.scope.after.insert(0, policy.after)
         self._changed()
 
     def static(self, prefix: str, directory: str, index: str = "index.html", dotfiles: bool = False) -> None:

@@ -29,11 +29,12 @@ from cello.config import Config
 from cello.errors import HTTPException
 from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receive_multipart
 from cello.middleware.debug import WarnWhenSlow
-from cello.pipeline import Endpoint, Handler, Scope, is_async, with_timeout
+from cello.pipeline import Endpoint, Handler, Scope, SessionHooks, is_async, with_timeout
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 from cello.routing import Plan
 from cello.routing.codes import NOT_FOUND
+from cello.sessions import csrf
 from cello.websocket import WebSocket, run_handler
 
 if TYPE_CHECKING:
@@ -63,22 +64,40 @@ class EndpointBuilder:
     """Makes the endpoints of routes with the app's settings, executor, scope and channels
     (which its WebSocket handlers join)."""
 
-    def __init__(self, config: Config, executor: Callable[[], Executor], app_scope: Scope, channels: Channels) -> None:
+    def __init__(
+        self,
+        config: Config,
+        executor: Callable[[], Executor],
+        app_scope: Scope,
+        channels: Channels,
+        csrf: bool = False,
+        sessions: SessionHooks | None = None,
+    ) -> None:
         self.config = config
         self.executor = executor
         self.app_scope = app_scope
         self.channels = channels
+        # app.enable_sessions(): every endpoint loads request.session on demand and saves it.
+        self.sessions = sessions
+        # app.enable_csrf(): unsafe routes get the CSRF check as their last guard.
+        self.csrf = csrf
+
+    def _csrf_checked(self, entry: RouteEntry) -> bool:
+        return self.csrf and entry.method in csrf.UNSAFE_METHODS and entry.spec.options.get("csrf", True) is not False
 
     def route(self, entry: RouteEntry, limits: FormLimits, bind: Binder = interpreted_bind) -> Endpoint:
         """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads,
         ``bind`` the binder of a typed handler), or the WebSocket handshake's."""
         spec = entry.spec
         if entry.method == WEBSOCKET:
-            return websocket_endpoint(self.config, self.executor, entry, self.channels)
+            return websocket_endpoint(self.config, self.executor, entry, self.channels, self.sessions)
+        guards = spec.guards
+        if self._csrf_checked(entry):
+            guards = (*guards, csrf.check_header if spec.stream else csrf.check)
         return Endpoint(
             self.handler(entry, bind),
             entry.scopes,
-            route_guards=spec.guards,
+            route_guards=guards,
             threaded=spec.threaded,
             stream_body=spec.stream,
             max_body_size=int(spec.options.get("max_body_size", self.config.max_body_size)),
@@ -89,6 +108,7 @@ class EndpointBuilder:
             timeout=self.config.handler_timeout,
             # Only limits other than the defaults need to reach request.form().
             form_limits=None if limits == DEFAULT_LIMITS else limits,
+            sessions=self.sessions,
         )
 
     def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
@@ -111,14 +131,18 @@ class EndpointBuilder:
         if entry.method not in FORM_METHODS or spec.stream:
             return None
         body_limit, body_limit_option = multipart_body_limit(self.config, limits, spec.options)
+        guards = spec.guards
+        check_form = None
+        if self._csrf_checked(entry):
+            guards, check_form = (*guards, csrf.check_before_upload), csrf.check_upload
         # The handler timeout starts once the upload is in (its pace is body_idle_timeout's).
         handler = _multipart_handler(
-            self.handler(entry, bind), spec.threaded, limits, self.executor, self.config.handler_timeout
+            self.handler(entry, bind), spec.threaded, limits, self.executor, self.config.handler_timeout, check_form
         )
         return Endpoint(
             handler,
             entry.scopes,
-            route_guards=spec.guards,
+            route_guards=guards,
             stream_body=True,
             max_body_size=body_limit,
             body_limit_option=body_limit_option,
@@ -126,6 +150,7 @@ class EndpointBuilder:
             executor=self.executor,
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
+            sessions=self.sessions,
         )
 
     def answer(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
@@ -139,6 +164,7 @@ class EndpointBuilder:
             max_body_size=self.config.max_body_size,
             debug=self.config.debug,
             executor=self.executor,
+            sessions=self.sessions,
         )
 
 
@@ -238,11 +264,15 @@ def _multipart_handler(
     limits: FormLimits,
     executor: Callable[[], Executor],
     timeout: float | None = None,
+    check_form: Handler | None = None,
 ) -> Callable[[Request], Awaitable[Any]]:
     async def run(request: Request) -> Any:
         form = await receive_multipart(request.headers.get("content-type") or "", request.stream(), limits)
         request.form_data = form
         try:
+            if check_form is not None:
+                # The CSRF token of an upload is a form field: checked now that the form is in.
+                check_form(request)
             if threaded:
                 pending = asyncio.get_running_loop().run_in_executor(executor(), handler, request)
                 return await with_timeout(pending, timeout, request)
@@ -265,7 +295,11 @@ def _multipart_handler(
 
 
 def websocket_endpoint(
-    config: Config, executor: Callable[[], Executor], entry: RouteEntry, channels: Channels
+    config: Config,
+    executor: Callable[[], Executor],
+    entry: RouteEntry,
+    channels: Channels,
+    sessions: SessionHooks | None = None,
 ) -> Endpoint:
     """The chain of a ``@websocket`` route. It answers the handshake request with a
     WebSocketUpgrade (or with the refusal a hook, guard or the Origin check produced), whose
@@ -294,6 +328,7 @@ def websocket_endpoint(
         debug=debug,
         executor=executor,
         options=spec.options,
+        sessions=sessions,
     )
 
 

@@ -27,6 +27,7 @@ from cello.staticfiles import FileResponse
 
 if TYPE_CHECKING:
     from cello.forms import FormLimits
+    from cello.sessions.session import Session
 
 Handler = Callable[[Request], Any]
 CallNext = Callable[[Request], Awaitable[Response]]
@@ -106,6 +107,16 @@ class CorsHooks(Protocol):
     def after(self, request: Request, response: Response) -> None: ...
 
 
+class SessionHooks(Protocol):
+    """A session store (cello.sessions): ``load`` is what ``request.session`` calls on first
+    use; ``save`` runs after the after-hooks when the session was loaded (None, or an awaitable
+    for a store that saves asynchronously)."""
+
+    def load(self, request: Request) -> Session: ...
+
+    def save(self, request: Request, response: Response) -> Any: ...
+
+
 class Scope:
     """What one App or Blueprint contributes to the chains of its routes."""
 
@@ -148,6 +159,8 @@ class Endpoint:
         "_sse_keepalive",
         "_timeout",
         "_form_limits",
+        "_session_load",
+        "_session_save",
     )
 
     def __init__(
@@ -167,10 +180,19 @@ class Endpoint:
         timeout: float | None = None,
         body_limit_option: str = "max_body_size",
         form_limits: FormLimits | None = None,
+        sessions: SessionHooks | None = None,
     ) -> None:
         self.handler = handler
         # The route's own form limits, for request.form(); None: the defaults.
         self._form_limits = form_limits
+        # app.enable_sessions(): how request.session loads, handed to each request here, and
+        # what saves it once loaded, after the after-hooks. Not hooks: a route that never
+        # touches the session pays an attribute store and a None check, not two calls.
+        self._session_load: Callable[[Request], Session] | None = None
+        self._session_save: Callable[[Request, Response], Any] | None = None
+        if sessions is not None:
+            self._session_load = sessions.load
+            self._session_save = sessions.save
         self._timeout = timeout
         self._sse_keepalive = sse_keepalive
         self._scopes = tuple(reversed(scopes))  # innermost first, for error handlers
@@ -212,6 +234,9 @@ class Endpoint:
         limits = self._form_limits
         if limits is not None:
             request.form_limits = limits
+        loader = self._session_load
+        if loader is not None:
+            request.session_loader = loader
         if self._sync:
             return self._run_sync(request)
         return self._run_async(request)
@@ -232,6 +257,14 @@ class Endpoint:
                 response = self._after_sync(request, response)
             except Exception as exc:  # noqa: BLE001
                 response = self._handle_error_sync(request, exc)
+        save = self._session_save
+        if save is not None and request.loaded_session is not None:
+            try:
+                pending = save(request, response)
+            except Exception as exc:  # noqa: BLE001
+                return self._handle_error_sync(request, exc)
+            if pending is not None:
+                return self._finish_save(request, response, pending)
         return response
 
     def _before_and_handler_sync(self, request: Request) -> Response | Awaitable[Any]:
@@ -319,6 +352,20 @@ class Endpoint:
                 return await self._handle_error(request, exc)
             if result is not None:
                 response = to_response(result)
+        save = self._session_save
+        if save is not None and request.loaded_session is not None:
+            try:
+                await _maybe_await(save(request, response))
+            except Exception as exc:  # noqa: BLE001
+                return await self._handle_error(request, exc)
+        return response
+
+    async def _finish_save(self, request: Request, response: Response, pending: Awaitable[Any]) -> Response:
+        """A store that saves asynchronously, reached from the synchronous path."""
+        try:
+            await pending
+        except Exception as exc:  # noqa: BLE001
+            return await self._handle_error(request, exc)
         return response
 
     async def _handle_error(self, request: Request, exc: Exception) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookies import SimpleCookie
-from typing import Any, ParamSpec, Union
+from typing import TYPE_CHECKING, Any, ParamSpec, Union
 from urllib.parse import unquote
 
 import orjson
@@ -15,6 +15,9 @@ from cello.datastructures import QueryParams, QuerySource
 from cello.errors import HTTPException
 from cello.forms import FormData, FormLimits, UploadedFiles, parse_form
 from cello.headers import Headers, HeaderSource
+
+if TYPE_CHECKING:
+    from cello.sessions.session import Session
 
 BodySource = Union[bytes, str, Mapping[str, Any], list[Any], None]
 P = ParamSpec("P")
@@ -78,6 +81,8 @@ class Request:
         "upgrade",
         "started",
         "after_write",
+        "session_loader",
+        "loaded_session",
     )
 
     def __init__(
@@ -125,6 +130,10 @@ class Request:
         # The server's interface: work to run once the response is written; created by the
         # first after_response(), so a request without any costs one None.
         self.after_write: AfterResponse | None = None
+        # The sessions' interface (cello/sessions): the route's endpoint sets the loader,
+        # which request.session calls on first use; loaded_session is what it loaded.
+        self.session_loader: Callable[[Request], Session] | None = None
+        self.loaded_session: Session | None = None
 
     # -- the request line -------------------------------------------------------------
 
@@ -178,6 +187,24 @@ class Request:
             state = State()
             self._state = state
         return state
+
+    @property
+    def session(self) -> Session:
+        """The session (``app.enable_sessions``): a dict, loaded on first use, saved when changed."""
+        session = self.loaded_session
+        if session is None:
+            loader = self.session_loader
+            if loader is None:
+                raise RuntimeError(
+                    "request.session: sessions are not enabled; call app.enable_sessions(secret_key=...)"
+                )
+            session = loader(self)
+            self.loaded_session = session
+        return session
+
+    def flash(self, message: str, category: str = "message") -> None:
+        """Keep ``message`` in the session for ``get_flashed_messages()`` of a later request."""
+        self.session.flash(message, category)
 
     # -- the body ---------------------------------------------------------------------
 
@@ -340,6 +367,8 @@ class WireRequest(Request):
         self.upgrade = upgrade
         self.started = 0.0
         self.after_write = None
+        self.session_loader = None
+        self.loaded_session = None
 
 
 class _BufferedBody:

@@ -33,6 +33,7 @@ TEST_APPS = [
     "tests/apps/channels_flood.py",
     "tests/apps/openapi_app.py",
     "tests/apps/after.py",
+    "tests/apps/sessions_app.py",
     "examples/rest.py",
 ]
 
