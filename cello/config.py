@@ -60,6 +60,9 @@ class Config:
     # may have waiting before the oldest are dropped.
     channels: str = "memory://"
     channel_max_queue: int = 1000
+    # Jinja2 templates (docs/templates.md): a directory, relative to the directory of the
+    # module that creates the App (None: no templates).
+    templates: str | None = "templates"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -31,7 +31,7 @@ from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receiv
 from cello.middleware.debug import WarnWhenSlow
 from cello.pipeline import Endpoint, Handler, Scope, is_async, with_timeout
 from cello.request import Request
-from cello.response import Response, WebSocketUpgrade
+from cello.response import Renderer, Response, WebSocketUpgrade
 from cello.routing import Plan
 from cello.routing.codes import NOT_FOUND
 from cello.websocket import WebSocket, run_handler
@@ -61,10 +61,14 @@ class RouteEntry:
 class EndpointBuilder:
     """Makes the endpoints of routes with the app's settings, executor and scope."""
 
-    def __init__(self, config: Config, executor: Callable[[], Executor], app_scope: Scope) -> None:
+    def __init__(
+        self, config: Config, executor: Callable[[], Executor], app_scope: Scope, renderer: Renderer | None = None
+    ) -> None:
         self.config = config
         self.executor = executor
         self.app_scope = app_scope
+        # The app's templates: what renders the Response.template(...) its chains return.
+        self.renderer = renderer
 
     def route(self, entry: RouteEntry, limits: FormLimits, bind: Binder = interpreted_bind) -> Endpoint:
         """The route's endpoint: its HTTP chain (``limits`` for the forms its handler reads,
@@ -86,6 +90,7 @@ class EndpointBuilder:
             timeout=self.config.handler_timeout,
             # Only limits other than the defaults need to reach request.form().
             form_limits=None if limits == DEFAULT_LIMITS else limits,
+            renderer=self.renderer,
         )
 
     def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
@@ -123,6 +128,7 @@ class EndpointBuilder:
             executor=self.executor,
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
+            renderer=self.renderer,
         )
 
     def answer(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
@@ -136,6 +142,7 @@ class EndpointBuilder:
             max_body_size=self.config.max_body_size,
             debug=self.config.debug,
             executor=self.executor,
+            renderer=self.renderer,
         )
 
 
