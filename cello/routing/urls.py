@@ -8,6 +8,7 @@ to the same route with the same parameters (tests/test_url_for.py holds it to th
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import math
 import uuid
@@ -16,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 from cello.errors import RouteError, UrlBuildError
-from cello.routing.converters import is_float, is_int, is_uuid
+from cello.routing.converters import FLOAT_MAX_CHARS, is_float, is_int, is_uuid
 from cello.routing.pattern import CATCHALL, FLOAT, INT, KIND_NAMES, STATIC, STR, UUID, Pattern
 
 # RFC 3986 pchar minus "/": what a path segment may hold unencoded. "/" is added for the
@@ -53,6 +54,10 @@ def format_param(kind: int, value: Any) -> str | None:
             if not math.isfinite(value):
                 return None
             text = repr(value)
+            if "e" in text:
+                # The converter reads digits and one dot: 1e-05 is written 0.00001 (the
+                # shortest repr's exact decimal, so it parses back to the same float).
+                text = format(decimal.Decimal(text), "f")
         elif isinstance(value, (int, str)):
             text = str(value)
         else:
@@ -71,7 +76,7 @@ def _expects(kind: int) -> str:
     if kind == INT:
         return "a non-negative int of at most 18 digits"
     if kind == FLOAT:
-        return "a finite non-negative number"
+        return f"a finite non-negative number of at most {FLOAT_MAX_CHARS} characters in decimal"
     if kind == UUID:
         return "a UUID"
     if kind == CATCHALL:
@@ -138,11 +143,17 @@ class UrlMap:
 
     def __init__(self) -> None:
         self._builders: dict[str, list[tuple[UrlBuilder, object]]] = {}
+        # Names that several handlers made by one factory share: url_for refuses them.
+        self._ambiguous: dict[str, str] = {}
 
     def check(self, name: str, pattern: Pattern, handler: object, source: str) -> None:
-        """Raise RouteError if ``name`` is taken by another handler at another path."""
+        """Raise RouteError if ``name`` is taken by another handler at another path.
+
+        Handlers defined at one place (closures a factory makes, one per route) share their
+        name without the user having chosen it: they are registered, and only url_for of
+        that name is refused."""
         for builder, owner in self._builders.get(name, ()):
-            if owner is not handler and builder.pattern.raw != pattern.raw:
+            if owner is not handler and builder.pattern.raw != pattern.raw and builder.source != source:
                 raise RouteError(
                     f"duplicate route name {name!r}: {pattern.raw!r} declared at {source} and "
                     f"{builder.pattern.raw!r} at {builder.source}; pass name=... to one of them"
@@ -152,6 +163,12 @@ class UrlMap:
         builders = self._builders.setdefault(name, [])
         if any(builder.pattern.raw == pattern.raw for builder, _ in builders):
             return  # another method of the same path: one URL
+        for builder, owner in builders:
+            if owner is not handler and name not in self._ambiguous:
+                self._ambiguous[name] = (
+                    f"url_for: the route name {name!r} is shared by handlers made at {source} for "
+                    f"{builder.pattern.raw!r} and {pattern.raw!r}; give each route its own name=..."
+                )
         builders.append((UrlBuilder(name, pattern, source), handler))
 
     def names(self) -> list[str]:
@@ -159,7 +176,9 @@ class UrlMap:
 
     def build(self, name: str, params: Mapping[str, Any]) -> str:
         builders = self._builders.get(name)
-        if builders is None:
+        if builders is None or name in self._ambiguous:
+            if name in self._ambiguous:
+                raise UrlBuildError(self._ambiguous[name])
             close = difflib.get_close_matches(name, list(self._builders), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             known = "" if close else f"; known names: {', '.join(repr(n) for n in sorted(self._builders)[:20])}"

@@ -31,6 +31,7 @@ TEST_APPS = [
     "tests/apps/ws.py",
     "tests/apps/channels_app.py",
     "tests/apps/openapi_app.py",
+    "tests/apps/pages.py",
     "examples/rest.py",
 ]
 
