@@ -285,9 +285,7 @@ def property_app() -> App:
 PROPERTY_APP = property_app()
 WORDS = st.text(min_size=1, max_size=20)
 # A catch-all takes what a client would send: no empty segment in the middle.
-PATHS = st.lists(st.text(min_size=1, max_size=8).filter(lambda s: "/" not in s), min_size=1, max_size=4).map(
-    "/".join
-)
+PATHS = st.lists(st.text(min_size=1, max_size=8).filter(lambda s: "/" not in s), min_size=1, max_size=4).map("/".join)
 QUERY = st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.text(max_size=10), max_size=3)
 
 
