@@ -260,7 +260,7 @@ class Endpoint:
         for hook, wants_request in self._after:
             result = hook(request, response) if wants_request else hook(response)
             if result is not None:
-                response = to_response(result)
+                response = _finish(request, to_response(result), self._renderer)
         return response
 
     def _handle_error_sync(self, request: Request, exc: Exception) -> Response:
@@ -285,7 +285,11 @@ class Endpoint:
 
     async def _run_async(self, request: Request) -> Response:
         try:
-            return await self._entry(request)
+            response = await self._entry(request)
+            if self._middleware:
+                # A page a middleware answered with itself (the core finished the handler's).
+                response = _finish(request, response, self._renderer)
+            return response
         except Exception as exc:  # noqa: BLE001 - a middleware failed outside the core
             return await self._handle_error(request, exc)
 
@@ -321,7 +325,7 @@ class Endpoint:
             except Exception as exc:  # noqa: BLE001
                 return await self._handle_error(request, exc)
             if result is not None:
-                response = to_response(result)
+                response = _finish(request, to_response(result), self._renderer)
         return response
 
     async def _handle_error(self, request: Request, exc: Exception) -> Response:

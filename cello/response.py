@@ -162,11 +162,14 @@ class Response:
         return response
 
     @classmethod
-    def template(cls, name: str, /, status: int = 200, **context: Any) -> Response:
-        """The HTML page ``name`` rendered with ``context`` by the app that serves the request
-        (``App(templates=...)``, docs/templates.md). Rendered when the handler's chain
-        finishes it, before after-hooks see it: context processors see the request."""
-        return TemplateResponse(name, status, context)
+    def template(cls, template_name: str, status: int = 200, **context: Any) -> Response:
+        """The HTML page ``template_name`` rendered with ``context`` by the app that serves the
+        request (``App(templates=...)``, docs/templates.md). Rendered when the handler's chain
+        finishes it, before after-hooks see it: context processors see the request.
+
+        (Not positional-only: mypyc does not honour ``/``, so ``name`` stays free for the
+        context in both runtimes.)"""
+        return TemplateResponse(template_name, status, context)
 
     @classmethod
     def sse(cls, stream: Any) -> Response:
@@ -292,7 +295,7 @@ class Deferred(Response):
 class TemplateResponse(Deferred):
     """``Response.template(...)``: a page to render once the serving app is known."""
 
-    __slots__ = ("template_name", "context")
+    __slots__ = ("template_name", "context", "rendered")
 
     def __init__(self, name: str, status: int, context: dict[str, Any]) -> None:
         self.status = status
@@ -302,13 +305,17 @@ class TemplateResponse(Deferred):
         self._headers = [("content-type", HTML)]
         self.template_name = name
         self.context = context
+        self.rendered = False
 
     def finish(self, request: Any, renderer: Renderer | None) -> Response:
+        if self.rendered:
+            return self  # passed back through a middleware: rendered once
         if renderer is None:
             raise RuntimeError(
                 f"Response.template({self.template_name!r}): this app has no templates (App(templates=None))"
             )
         self.body_bytes = renderer.render(self.template_name, self.context, request).encode("utf-8")
+        self.rendered = True
         return self
 
     def __repr__(self) -> str:

@@ -67,6 +67,9 @@ class Templates:
         self._processors: list[tuple[ContextProcessor, bool]] = []
         self._env: jinja2.Environment | None = None
         self._async_env: jinja2.Environment | None = None
+        # Outside debug mode, name -> compiled template: one dict lookup per render instead of
+        # Jinja2's locked LRU cache (what get_template consults, with a weakref per call).
+        self._loaded: dict[str, jinja2.Template] = {}
 
     # -- the environment ----------------------------------------------------------------
 
@@ -96,6 +99,7 @@ class Templates:
     def set_debug(self, debug: bool) -> None:
         """Follow ``app.debug``: keep the environment (and the filters added to it)."""
         self._debug = debug
+        self._loaded.clear()
         for env in (self._env, self._async_env):
             if env is not None:
                 env.auto_reload = debug
@@ -121,7 +125,11 @@ class Templates:
 
     def render(self, name: str, context: dict[str, Any], request: Any) -> str:
         """``name`` rendered with ``context``, the request and the context processors' values."""
-        template = self._get(self.environment, name)
+        template = self._loaded.get(name)
+        if template is None:
+            template = self._get(self.environment, name)
+            if not self._debug:
+                self._loaded[name] = template
         try:
             return template.render(self.context(context, request))
         except jinja2.TemplateSyntaxError as exc:

@@ -330,3 +330,36 @@ def test_no_templates(tmp_path: Path) -> None:
     with TestClient(app) as client:
         response = client.get("/")
     assert response.status_code == 500
+
+
+def test_hooks_and_middleware_answering_with_templates(tmp_path: Path) -> None:
+    app = make_site(tmp_path, False, **{"page.html": "{{ name }}", "gate.html": "gate {{ request.path }}"})
+    renders: list[str] = []
+
+    @app.context_processor
+    def count(request: Request) -> dict[str, Any]:
+        renders.append(request.path)
+        return {}
+
+    @app.before_request
+    def gate(request: Request) -> Response | None:
+        return Response.template("gate.html", status=401) if request.path == "/gated" else None
+
+    @app.after_request
+    def replace(request: Request, response: Response) -> Response | None:
+        return Response.template("gate.html") if request.path == "/replaced" else None
+
+    async def middleware(request: Request, call_next: Any) -> Response:
+        if request.path == "/by-middleware":
+            return Response.template("page.html", name="middleware")
+        return await call_next(request)
+
+    app.use(middleware)
+    with TestClient(app) as client:
+        assert client.get("/").text == "world"
+        gated = client.get("/gated")
+        assert (gated.status_code, gated.text) == (401, "gate /gated")
+        assert client.get("/replaced").text == "gate /replaced"
+        assert client.get("/by-middleware").text == "middleware"
+    # Each page rendered once, though the handler's passed back out through the middleware.
+    assert renders == ["/", "/gated", "/replaced", "/by-middleware"]
