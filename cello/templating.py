@@ -6,6 +6,12 @@ given relative is taken from the directory of the module that created the app (a
 takes its ``root_path``), so ``python app.py`` and ``cello serve app:app`` from elsewhere find
 the same files.
 
+Escaping: a compiled template writes each ``{{ value }}`` through ``escape(value)``; Cello's
+templates get an ``escape`` that gives the same text as markupsafe's without wrapping every
+value in a ``Markup`` first (a Python-level ``__new__`` per value): that wrapper is thrown
+away at once, since the output is joined into one string. Measured on TechEmpower's fortunes
+page it halves the render time. Values with ``__html__`` (Markup) are still taken as safe.
+
 Rendering is synchronous: Jinja2's sync render is cheaper than its async one and a template
 that only formats values does no I/O. ``render_async`` renders with a second, async
 environment (created on first use, same loader and settings) for templates that await
@@ -26,11 +32,49 @@ from typing import Any
 
 import jinja2
 
+try:  # markupsafe's C escaper: str in, escaped str out.
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - markupsafe without its compiled speedups, or older
+
+    def _escape_inner(s: str, /) -> str:
+        # markupsafe's replacements, in its order ("&" first).
+        return (
+            s.replace("&", "&amp;")
+            .replace(">", "&gt;")
+            .replace("<", "&lt;")
+            .replace("'", "&#39;")
+            .replace('"', "&#34;")
+        )
+
+
 # Autoescape by file name: what browsers parse as markup.
 AUTOESCAPE_EXTENSIONS = ("html", "htm", "xml", "jinja")
 
 ContextProcessor = Callable[..., Mapping[str, Any]]
 UrlFor = Callable[..., str]
+
+
+def _escape(value: Any) -> str:
+    """markupsafe.escape's text, returned as str: the template joins it into its output."""
+    kind = type(value)
+    if kind is str:
+        return _escape_inner(value)
+    if kind is int:
+        return str(value)  # digits and "-": nothing to escape
+    html = getattr(value, "__html__", None)
+    if html is not None:
+        return str(html())
+    return _escape_inner(str(value))
+
+
+class _Template(jinja2.Template):
+    """A template whose output expressions escape with ``_escape``."""
+
+    @classmethod
+    def _from_namespace(cls, environment: jinja2.Environment, namespace: Any, globals: Any) -> jinja2.Template:
+        # The compiled module's functions look ``escape`` up in this namespace when they run.
+        namespace["escape"] = _escape
+        return super()._from_namespace(environment, namespace, globals)
 
 
 class TemplateNotFound(jinja2.TemplateNotFound):
@@ -92,6 +136,7 @@ class Templates:
             auto_reload=self._debug,
             enable_async=enable_async,
         )
+        env.template_class = _Template
         # For templates rendered outside a request, and macros imported without context.
         env.globals["url_for"] = self._url_for
         return env
