@@ -369,7 +369,7 @@ def test_hooks_and_middleware_answering_with_templates(tmp_path: Path) -> None:
 
 
 # Every output construct Jinja2 compiles, for the escaping equivalence below.
-CONSTRUCTS = """{{ v }}|{{ v ~ "<&>" }}|{{ v | e }}|{{ v | string | upper }}|{{ [v, v] | join(",") }}
+CONSTRUCTS = """{{ v }}|{{ undefined_name }}|{{ 3 }}|{{ -7 }}|{{ v ~ "<&>" }}|{{ v | e }}|{{ v | string | upper }}|{{ [v, v] | join(",") }}
 {% macro box(x) %}<b>{{ x }}</b>{{ caller() if caller else "" }}{% endmacro %}{{ box(v) }}
 {% call box(v) %}[{{ v }}]{% endcall %}{% set block %}<i>{{ v }}</i>{% endset %}{{ block }}
 {% filter lower %}{{ v }}<X>{% endfilter %}{% autoescape false %}{{ v }}{% endautoescape %}
