@@ -399,7 +399,7 @@ VALUES = st.one_of(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=VALUES)
 def test_escaping_is_markupsafes(tmp_path: Path, value: Any) -> None:
     """Cello's templates escape with a faster function: the text must be markupsafe's."""

@@ -296,7 +296,7 @@ def route_back(url: str) -> tuple[str | None, dict[str, Any], list[tuple[str, st
     return request.route, request.params, parse_qsl(query, keep_blank_values=True)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(0, 10**18 - 1), word=WORDS, query=QUERY)
 def test_int_and_str_params_route_back(n: int, word: str, query: dict[str, str]) -> None:
     query = {key: value for key, value in query.items() if key not in ("n", "word")}
@@ -306,7 +306,7 @@ def test_int_and_str_params_route_back(n: int, word: str, query: dict[str, str])
     assert dict(pairs) == query
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(x=st.floats(0, 1e15, allow_nan=False, allow_infinity=False), u=st.uuids())
 def test_float_and_uuid_params_route_back(x: float, u: uuid.UUID) -> None:
     try:
@@ -320,7 +320,7 @@ def test_float_and_uuid_params_route_back(x: float, u: uuid.UUID) -> None:
     assert params == {"x": x, "u": u}
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(word=WORDS, rest=PATHS)
 def test_path_params_route_back(word: str, rest: str) -> None:
     url = PROPERTY_APP.url_for("rest", word=word, rest=rest)
