@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ class Config:
     channel_max_queue: int = 1000
     # Jinja2 templates (docs/templates.md): a directory, relative to the directory of the
     # module that creates the App (None: no templates).
-    templates: str | None = "templates"
+    templates: str | os.PathLike[str] | None = "templates"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -215,6 +215,9 @@ def test_relative_directory_is_taken_from_the_apps_module(tmp_path: Path, monkey
     assert app.templates.directory == ROOT / "tests/apps/templates"
     # This module made this app: its directory.
     assert App().templates.directory == Path(__file__).parent / "templates"
+    # An absolute directory, as a str or a Path, is taken as it is.
+    assert App(templates=tmp_path).templates.directory == tmp_path
+    assert App(templates=str(tmp_path)).templates.directory == tmp_path
 
 
 def test_debug_error_names_the_template_and_where_it_looked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
