@@ -6,11 +6,8 @@ given relative is taken from the directory of the module that created the app (a
 takes its ``root_path``), so ``python app.py`` and ``cello serve app:app`` from elsewhere find
 the same files.
 
-Escaping: a compiled template writes each ``{{ value }}`` through ``escape(value)``; Cello's
-templates get an ``escape`` that gives the same text as markupsafe's without wrapping every
-value in a ``Markup`` first (a Python-level ``__new__`` per value): that wrapper is thrown
-away at once, since the output is joined into one string. Measured on TechEmpower's fortunes
-page it halves the render time. Values with ``__html__`` (Markup) are still taken as safe.
+Jinja2 itself is imported on the first render (cello/_jinja.py, which also makes escaping
+faster): an app that renders nothing, and the route runtime, never load it.
 
 Rendering is synchronous: Jinja2's sync render is cheaper than its async one and a template
 that only formats values does no I/O. ``render_async`` renders with a second, async
@@ -28,58 +25,13 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-try:  # markupsafe's C escaper: str in, escaped str out.
-    from markupsafe._speedups import _escape_inner
-except ImportError:  # pragma: no cover - markupsafe without its compiled speedups, or older
-
-    def _escape_inner(s: str, /) -> str:
-        # markupsafe's replacements, in its order ("&" first).
-        return (
-            s.replace("&", "&amp;")
-            .replace(">", "&gt;")
-            .replace("<", "&lt;")
-            .replace("'", "&#39;")
-            .replace('"', "&#34;")
-        )
-
-
-# Autoescape by file name: what browsers parse as markup.
-AUTOESCAPE_EXTENSIONS = ("html", "htm", "xml", "jinja")
+if TYPE_CHECKING:
+    import jinja2
 
 ContextProcessor = Callable[..., Mapping[str, Any]]
 UrlFor = Callable[..., str]
-
-
-def _escape(value: Any) -> str:
-    """markupsafe.escape's text, returned as str: the template joins it into its output."""
-    kind = type(value)
-    if kind is str:
-        return _escape_inner(value)
-    if kind is int:
-        return str(value)  # digits and "-": nothing to escape
-    html = getattr(value, "__html__", None)
-    if html is not None:
-        return str(html())
-    return _escape_inner(str(value))
-
-
-class _Template(jinja2.Template):
-    """A template whose output expressions escape with ``_escape``."""
-
-    @classmethod
-    def _from_namespace(cls, environment: jinja2.Environment, namespace: Any, globals: Any) -> jinja2.Template:
-        # The compiled module's functions look ``escape`` up in this namespace when they run.
-        namespace["escape"] = _escape
-        return super()._from_namespace(environment, namespace, globals)
-
-
-class TemplateNotFound(jinja2.TemplateNotFound):
-    """A template is not in the app's template directory: the message names the template,
-    the directory looked in, and whether that directory exists."""
 
 
 class _RequestUrlFor:
@@ -128,18 +80,10 @@ class Templates:
     def _create(self, enable_async: bool) -> jinja2.Environment:
         if self.directory is None:
             raise RuntimeError("this app has no templates: App(templates=None)")
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.directory),
-            autoescape=jinja2.select_autoescape(AUTOESCAPE_EXTENSIONS),
-            # Debug: every render checks the file's mtime and recompiles a changed template.
-            # Otherwise a template is compiled once and kept (Jinja2's cache, 400 templates).
-            auto_reload=self._debug,
-            enable_async=enable_async,
-        )
-        env.template_class = _Template
-        # For templates rendered outside a request, and macros imported without context.
-        env.globals["url_for"] = self._url_for
-        return env
+        # Jinja2 loads here, on the first render: apps that render nothing never import it.
+        from cello import _jinja
+
+        return _jinja.create_environment(self.directory, self._debug, enable_async, self._url_for)
 
     def set_debug(self, debug: bool) -> None:
         """Follow ``app.debug``: keep the environment (and the filters added to it)."""
@@ -177,8 +121,11 @@ class Templates:
                 self._loaded[name] = template
         try:
             return template.render(self.context(context, request))
-        except jinja2.TemplateSyntaxError as exc:
-            raise _located(exc) from None
+        except Exception as exc:
+            located = _located(exc)
+            if located is exc:
+                raise
+            raise located from None
 
     async def render_async(self, name: str, context: dict[str, Any], request: Any) -> str:
         """Like ``render``, with Jinja2's async mode: the template may await."""
@@ -193,30 +140,37 @@ class Templates:
         template = self._get(env, name)
         try:
             return await template.render_async(self.context(context, request))
-        except jinja2.TemplateSyntaxError as exc:
-            raise _located(exc) from None
+        except Exception as exc:
+            located = _located(exc)
+            if located is exc:
+                raise
+            raise located from None
 
     def _get(self, env: jinja2.Environment, name: str) -> jinja2.Template:
-        try:
-            return env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise _located(exc) from None
-        except jinja2.TemplateNotFound as exc:
-            if exc.name != name:
-                raise  # an {% include %} or {% extends %} of the template is missing
-            directory = self.directory
-            missing = ""
-            if directory is None or not directory.is_dir():
-                missing = " (no such directory: App(templates=...) names it, relative to the app's module)"
-            raise TemplateNotFound(name, f"template {name!r} not found in {directory}{missing}") from None
+        # Loaded by _create already (an environment exists): a lookup in sys.modules.
+        from cello import _jinja
+
+        assert self.directory is not None  # there is an environment
+        return _jinja.get_template(env, name, self.directory)
 
 
-def _located(exc: jinja2.TemplateSyntaxError) -> jinja2.TemplateSyntaxError:
-    """The error with its file and line in its message (Jinja2 leaves them to the traceback
-    once it has rewritten it, so a log line or a debug 500 would not say where)."""
-    located = jinja2.TemplateSyntaxError(exc.message or "syntax error", exc.lineno, exc.name, exc.filename)
-    located.source = exc.source
-    return located
+def _located(exc: Exception) -> Exception:
+    """A syntax error (of an included template, met while rendering) with its file and line
+    in its message; any other error as it is."""
+    # Only when a render failed, so after _create loaded it.
+    from cello import _jinja
+
+    return _jinja.located(exc) if isinstance(exc, _jinja.TemplateSyntaxError) else exc
+
+
+def __getattr__(name: str) -> Any:
+    # Public names that are Jinja2 classes, without importing Jinja2 before they are used.
+    if name == "TemplateNotFound":
+        # Jinja2's class, subclassed: loaded when asked for.
+        from cello._jinja import TemplateNotFound
+
+        return TemplateNotFound
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _takes_request(fn: Callable[..., Any]) -> bool:

@@ -24,7 +24,8 @@ from support.servers import RunningServer, start_server
 from support.variants import variant_params
 
 from cello import App, Blueprint, Request, Response
-from cello.templating import TemplateNotFound, _escape
+from cello._jinja import _escape
+from cello.templating import TemplateNotFound
 from cello.testing import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
