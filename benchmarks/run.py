@@ -18,6 +18,8 @@ Endpoints (the same behaviour in every app, benchmarks/apps/*):
   order      POST /orders      typed: an order with 10 line items validated into models (201)
   typed      GET /items/{id}?limit=10&q=abc   typed: int path parameter + 2 query parameters
   untyped    GET /items-untyped/{id}?...       Cello only: the typed GET validated by hand
+  fortunes   GET /fortunes     TechEmpower's fortunes page: 12 rows in memory + 1 per request,
+                               sorted, rendered by the same Jinja2 template (escaped HTML)
 
 The typed endpoints are served by Cello, Litestar (msgspec) and FastAPI (pydantic v2) (and
 the limit server); the other peers show n/a. Under the typed table, Cello's typed GET is
@@ -62,6 +64,7 @@ from common import (  # noqa: E402
     uvicorn_argv,
     wrk_figure,
 )
+from fortunes import expected_html  # noqa: E402
 from support.ports import free_port  # noqa: E402
 
 APPS = HERE / "apps"
@@ -179,6 +182,14 @@ ENDPOINTS = [
         f"/items-untyped/42?{ITEM_QUERY}",
         ITEM,
         served_by=("cello",),
+    ),
+    Endpoint(
+        "fortunes",
+        "GET /fortunes (TechEmpower's fortunes: 13 rows sorted and rendered by one Jinja2 template, escaped)",
+        "app",
+        "GET",
+        "/fortunes",
+        expected_html(),
     ),
 ]
 
@@ -414,6 +425,11 @@ def check(port: int, endpoint: Endpoint, body_too: bool = True) -> str | None:
     if response.status != (endpoint.status if body_too else 200):
         return f"{endpoint.method} {endpoint.path} answered {response.status}: {raw[:120]!r}"
     if not body_too:
+        return None
+    if isinstance(endpoint.expected, str):
+        # An HTML page: the very text every app renders from the one template.
+        if raw.decode("utf-8", "replace") != endpoint.expected:
+            return f"{endpoint.method} {endpoint.path} answered another page: {raw[:120]!r}"
         return None
     try:
         body = json.loads(raw)

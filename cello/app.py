@@ -13,7 +13,9 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cello.asgi import handle
 from cello.binding.binder import bind as interpreted_bind
@@ -29,9 +31,11 @@ from cello.pipeline import Endpoint, Scope
 from cello.request import Request
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan, parse_pattern
 from cello.routing.codes import FIRST_ROUTE
+from cello.routing.urls import UrlMap
 from cello.runner import RunOptions, run_app
 from cello.server.http.forwarded import TrustedProxies
-from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store
+from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store, template_context
+from cello.templating import ContextProcessor, Templates
 
 log = logging.getLogger("cello")
 
@@ -106,6 +110,11 @@ class App(Registrar):
         self.shutdown_handlers: list[Callable[[], Any]] = []
         # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
         self.channels = Channels(configured_url(self.config.channels), self.config.channel_max_queue)
+        # Where relative paths (the template directory) are taken from: the creator's module.
+        self.root_path = _caller_directory()
+        # Route name -> URL builders, for url_for (made as routes are added, never per call).
+        self._urls = UrlMap()
+        self.templates = Templates(self.config.templates, self.root_path, self.config.debug, self.url_for)
 
     @property
     def debug(self) -> bool:
@@ -114,6 +123,7 @@ class App(Registrar):
     @debug.setter
     def debug(self, value: bool) -> None:
         self.config.debug = value
+        self.templates.set_debug(value)
         self._invalidate()
 
     # -- registration (called by Registrar) -----------------------------------------------
@@ -122,19 +132,39 @@ class App(Registrar):
         """Raise RouteError if any of ``routes`` conflicts with the table or with another, or
         has a handler whose signature cannot be bound at its full path."""
         batch = RouteTable()
-        for spec, full_path, _ in routes:
+        names = UrlMap()
+        for spec, full_path, scopes in routes:
             for method in spec.methods:
                 self._table.check(method, full_path, spec.source)
                 batch.add(method, full_path, None, spec.source)
-            plan_route(spec, parse_pattern(full_path, spec.source))
+            pattern = parse_pattern(full_path, spec.source)
+            plan_route(spec, pattern)
+            name = self._route_name(spec, scopes)
+            if name:
+                self._urls.check(name, pattern, spec.handler, spec.source)
+                names.check(name, pattern, spec.handler, spec.source)
+                names.add(name, pattern, spec.handler, spec.source)
 
     def _add_route(self, spec: RouteSpec, full_path: str, scopes: list[Scope]) -> None:
         blueprint = self._blueprint_name_for(scopes[-1]) if len(scopes) > 1 else ""
-        binding = plan_route(spec, parse_pattern(full_path, spec.source))
+        pattern = parse_pattern(full_path, spec.source)
+        binding = plan_route(spec, pattern)
         for method in spec.methods:
             entry = RouteEntry(method, full_path, spec, scopes, blueprint, binding)
             self._table.add(method, full_path, entry, spec.source, spec.name)
+        name = self._route_name(spec, scopes)
+        if name:
+            self._urls.add(name, pattern, spec.handler, spec.source)
         self._invalidate()
+
+    def _route_name(self, spec: RouteSpec, scopes: list[Scope]) -> str:
+        """The route's url_for name: its own (the handler's name by default), after the names
+        of the blueprints it is in, outermost first (``"admin.users.show"``). Empty for a
+        lambda: such a route has no name unless given one."""
+        if not spec.name or spec.name == "<lambda>":
+            return ""
+        blueprints = [self._blueprint_name_for(scope) for scope in scopes[1:]]
+        return ".".join([*[name for name in blueprints if name], spec.name])
 
     def _blueprint_name_for(self, scope: Scope) -> str:
         for blueprint in self._walk():
@@ -198,6 +228,8 @@ class App(Registrar):
             self.scope.before.insert(0, preload)
         self._at_shutdown(sessions.close)
         self._sessions = sessions
+        # Templates see session, csrf_token() and get_flashed_messages() (docs/templates.md).
+        self.templates.context_processor(template_context)
         self._invalidate()
 
     def enable_csrf(self) -> None:
@@ -278,8 +310,9 @@ class App(Registrar):
                 self._compiled = None
             router = Router(plan, InterpretedRouter(plan).dispatch, "interpreted")
         entries = [self._entry(route) for route in routes]
+        renderer = self.templates if self.config.templates is not None else None
         builder = EndpointBuilder(
-            self.config, self._executor_factory, self.scope, self.channels, self._csrf, self._sessions
+            self.config, self._executor_factory, self.scope, self.channels, self._csrf, self._sessions, renderer
         )
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]
@@ -305,6 +338,37 @@ class App(Registrar):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.config.threadpool_workers, thread_name_prefix="cello-worker")
         return self._executor
+
+    # -- URLs and templates -------------------------------------------------------------
+
+    def url_for(self, name: str, /, _anchor: str | None = None, _base: Any = None, **params: Any) -> str:
+        """The URL of the route named ``name`` (the handler's name, ``"blueprint.handler"``
+        in a blueprint, or its ``name=``) with ``params`` in its path, each formatted by its
+        converter; the other params go in the query string. ``_base`` (a request, or an
+        origin such as ``"https://example.com"``) makes it absolute; ``_anchor`` adds
+        ``#anchor``. UrlBuildError for an unknown name or a missing or unmatchable param."""
+        url = self._urls.build(name, params)
+        if _anchor is not None:
+            url += "#" + quote(_anchor, safe="!$&'()*+,;=:@-._~/?")
+        if _base is None:
+            return url
+        if isinstance(_base, str):
+            return _base.rstrip("/") + url
+        return f"{_base.scheme}://{_base.host}{url}"
+
+    def context_processor(self, fn: ContextProcessor) -> ContextProcessor:
+        """Decorate a function called at every template render, ``fn(request)`` or ``fn()``,
+        whose returned mapping is added to the template's context (docs/templates.md)."""
+        return self.templates.context_processor(fn)
+
+    def render_template(self, name: str, /, **context: Any) -> str:
+        """Render a template to a string (outside a response: an e-mail, a test). A
+        ``request`` in ``context`` is the one the template and context processors see."""
+        return self.templates.render(name, context, context.get("request"))
+
+    async def render_template_async(self, name: str, /, **context: Any) -> str:
+        """``render_template`` with Jinja2's async mode, for templates that await."""
+        return await self.templates.render_async(name, context, context.get("request"))
 
     # -- OpenAPI --------------------------------------------------------------------------
 
@@ -416,6 +480,21 @@ class App(Registrar):
         send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
     ) -> None:
         await handle(self, scope, receive, send)
+
+
+def _caller_directory() -> Path:
+    """The directory of the module that created the app (outside cello: an App subclass's
+    ``__init__`` is skipped too), or the working directory when it has no file (a REPL)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module != "cello" and not module.startswith("cello."):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    filename = frame.f_globals.get("__file__") if frame is not None else None
+    if not filename:
+        return Path.cwd()
+    return Path(str(filename)).resolve().parent
 
 
 async def _run_hooks(hooks: list[Callable[[], Any]]) -> None:

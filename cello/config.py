@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ class Config:
     # may have waiting before the oldest are dropped.
     channels: str = "memory://"
     channel_max_queue: int = 1000
+    # Jinja2 templates (docs/templates.md): a directory, relative to the directory of the
+    # module that creates the App (None: no templates).
+    templates: str | os.PathLike[str] | None = "templates"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

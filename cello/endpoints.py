@@ -31,7 +31,7 @@ from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receiv
 from cello.middleware.debug import WarnWhenSlow
 from cello.pipeline import Endpoint, Handler, Scope, SessionHooks, is_async, with_timeout
 from cello.request import Request
-from cello.response import Response, WebSocketUpgrade
+from cello.response import Renderer, Response, WebSocketUpgrade
 from cello.routing import Plan
 from cello.routing.codes import NOT_FOUND
 from cello.sessions import csrf
@@ -72,6 +72,7 @@ class EndpointBuilder:
         channels: Channels,
         csrf: bool = False,
         sessions: SessionHooks | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.config = config
         self.executor = executor
@@ -81,6 +82,8 @@ class EndpointBuilder:
         self.sessions = sessions
         # app.enable_csrf(): unsafe routes get the CSRF check as their last guard.
         self.csrf = csrf
+        # The app's templates: what renders the Response.template(...) its chains return.
+        self.renderer = renderer
 
     def _csrf_checked(self, entry: RouteEntry) -> bool:
         return self.csrf and entry.method in csrf.UNSAFE_METHODS and entry.spec.options.get("csrf", True) is not False
@@ -109,6 +112,7 @@ class EndpointBuilder:
             # Only limits other than the defaults need to reach request.form().
             form_limits=None if limits == DEFAULT_LIMITS else limits,
             sessions=self.sessions,
+            renderer=self.renderer,
         )
 
     def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
@@ -151,6 +155,7 @@ class EndpointBuilder:
             options=spec.options,
             sse_keepalive=self.config.sse_keepalive,
             sessions=self.sessions,
+            renderer=self.renderer,
         )
 
     def answer(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
@@ -165,6 +170,7 @@ class EndpointBuilder:
             debug=self.config.debug,
             executor=self.executor,
             sessions=self.sessions,
+            renderer=self.renderer,
         )
 
 

@@ -13,6 +13,11 @@ class RouteError(ValueError):
     """A route that cannot be registered: malformed pattern, conflict, bad converter."""
 
 
+class UrlBuildError(LookupError):
+    """``url_for`` cannot build a URL: no route has that name, or a parameter is missing or
+    is not what the route's converter matches."""
+
+
 def reason_phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 from cello.binding.convert import encode
 from cello.errors import HTTPException, body_too_large
 from cello.request import Request
-from cello.response import JSON, Response, dumps, error_response, json_response, prepared_response
+from cello.response import JSON, Deferred, Renderer, Response, dumps, error_response, json_response, prepared_response
 from cello.sse import SseStream
-from cello.staticfiles import FileResponse
 
 if TYPE_CHECKING:
     from cello.forms import FormLimits
@@ -161,6 +160,7 @@ class Endpoint:
         "_form_limits",
         "_session_load",
         "_session_save",
+        "_renderer",
     )
 
     def __init__(
@@ -181,8 +181,11 @@ class Endpoint:
         body_limit_option: str = "max_body_size",
         form_limits: FormLimits | None = None,
         sessions: SessionHooks | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.handler = handler
+        # The app's templates, for the Response.template(...) results of this chain.
+        self._renderer = renderer
         # The route's own form limits, for request.form(); None: the defaults.
         self._form_limits = form_limits
         # app.enable_sessions(): how request.session loads, handed to each request here, and
@@ -271,7 +274,7 @@ class Endpoint:
         for hook in self._before:
             early = hook(request)
             if early is not None:
-                return to_response(early)
+                return _finish(request, to_response(early), self._renderer)
         for guard in self._guards:
             if guard(request) is False:
                 raise HTTPException(403, "Forbidden")
@@ -280,17 +283,17 @@ class Endpoint:
             return json_response(dumps(result))
         if isinstance(result, Response):
             # What typed handlers return: ahead of isawaitable, whose ABC check is slow for it.
-            return _for_request(request, result)
+            return _finish(request, result, self._renderer)
         if inspect.isawaitable(result):
             pending: Awaitable[Any] = result
             return pending
-        return _for_request(request, to_response(result, self._sse_keepalive))
+        return _finish(request, to_response(result, self._sse_keepalive), self._renderer)
 
     def _after_sync(self, request: Request, response: Response) -> Response:
         for hook, wants_request in self._after:
             result = hook(request, response) if wants_request else hook(response)
             if result is not None:
-                response = to_response(result)
+                response = _finish(request, to_response(result), self._renderer)
         return response
 
     def _handle_error_sync(self, request: Request, exc: Exception) -> Response:
@@ -298,7 +301,7 @@ class Endpoint:
         if handler is not None:
             try:
                 result = _call_error_handler(handler, request, exc)
-                return to_response(result)
+                return _finish(request, to_response(result), self._renderer)
             except Exception as second:  # noqa: BLE001
                 return self._default_error(request, second, 500)
         return self._default_error(request, exc, status)
@@ -306,7 +309,7 @@ class Endpoint:
     async def _finish_async(self, request: Request, pending: Awaitable[Any]) -> Response:
         try:
             result = await with_timeout(pending, self._timeout, request)
-            response = _for_request(request, to_response(result, self._sse_keepalive))
+            response = _finish(request, to_response(result, self._sse_keepalive), self._renderer)
         except Exception as exc:  # noqa: BLE001
             response = await self._handle_error(request, exc)
         return await self._after_async(request, response)
@@ -315,7 +318,11 @@ class Endpoint:
 
     async def _run_async(self, request: Request) -> Response:
         try:
-            return await self._entry(request)
+            response = await self._entry(request)
+            if self._middleware:
+                # A page a middleware answered with itself (the core finished the handler's).
+                response = _finish(request, response, self._renderer)
+            return response
         except Exception as exc:  # noqa: BLE001 - a middleware failed outside the core
             return await self._handle_error(request, exc)
 
@@ -330,7 +337,7 @@ class Endpoint:
         for hook in self._before:
             early = await _maybe_await(hook(request))
             if early is not None:
-                return to_response(early)
+                return _finish(request, to_response(early), self._renderer)
         for guard in self._guards:
             if await _maybe_await(guard(request)) is False:
                 raise HTTPException(403, "Forbidden")
@@ -342,7 +349,7 @@ class Endpoint:
             result = self.handler(request)
             if inspect.isawaitable(result):
                 result = await with_timeout(result, self._timeout, request)
-        return _for_request(request, to_response(result, self._sse_keepalive))
+        return _finish(request, to_response(result, self._sse_keepalive), self._renderer)
 
     async def _after_async(self, request: Request, response: Response) -> Response:
         for hook, wants_request in self._after:
@@ -351,7 +358,7 @@ class Endpoint:
             except Exception as exc:  # noqa: BLE001
                 return await self._handle_error(request, exc)
             if result is not None:
-                response = to_response(result)
+                response = _finish(request, to_response(result), self._renderer)
         save = self._session_save
         if save is not None and request.loaded_session is not None:
             try:
@@ -372,7 +379,8 @@ class Endpoint:
         handler, status = self._error_handler_for(exc)
         if handler is not None:
             try:
-                return to_response(await _maybe_await(_call_error_handler(handler, request, exc)))
+                result = await _maybe_await(_call_error_handler(handler, request, exc))
+                return _finish(request, to_response(result), self._renderer)
             except Exception as second:  # noqa: BLE001
                 return self._default_error(request, second, 500)
         return self._default_error(request, exc, status)
@@ -434,10 +442,11 @@ class _Expiry:
         self.task.cancel()
 
 
-def _for_request(request: Request, response: Response) -> Response:
-    """Let a file answer conditional and range requests before after-hooks see it."""
-    if isinstance(response, FileResponse):
-        return response.for_request(request)
+def _finish(request: Request, response: Response, renderer: Renderer | None) -> Response:
+    """Let a file answer conditional and range requests, and a template render, before
+    after-hooks see the response (one isinstance check for every other response)."""
+    if isinstance(response, Deferred):
+        return response.finish(request, renderer)
     return response
 
 

@@ -6,7 +6,7 @@ import email.utils
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import quote
 
 import orjson
@@ -162,6 +162,16 @@ class Response:
         return response
 
     @classmethod
+    def template(cls, template_name: str, status: int = 200, **context: Any) -> Response:
+        """The HTML page ``template_name`` rendered with ``context`` by the app that serves the
+        request (``App(templates=...)``, docs/templates.md). Rendered when the handler's chain
+        finishes it, before after-hooks see it: context processors see the request.
+
+        (Not positional-only: mypyc does not honour ``/``, so ``name`` stays free for the
+        context in both runtimes.)"""
+        return TemplateResponse(template_name, status, context)
+
+    @classmethod
     def sse(cls, stream: Any) -> Response:
         """A Server-Sent Events response: ``stream`` is an SseStream, or what SseStream takes."""
         return _BUILDERS["sse"](stream)
@@ -262,6 +272,54 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.content_type() or ''}>"
+
+
+class Renderer(Protocol):
+    """What finishes a TemplateResponse: the serving app's templates (cello.templating)."""
+
+    def render(self, name: str, context: dict[str, Any], request: Any) -> str: ...
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Deferred(Response):
+    """A response the handler chain finishes for the request it answers, before after-hooks
+    and middleware see it: a file answers conditional and range requests, a template is
+    rendered with the serving app's environment. One class, so the chain checks once."""
+
+    __slots__ = ()
+
+    def finish(self, request: Any, renderer: Renderer | None) -> Response:
+        return self
+
+
+class TemplateResponse(Deferred):
+    """``Response.template(...)``: a page to render once the serving app is known."""
+
+    __slots__ = ("template_name", "context", "rendered")
+
+    def __init__(self, name: str, status: int, context: dict[str, Any]) -> None:
+        self.status = status
+        self.body_bytes = b""
+        self.body_chunks = None
+        self.idle_filler = None
+        self._headers = [("content-type", HTML)]
+        self.template_name = name
+        self.context = context
+        self.rendered = False
+
+    def finish(self, request: Any, renderer: Renderer | None) -> Response:
+        if self.rendered:
+            return self  # passed back through a middleware: rendered once
+        if renderer is None:
+            raise RuntimeError(
+                f"Response.template({self.template_name!r}): this app has no templates (App(templates=None))"
+            )
+        self.body_bytes = renderer.render(self.template_name, self.context, request).encode("utf-8")
+        self.rendered = True
+        return self
+
+    def __repr__(self) -> str:
+        return f"<TemplateResponse {self.status} {self.template_name!r}>"
 
 
 # One tuple for every JSON response's header (the server caches its rendering by it).

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cello.errors import HTTPException
-from cello.response import BINARY, Response, register_builder
+from cello.response import BINARY, Deferred, Renderer, Response, register_builder
 
 if TYPE_CHECKING:
     from cello.request import Request
@@ -60,7 +60,7 @@ async def read_range(path: Path, start: int, length: int) -> AsyncIterator[bytes
             yield chunk
 
 
-class FileResponse(Response):
+class FileResponse(Deferred):
     """A file streamed from disk, with ``Content-Length``, ``Last-Modified`` and ``ETag``."""
 
     __slots__ = ("path", "size", "mtime", "etag")
@@ -92,6 +92,9 @@ class FileResponse(Response):
         if filename is not None:
             self.set_header("content-disposition", _attachment(filename))
         self.body_chunks = read_range(file_path, 0, self.size)
+
+    def finish(self, request: Request, renderer: Renderer | None) -> Response:
+        return self.for_request(request)
 
     def for_request(self, request: Request) -> Response:
         """Answer 304, 206 or 416 where the request's validators and Range call for it."""

@@ -1,7 +1,8 @@
 """BlackSheep with the same endpoints as apps/cello_app.py."""
 
 from bench_data import BIG, HELLO, ROUTE_COUNT
-from blacksheep import Application, Request, Router, json
+from blacksheep import Application, Request, Router, html, json
+from fortunes import TEMPLATE, environment, fortunes
 
 # Two applications in one module need a router each (blacksheep's default router is shared).
 app = Application(router=Router())
@@ -25,6 +26,14 @@ async def echo(request: Request) -> object:
 @app.router.get("/big")
 async def big() -> object:
     return json(BIG)
+
+
+_fortunes = environment().get_template(TEMPLATE)
+
+
+@app.router.get("/fortunes")
+async def fortunes_page() -> object:
+    return html(_fortunes.render(fortunes=fortunes()))
 
 
 app100 = Application(router=Router())

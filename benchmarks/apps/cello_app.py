@@ -10,8 +10,9 @@ from typing import Annotated
 
 import msgspec
 from bench_data import BIG, HELLO, ROUTE_COUNT
+from fortunes import TEMPLATE, fortunes
 
-from cello import App, HTTPException, Query, Request
+from cello import App, HTTPException, Query, Request, Response
 
 # scaling.py's idle-connection figure opens more connections than the default limit (1000).
 _max = os.environ.get("CELLO_BENCH_MAX_CONNECTIONS")
@@ -36,6 +37,13 @@ def echo(request: Request) -> object:
 @app.get("/big")
 def big(request: Request) -> dict[str, object]:
     return BIG
+
+
+@app.get("/fortunes")
+def fortunes_page(request: Request) -> Response:
+    # benchmarks/apps/templates/fortunes.html: App(templates=...) defaults to "templates"
+    # beside this module.
+    return Response.template(TEMPLATE, fortunes=fortunes())
 
 
 class Customer(msgspec.Struct):

@@ -2,6 +2,7 @@
 
 import falcon.asgi
 from bench_data import BIG, HELLO, ROUTE_COUNT
+from fortunes import TEMPLATE, environment, fortunes
 
 
 class Index:
@@ -24,7 +25,16 @@ class Big:
         resp.media = BIG
 
 
+class Fortunes:
+    template = environment().get_template(TEMPLATE)
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = self.template.render(fortunes=fortunes())
+
+
 app = falcon.asgi.App()
+app.add_route("/fortunes", Fortunes())
 app.add_route("/", Index())
 app.add_route("/users/{id:int}", User())
 app.add_route("/echo", Echo())

@@ -4,6 +4,8 @@ from typing import Annotated, Any
 
 from bench_data import BIG, HELLO, ROUTE_COUNT
 from fastapi import Body, FastAPI, Query
+from fastapi.responses import HTMLResponse
+from fortunes import TEMPLATE, environment, fortunes
 from pydantic import BaseModel, Field
 
 app = FastAPI()
@@ -27,6 +29,14 @@ async def echo(payload: dict[str, Any] = Body()) -> dict[str, Any]:
 @app.get("/big")
 async def big() -> dict[str, Any]:
     return BIG
+
+
+_fortunes = environment().get_template(TEMPLATE)
+
+
+@app.get("/fortunes", response_class=HTMLResponse)
+async def fortunes_page() -> HTMLResponse:
+    return HTMLResponse(_fortunes.render(fortunes=fortunes()))
 
 
 class Customer(BaseModel):

@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 import msgspec
 from bench_data import BIG, HELLO, ROUTE_COUNT
-from litestar import Litestar, get, post
+from fortunes import TEMPLATE, environment, fortunes
+from litestar import Litestar, MediaType, get, post
 from litestar.params import Parameter
 
 
@@ -26,6 +27,14 @@ async def echo(data: dict[str, Any]) -> dict[str, Any]:
 @get("/big")
 async def big() -> dict[str, Any]:
     return BIG
+
+
+_fortunes = environment().get_template(TEMPLATE)
+
+
+@get("/fortunes", media_type=MediaType.HTML)
+async def fortunes_page() -> str:
+    return _fortunes.render(fortunes=fortunes())
 
 
 class Customer(msgspec.Struct):
@@ -65,7 +74,7 @@ async def item(id: int, limit: Annotated[int, Parameter(ge=1, le=100)] = 20, q: 
     return {"id": id, "limit": limit, "q": q}
 
 
-app = Litestar(route_handlers=[index, user, echo, big, create_order, item])
+app = Litestar(route_handlers=[index, user, echo, big, create_order, item, fortunes_page])
 
 
 def _item_route(number: int) -> Any:

@@ -1,7 +1,8 @@
 """Sanic with the same endpoints as apps/cello_app.py (run with its own server)."""
 
 from bench_data import BIG, HELLO, ROUTE_COUNT
-from sanic import Request, Sanic, json
+from fortunes import TEMPLATE, environment, fortunes
+from sanic import Request, Sanic, html, json
 
 app = Sanic("bench")
 
@@ -24,6 +25,14 @@ async def echo(request: Request) -> object:
 @app.get("/big")
 async def big(request: Request) -> object:
     return json(BIG)
+
+
+_fortunes = environment().get_template(TEMPLATE)
+
+
+@app.get("/fortunes")
+async def fortunes_page(request: Request) -> object:
+    return html(_fortunes.render(fortunes=fortunes()))
 
 
 app100 = Sanic("bench100")

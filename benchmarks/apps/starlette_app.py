@@ -1,9 +1,10 @@
 """Starlette with the same endpoints as apps/cello_app.py (run under uvicorn or granian)."""
 
 from bench_data import BIG, HELLO, ROUTE_COUNT
+from fortunes import TEMPLATE, environment, fortunes
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 
@@ -23,8 +24,16 @@ async def big(request: Request) -> JSONResponse:
     return JSONResponse(BIG)
 
 
+_fortunes = environment().get_template(TEMPLATE)
+
+
+async def fortunes_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(_fortunes.render(fortunes=fortunes()))
+
+
 app = Starlette(
     routes=[
+        Route("/fortunes", fortunes_page),
         Route("/", index),
         Route("/users/{id:int}", user),
         Route("/echo", echo, methods=["POST"]),

@@ -9,6 +9,7 @@ The functions templates need (``csrf_token``, ``get_flashed_messages``) take the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from cello.request import Request
     from cello.response import Response
 
-__all__ = ["Session", "SessionStore", "create_store", "csrf_token", "get_flashed_messages"]
+__all__ = ["Session", "SessionStore", "create_store", "csrf_token", "get_flashed_messages", "template_context"]
 
 SecretKey = Union[str, bytes, Sequence[Union[str, bytes]]]
 DEFAULT_MAX_AGE = 14 * 24 * 3600
@@ -89,3 +90,15 @@ def get_flashed_messages(
     if with_categories:
         return list(flashed)
     return [message for _, message in flashed]
+
+
+def template_context(request: Request | None) -> dict[str, Any]:
+    """What every template sees once sessions are on: ``session``, ``csrf_token()`` and
+    ``get_flashed_messages(...)`` for the request being answered (nothing outside a request)."""
+    if request is None:
+        return {}
+    return {
+        "session": request.session,
+        "csrf_token": functools.partial(csrf_token, request),
+        "get_flashed_messages": functools.partial(get_flashed_messages, request),
+    }

@@ -34,6 +34,7 @@ TEST_APPS = [
     "tests/apps/openapi_app.py",
     "tests/apps/after.py",
     "tests/apps/sessions_app.py",
+    "tests/apps/pages.py",
     "examples/rest.py",
 ]
 
