@@ -159,3 +159,31 @@ def test_notes_swagger_ui_renders_and_tries_a_request(page: Page, serve_app: Ser
         page.screenshot(path=str(Path(shots) / "swagger-ui.png"), full_page=True)
     # Nothing came from anywhere but the app.
     assert requested and all(address.startswith(url) for address in requested), requested
+
+
+# -- notes site: templates, sessions, CSRF, flash, background work --------------------------------
+
+
+def test_notes_site_login_add_and_delete_a_note(page: Page, serve_app: Serve) -> None:
+    url = serve_app("examples/notes_site.py").url
+    page.goto(url + "/")
+    expect(page).to_have_url(url + "/login")  # not logged in: redirected
+    page.fill("input[name=user]", "ada")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".flash.error")).to_have_text("Unknown user or wrong password.")
+    page.fill("input[name=user]", "ada")
+    page.fill("input[name=password]", "lovelace")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(url + "/")
+    expect(page.locator(".flash")).to_have_text("Welcome, ada.")
+    text = f"<b>buy milk</b> {uuid.uuid4().hex[:6]}"
+    page.fill("input[name=text]", text)
+    page.click("text=Add")
+    expect(page.locator(".flash")).to_have_text("Note saved.")
+    expect(page.locator("#notes li").first).to_contain_text(text)  # shown as text, escaped
+    page.locator("#notes li").first.locator("button").click()
+    expect(page.locator(".flash")).to_have_text("Note deleted.")
+    expect(page.locator("#notes")).not_to_contain_text(text)
+    page.click("text=Log out")
+    expect(page).to_have_url(url + "/login")
