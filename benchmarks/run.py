@@ -84,6 +84,8 @@ PEER_PACKAGES = [
     "blacksheep",
     "litestar",
     "sanic",
+    # Every peer renders the fortunes page with the same Jinja2 template as Cello.
+    "jinja2",
 ]
 
 # What some peers serialise or validate with, reported with the versions.
@@ -259,7 +261,7 @@ def _uvicorn_target(framework: str, title: str) -> Target:
         return uvicorn_argv(_peer_bin("python"), f"{framework}_app:{attr}"), APPS
 
     return Target(
-        f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop"], command
+        f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop", "jinja2"], command
     )
 
 
@@ -286,7 +288,7 @@ def _granian_target(framework: str, title: str) -> Target:
             f"{framework}_app:{attr}",
         ], APPS
 
-    return Target(f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop"], command)
+    return Target(f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop", "jinja2"], command)
 
 
 def _sanic_command(attr: str) -> tuple[list[str], Path]:
@@ -324,7 +326,7 @@ TARGETS = [
         "cello-pure", "Cello (compiled router, pure-Python server)", True, "httptools", {"CELLO_PURE_PYTHON": "1"}
     ),
     *[t for fw, title in FRAMEWORKS for t in (_uvicorn_target(fw, title), _granian_target(fw, title))],
-    Target("sanic", "Sanic (single process)", "peer", ["sanic", "uvloop"], _sanic_command),
+    Target("sanic", "Sanic (single process)", "peer", ["sanic", "uvloop", "jinja2"], _sanic_command),
     Target("limit", "limit: raw uvloop + httptools", "limit", [], _limit_command),
 ]
 
