@@ -261,7 +261,11 @@ def _uvicorn_target(framework: str, title: str) -> Target:
         return uvicorn_argv(_peer_bin("python"), f"{framework}_app:{attr}"), APPS
 
     return Target(
-        f"{framework}-uvicorn", f"{title} + uvicorn", "peer", [framework, "uvicorn", "httptools", "uvloop", "jinja2"], command
+        f"{framework}-uvicorn",
+        f"{title} + uvicorn",
+        "peer",
+        [framework, "uvicorn", "httptools", "uvloop", "jinja2"],
+        command,
     )
 
 
@@ -288,7 +292,9 @@ def _granian_target(framework: str, title: str) -> Target:
             f"{framework}_app:{attr}",
         ], APPS
 
-    return Target(f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop", "jinja2"], command)
+    return Target(
+        f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop", "jinja2"], command
+    )
 
 
 def _sanic_command(attr: str) -> tuple[list[str], Path]:
