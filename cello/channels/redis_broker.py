@@ -20,17 +20,16 @@ import asyncio
 import logging
 import os
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cello.channels.broker import LocalSubscribers, Receiver
 from cello.channels.message import BrokerUnavailable
+from cello.redis_url import check_redis_url, redacted
 
 log = logging.getLogger("cello.channels")
 
@@ -43,32 +42,13 @@ HEARTBEAT: Final = 5.0
 RETRY_DELAYS: Final = (0.1, 2.0)
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    credentials, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 class RedisBroker:
     """Publish through Redis; deliver what Redis sends this process to its local subscribers."""
 
     shared_between_processes = True
 
     def __init__(self, url: str) -> None:
-        # Parsing now turns a malformed URL into an error when the App is created, not at the
-        # first publish in production.
-        try:
-            parse_url(url)
-            # redis-py ignores a path that is not a number; Cello would then use db 0 unasked.
-            db = urlsplit(url).path.strip("/")
-            if db and not (url.startswith("unix:") or db.isdigit()):
-                raise ValueError(f"the database is a number (redis://host:6379/0), not {db!r}")
-        except ValueError as exc:
-            raise ValueError(f"channels URL {redacted(url)!r}: {exc}") from None
+        check_redis_url(url, "channels URL")
         self._url = url
         self.url = redacted(url)  # shown in messages and logs
         self._local = LocalSubscribers()

@@ -22,17 +22,15 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cello.channels.redis_broker import redacted
 from cello.errors import HTTPException
 from cello.middleware.cors import add_vary
+from cello.redis_url import check_redis_url, redacted
 from cello.sessions.cookie import SessionCookie, json_error
 from cello.sessions.session import Session
 from cello.sessions.signing import JsonCodec, Signer
@@ -58,13 +56,7 @@ class RedisSessions:
     """Server-side sessions in Redis (``store="redis://host:6379/0"``)."""
 
     def __init__(self, url: str, signer: Signer, cookie: SessionCookie) -> None:
-        try:
-            parse_url(url)
-            db = urlsplit(url).path.strip("/")
-            if db and not (url.startswith("unix:") or db.isdigit()):
-                raise ValueError(f"the database is a number (redis://host:6379/0), not {db!r}")
-        except ValueError as exc:
-            raise ValueError(f"sessions store {redacted(url)!r}: {exc}") from None
+        check_redis_url(url, "sessions store")
         self._url = url
         self.url = redacted(url)  # for logs
         self.signer = signer
