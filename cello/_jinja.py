@@ -10,6 +10,7 @@ page it halves the render time. Values with ``__html__`` (Markup) are still take
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import jinja2
 from jinja2 import Template
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
+from jinja2.runtime import new_context
 
 try:  # markupsafe's C escaper: str in, escaped str out.
     from markupsafe._speedups import _escape_inner
@@ -80,6 +82,28 @@ def create_environment(
     # For templates rendered outside a request, and macros imported without context.
     env.globals["url_for"] = url_for
     return env
+
+
+def render(template: Template, values: dict[str, Any]) -> str:
+    """``template.render(values)``, with the context built from plain dicts.
+
+    Jinja2 merges the environment's globals into every render by iterating a ``ChainMap`` in
+    Python: on TechEmpower's fortunes page that is a third of the render. The same merge by
+    ``dict.update`` of each layer gives the same context (later layers win, as in the
+    ChainMap's lookup order reversed) for a fraction of the cost."""
+    layers = template.globals
+    if not isinstance(layers, ChainMap):  # pragma: no cover - not how Jinja2 3.1 makes them
+        return template.render(values)
+    parent: dict[str, Any] = {}
+    for layer in reversed(layers.maps):
+        parent.update(layer)
+    parent.update(values)
+    env = template.environment
+    context = new_context(env, template.name, template.blocks, parent, True, layers)
+    try:
+        return env.concat(template.root_render_func(context))
+    except Exception:
+        return env.handle_exception()
 
 
 def get_template(env: jinja2.Environment, name: str, directory: Path) -> Template:

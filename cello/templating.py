@@ -63,6 +63,8 @@ class Templates:
         self._processors: list[tuple[ContextProcessor, bool]] = []
         self._env: jinja2.Environment | None = None
         self._async_env: jinja2.Environment | None = None
+        # cello._jinja.render, set with the environment (Jinja2 loads with it).
+        self._render: Callable[[jinja2.Template, dict[str, Any]], str] = _not_loaded
         # Outside debug mode, name -> compiled template: one dict lookup per render instead of
         # Jinja2's locked LRU cache (what get_template consults, with a weakref per call).
         self._loaded: dict[str, jinja2.Template] = {}
@@ -83,6 +85,7 @@ class Templates:
         # Jinja2 loads here, on the first render: apps that render nothing never import it.
         from cello import _jinja
 
+        self._render = _jinja.render
         return _jinja.create_environment(self.directory, self._debug, enable_async, self._url_for)
 
     def set_debug(self, debug: bool) -> None:
@@ -120,7 +123,7 @@ class Templates:
             if not self._debug:
                 self._loaded[name] = template
         try:
-            return template.render(self.context(context, request))
+            return self._render(template, self.context(context, request))
         except Exception as exc:
             located = _located(exc)
             if located is exc:
@@ -179,3 +182,7 @@ def _takes_request(fn: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):
         return True
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+
+
+def _not_loaded(template: jinja2.Template, values: dict[str, Any]) -> str:
+    raise RuntimeError("a template rendered before the environment was created")  # pragma: no cover
