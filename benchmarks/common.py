@@ -174,11 +174,15 @@ def run_wrk(
     script: str | None = None,
     cpu: int | None = 1,
     threads: int = 1,
+    script_args: tuple[str, ...] = (),
 ) -> WrkResult:
-    """wrk against ``url``, pinned to ``cpu`` (None: not pinned); wrk's duration is whole seconds."""
+    """wrk against ``url``, pinned to ``cpu`` (None: not pinned); wrk's duration is whole seconds.
+    ``script_args`` reach the Lua script's ``init``."""
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
     if script:
         argv[1:1] = ["-s", script]
+    if script_args:
+        argv += ["--", *script_args]
     argv = pinned(cpu, argv) if cpu is not None else argv
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -204,21 +204,22 @@ class Postgres:
     def reset_statements(self) -> None:
         self.psql("SELECT pg_stat_statements_reset()", DATABASE)
 
-    def statement_calls(self) -> dict[str, int]:
-        """Calls per normalised statement on `hello_world` since the last reset (upper-cased
-        text, whitespace collapsed), for counting an app's reads and writes."""
+    def statement_calls(self) -> dict[str, tuple[int, int]]:
+        """(calls, rows) per normalised statement on `hello_world` since the last reset
+        (upper-cased, whitespace collapsed), for counting an app's reads and writes."""
         rows = self.psql(
-            "SELECT regexp_replace(s.query, '\\s+', ' ', 'g'), s.calls FROM pg_stat_statements s "
+            "SELECT regexp_replace(s.query, '\\s+', ' ', 'g'), s.calls, s.rows FROM pg_stat_statements s "
             "JOIN pg_database d ON d.oid = s.dbid "
             f"WHERE d.datname = '{DATABASE}'",
             DATABASE,
         )
-        calls: dict[str, int] = {}
+        counts: dict[str, tuple[int, int]] = {}
         for line in rows.splitlines():
-            query, _, count = line.rpartition("|")
+            query, calls, affected = line.rsplit("|", 2)
             key = query.strip().upper()
-            calls[key] = calls.get(key, 0) + int(count)
-        return calls
+            before = counts.get(key, (0, 0))
+            counts[key] = (before[0] + int(calls), before[1] + int(affected))
+        return counts
 
     def world(self) -> dict[int, int]:
         """id -> randomNumber of every `world` row."""
