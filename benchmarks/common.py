@@ -31,16 +31,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.ports import free_port  # noqa: E402
 
 
-def ensure_wrk() -> str:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print("installing wrk (apt-get)...", flush=True)
+def ensure_apt_tool(command: str, package: str | None = None) -> str:
+    """The path of ``command``, installing Debian's ``package`` (default: the command's name)
+    with apt-get when it is missing; SystemExit if it is still missing."""
+    package = package or command
+    path = shutil.which(command)
+    if path is None:
+        print(f"installing {package} (apt-get)...", flush=True)
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-        wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is required: apt-get install wrk")
-    return wrk
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True)
+        path = shutil.which(command)
+    if path is None:
+        raise SystemExit(f"{command} is required: apt-get install {package}")
+    return path
 
 
 def ensure_peers(packages: list[str]) -> Path:

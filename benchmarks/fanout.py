@@ -43,9 +43,6 @@ import base64
 import json
 import os
 import resource
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,8 +55,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Server, ensure_peers, machine_facts, rounds, table, uvicorn_argv  # noqa: E402
-from support.ports import free_port  # noqa: E402
+from common import Server, ensure_apt_tool, ensure_peers, machine_facts, rounds, table, uvicorn_argv  # noqa: E402
+from support.redis import RedisServer  # noqa: E402
 from support.websocket import OP_PONG, encode_frame  # noqa: E402
 
 # broadcaster 0.3.1 misses every message with redis-py 8 (its listener starts before the
@@ -68,56 +65,6 @@ PEERS = ["uvicorn", "starlette", "broadcaster[redis]", "redis<8", "websockets", 
 ROOM = "bench"
 OP_TEXT, OP_CLOSE, OP_PING = 0x1, 0x8, 0x9
 WARM_SUBSCRIBERS, WARM_MESSAGES = 8, 10
-
-
-# -- Redis ------------------------------------------------------------------------------
-
-
-def ensure_redis() -> str:
-    redis = shutil.which("redis-server")
-    if redis is None:
-        print("installing redis-server (apt-get)...", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True)
-        redis = shutil.which("redis-server")
-    if redis is None:
-        raise SystemExit("redis-server is required: apt-get install redis-server")
-    return redis
-
-
-def start_redis(log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A private redis-server on a free port: no persistence, loopback only."""
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [ensure_redis(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return process, port
-        except OSError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop_process(process)
-    raise RuntimeError(f"redis-server did not start: {log.read_text(errors='replace')[-500:]}")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # -- The servers ------------------------------------------------------------------------
@@ -673,12 +620,13 @@ def main() -> None:
     peer_python = str(ensure_peers(PEERS))
     with tempfile.TemporaryDirectory(prefix="fanout-") as name:
         tmp = Path(name)
-        redis, redis_port = start_redis(tmp / "redis.log")
+        # Debian's package installs it where support.redis looks for it (/usr/bin).
+        ensure_apt_tool("redis-server")
+        redis = RedisServer().start()
         try:
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
             chosen = {
                 server.name: (server, workers)
-                for server, workers in servers(peer_python, redis_url, args.workers, args.cello_broker, tmp)
+                for server, workers in servers(peer_python, redis.url, args.workers, args.cello_broker, tmp)
                 if args.only is None or (args.only == "cello") == server.name.startswith("cello")
             }
             results: dict[str, Result] = {}
@@ -699,7 +647,7 @@ def main() -> None:
 
             rounds([server for server, _ in chosen.values()], 1, measure, timeout=30)
         finally:
-            stop_process(redis)
+            redis.stop()
 
     cello = next((r for n, r in results.items() if n.startswith("cello")), None)
     peer = next((r for n, r in results.items() if not n.startswith("cello")), None)

@@ -18,8 +18,8 @@ from common import (
     ROOT,
     Server,
     WrkResult,
+    ensure_apt_tool,
     ensure_peers,
-    ensure_wrk,
     machine_facts,
     median_result,
     rounds,
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
 
-    wrk = ensure_wrk()
+    wrk = ensure_apt_tool("wrk")
     peer_python = str(ensure_peers(["uvicorn", "starlette", "httptools", "uvloop"]))
     cello = ROOT / ".venv" / "bin" / "cello"
     subprocess.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, WrkResult, ensure_wrk, machine_facts, median_result, rounds, table, wrk_figure  # noqa: E402
+from common import ROOT, Server, WrkResult, ensure_apt_tool, machine_facts, median_result, rounds, table, wrk_figure  # noqa: E402
 
 VARIANTS = {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"}
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    wrk = ensure_wrk()
+    wrk = ensure_apt_tool("wrk")
     cello = str(ROOT / ".venv" / "bin" / "cello")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "headers.lua"

@@ -56,8 +56,8 @@ from common import (  # noqa: E402
     ROOT,
     Server,
     WrkResult,
+    ensure_apt_tool,
     ensure_peers,
-    ensure_wrk,
     machine_facts,
     median_result,
     table,
@@ -691,7 +691,7 @@ def main() -> None:
     command = "python benchmarks/run.py" + ("" if len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
 
-    wrk = ensure_wrk()
+    wrk = ensure_apt_tool("wrk")
     packages = sorted({p for t in targets for p in t.needs}, key=PEER_PACKAGES.index)
     install_failed: dict[str, str] = {}
     if packages and not args.no_install:

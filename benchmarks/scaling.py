@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS_VENV, ROOT, Server, ensure_wrk, machine_facts, pinned, rounds, run_wrk, table, wrk_figure  # noqa: E402
+from common import PEERS_VENV, ROOT, Server, ensure_apt_tool, machine_facts, pinned, rounds, run_wrk, table, wrk_figure  # noqa: E402
 from run import (  # noqa: E402
     ENDPOINTS,
     RESULTS,
@@ -510,7 +510,7 @@ def main() -> None:
     args = parser.parse_args()
     command = "python benchmarks/scaling.py" + ("" if len(sys.argv) < 2 else " " + " ".join(sys.argv[1:]))
 
-    wrk = ensure_wrk()
+    wrk = ensure_apt_tool("wrk")
     used = {e.app for e in ENDPOINTS if e.key in args.endpoints or e.key == args.latency_endpoint}
     if build_cello(sorted(used)):
         raise SystemExit("cello build failed")

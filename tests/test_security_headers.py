@@ -53,6 +53,17 @@ def app_with(**options: object) -> App:
     return app
 
 
+def test_the_defaults() -> None:
+    # The documented defaults (docs/sessions.md), so that a change to them is a decision.
+    names = (*DEFAULTS, "strict-transport-security", "content-security-policy", "permissions-policy")
+    with TestClient(app_with(), base_url="https://testserver") as client:
+        headers = client.get("/").headers
+        assert {name: headers[name] for name in names if name in headers} == {
+            **DEFAULTS,
+            "strict-transport-security": "max-age=31536000; includeSubDomains",
+        }
+
+
 def test_hsts_only_on_https() -> None:
     app = app_with()
     with TestClient(app, base_url="https://testserver") as client:

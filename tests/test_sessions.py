@@ -235,6 +235,13 @@ def test_cookies_persist_in_the_test_client() -> None:
         assert client.get("/session").json() == {"a": "1", "b": "2"}
 
 
+def test_the_default_cookie() -> None:
+    # The documented defaults (docs/sessions.md), so that a change to them is a decision.
+    with TestClient(make_app()) as client:
+        header = session_cookie(client.get("/set/a/1"))
+        assert attributes(header) == {"httponly": "", "samesite": "Lax", "path": "/", "max-age": str(14 * 24 * 3600)}
+
+
 def test_secure_is_automatic_on_https() -> None:
     app = make_app()
     with TestClient(app, base_url="https://testserver") as client:

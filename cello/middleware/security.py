@@ -26,13 +26,14 @@ class SecurityHeaders:
     @classmethod
     def create(
         cls,
-        hsts: bool | str = True,
-        content_type_options: str | None = "nosniff",
-        referrer_policy: str | None = "strict-origin-when-cross-origin",
-        frame_options: str | None = "DENY",
-        csp: str | None = None,
-        permissions_policy: str | None = None,
+        hsts: bool | str,
+        content_type_options: str | None,
+        referrer_policy: str | None,
+        frame_options: str | None,
+        csp: str | None,
+        permissions_policy: str | None,
     ) -> SecurityHeaders:
+        # No defaults here: enable_security_headers's are the only ones, so they cannot drift apart.
         if hsts is True:
             hsts_value: str | None = HSTS_DEFAULT
         elif hsts is False or hsts is None:

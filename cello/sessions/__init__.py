@@ -44,16 +44,17 @@ class SessionStore(Protocol):
 
 def create_store(
     secret_key: SecretKey,
-    store: str = "cookie",
-    cookie_name: str = "session",
-    max_age: int = DEFAULT_MAX_AGE,
-    same_site: str | None = "lax",
-    secure: bool | None = None,
-    http_only: bool = True,
-    domain: str | None = None,
-    path: str = "/",
+    store: str,
+    cookie_name: str,
+    max_age: int,
+    same_site: str | None,
+    secure: bool | None,
+    http_only: bool,
+    domain: str | None,
+    path: str,
 ) -> SessionStore:
-    """The store ``app.enable_sessions`` installs; every argument is checked here, at start-up."""
+    """The store ``app.enable_sessions`` installs (the defaults are that method's alone);
+    every argument is checked here, at start-up."""
     keys = secret_keys(secret_key)
     if type(max_age) is not int or max_age <= 0:
         raise ValueError(f"max_age is a number of seconds > 0, not {max_age!r}")
