@@ -43,8 +43,8 @@ from common import (  # noqa: E402
     ROOT,
     Server,
     WrkResult,
+    ensure_apt_tool,
     ensure_peers,
-    ensure_wrk,
     free_port,
     machine_facts,
     median_result,
@@ -256,7 +256,7 @@ def main() -> None:
     command = "python benchmarks/tfb/run.py" + ("" if len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:]))
     started = time.monotonic()
 
-    wrk = ensure_wrk()
+    wrk = ensure_apt_tool("wrk")
     peers = [p for p in PEERS if any(t.key == p.key for t in chosen)]
     if peers and not args.no_install:
         ensure_peers(sorted({package for peer in peers for package in peer.packages}))
