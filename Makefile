@@ -47,6 +47,8 @@ test: $(TEST_STAMP)
 	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium unavailable: browser tests will be skipped"
 	@# The channel tests need a real Redis (Debian's); the tests start and stop their own servers.
 	@command -v redis-server >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
+	@# The TechEmpower app's tests need a real PostgreSQL (Debian's); they start a throwaway cluster.
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null)
 	$(BIN)/python -m mypy cello codegen
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
