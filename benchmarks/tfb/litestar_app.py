@@ -1,0 +1,137 @@
+"""TechEmpower's test types on Litestar, as its docs show (run under Granian, cwd benchmarks/tfb).
+
+The same statements and rules as cello_app.py: one SELECT per row read, `queries`/`count`
+clamped to 1..500 (not an integer: 1), one batched UPDATE, the shared fortune.html template.
+Results are msgspec Structs named in the return types (Litestar serialises with msgspec).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from operator import itemgetter
+from pathlib import Path
+from random import randint, sample
+from typing import Any
+
+import asyncpg
+import jinja2
+import msgspec
+from litestar import Litestar, MediaType, get
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template import TemplateConfig
+
+DSN = os.environ.get("TFB_DSN", "postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:5432/hello_world")
+POOL_SIZE = int(os.environ.get("TFB_POOL_SIZE", "16"))
+
+READ_ROW = "SELECT randomnumber FROM world WHERE id = $1"
+READ_FORTUNES = "SELECT id, message FROM fortune"
+WRITE_ROWS = (
+    "UPDATE world SET randomnumber = new.randomnumber "
+    "FROM unnest($1::int[], $2::int[]) AS new(id, randomnumber) WHERE world.id = new.id"
+)
+ADDED_FORTUNE = (0, "Additional fortune added at request time.")
+by_message = itemgetter(1)
+
+
+class World(msgspec.Struct):
+    id: int
+    randomNumber: int  # noqa: N815 (TFB's key)
+
+
+pool: Any = None  # asyncpg.Pool, opened at start-up
+cache: dict[int, World] = {}
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    global pool
+    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    async with pool.acquire() as connection:
+        rows = await connection.fetch("SELECT id, randomnumber FROM world")
+    cache.update((id, World(id, number)) for id, number in rows)
+    yield
+    await pool.close()
+
+
+def clamp(queries: str) -> int:
+    """TFB's rule for `queries` and `count`: not an integer -> 1, then clamped to 1..500."""
+    try:
+        value = int(queries)
+    except ValueError:
+        return 1
+    return min(max(value, 1), 500)
+
+
+def random_ids(count: int) -> list[int]:
+    # Distinct ids, so that an update batch never writes one row twice.
+    return sample(range(1, 10_001), count)
+
+
+@get("/json")
+async def json() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@get("/plaintext", media_type=MediaType.TEXT)
+async def plaintext() -> bytes:
+    return b"Hello, World!"
+
+
+@get("/db")
+async def single_query() -> World:
+    id = randint(1, 10_000)
+    return World(id, await pool.fetchval(READ_ROW, id))
+
+
+# `queries` is a str, not an int: TFB wants 1 for a non-integer, where an int would be a 400.
+@get("/queries")
+async def multiple_queries(queries: str = "1") -> list[World]:
+    ids = random_ids(clamp(queries))
+    async with pool.acquire() as connection:
+        read = connection.fetchval
+        return [World(id, await read(READ_ROW, id)) for id in ids]
+
+
+@get("/fortunes")
+async def fortunes() -> Template:
+    async with pool.acquire() as connection:
+        rows: list[Any] = await connection.fetch(READ_FORTUNES)
+    rows.append(ADDED_FORTUNE)
+    rows.sort(key=by_message)
+    return Template("fortune.html", context={"fortunes": rows})
+
+
+@get("/updates")
+async def updates(queries: str = "1") -> list[World]:
+    ids = sorted(random_ids(clamp(queries)))  # in id order: concurrent batches cannot deadlock
+    numbers = [randint(1, 10_000) for _ in ids]
+    async with pool.acquire() as connection:
+        read = connection.fetchval
+        for id in ids:
+            await read(READ_ROW, id)  # TFB: each row is read before it is updated
+        await connection.execute(WRITE_ROWS, ids, numbers)
+    return [World(id, number) for id, number in zip(ids, numbers)]
+
+
+@get("/cached-queries")
+async def cached_queries(count: str = "1") -> list[World]:
+    return [cache[id] for id in random_ids(clamp(count))]
+
+
+app = Litestar(
+    route_handlers=[json, plaintext, single_query, multiple_queries, fortunes, updates, cached_queries],
+    lifespan=[lifespan],
+    # Cello's Jinja2 settings for App(templates=...), handed to Litestar's own integration.
+    template_config=TemplateConfig(
+        instance=JinjaTemplateEngine.from_environment(
+            jinja2.Environment(
+                loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                autoescape=jinja2.select_autoescape(("html", "htm", "xml", "jinja")),
+                auto_reload=False,
+            )
+        )
+    ),
+)
