@@ -1,11 +1,12 @@
 """The Python field for TechEmpower's test types: each peer app of this directory, the packages
-it needs in the peers venv and the command serving it (one worker, like Cello's).
+it needs in the peers venv and the command serving it with a number of workers.
 
     for peer in PEERS:
-        argv = [arg.replace("{port}", str(port)) for arg in peer.argv(venv / "bin")]
+        argv = [arg.replace("{port}", str(port)) for arg in peer.argv(venv / "bin", workers)]
         subprocess.Popen(argv, cwd=peer.cwd, env={**os.environ, "TFB_DSN": dsn})
 
-The ASGI apps run under Granian as benchmarks/run.py runs them; Sanic runs its own server.
+The ASGI apps run under Granian as benchmarks/run.py runs them; Sanic runs its own server
+(in single-process mode for one worker).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ class Peer:
     key: str
     name: str
     packages: list[str]  # pip packages for the peers venv
-    argv: Callable[[Path], list[str]]  # the venv's bin directory -> argv, "{port}" to fill in
+    argv: Callable[[Path, int], list[str]]  # (the venv's bin directory, workers) -> argv, "{port}" to fill in
     cwd: Path = HERE
 
 
-def _granian(module: str) -> Callable[[Path], list[str]]:
-    def argv(bin: Path) -> list[str]:
+def _granian(module: str) -> Callable[[Path, int], list[str]]:
+    def argv(bin: Path, workers: int) -> list[str]:
         return [
             str(bin / "python"),
             "-m",
@@ -38,7 +39,7 @@ def _granian(module: str) -> Callable[[Path], list[str]]:
             "--interface",
             "asgi",
             "--workers",
-            "1",
+            str(workers),
             "--loop",
             "uvloop",
             "--http",
@@ -57,11 +58,11 @@ def _granian(module: str) -> Callable[[Path], list[str]]:
     return argv
 
 
-def _sanic(bin: Path) -> list[str]:
+def _sanic(bin: Path, workers: int) -> list[str]:
     return [
         str(bin / "sanic"),
         "sanic_app:app",
-        "--single-process",
+        *(["--single-process"] if workers == 1 else ["--workers", str(workers)]),
         "--no-access-logs",
         "--no-motd",
         "--host",
@@ -77,5 +78,5 @@ PEERS: list[Peer] = [
     Peer("starlette", "Starlette + Granian", ["starlette", "granian", *COMMON], _granian("starlette_app")),
     Peer("fastapi", "FastAPI + Granian", ["fastapi", "granian", *COMMON], _granian("fastapi_app")),
     Peer("litestar", "Litestar + Granian", ["litestar", "granian", "msgspec", *COMMON], _granian("litestar_app")),
-    Peer("sanic", "Sanic (single process)", ["sanic", *COMMON], _sanic),
+    Peer("sanic", "Sanic", ["sanic", *COMMON], _sanic),
 ]

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,14 @@ from common import (  # noqa: E402
     WrkResult,
     ensure_apt_tool,
     ensure_peers,
-    free_port,
     machine_facts,
     median_result,
     run_wrk,
     table,
 )
 from database import Postgres  # noqa: E402
-from peers import PEERS  # noqa: E402
+from peers import PEERS, Peer  # noqa: E402
+from support.ports import free_port  # noqa: E402
 from verify import verify  # noqa: E402
 
 CELLO_BIN = ROOT / ".venv" / "bin"
@@ -92,8 +92,8 @@ class Target:
     key: str
     name: str
     argv: Callable[[int], list[str]]  # workers -> command line ("{port}" filled in at start)
+    cwd: Path
     is_cello: bool = False
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def cello_target() -> Target:
@@ -102,14 +102,18 @@ def cello_target() -> Target:
             "--port", "{port}", "--no-logs", "--workers", str(workers), "--require-compiled"
         ]  # fmt: skip
 
-    return Target("cello", "Cello (compiled, httptools)", argv, is_cello=True)
+    return Target("cello", "Cello (compiled, httptools)", argv, ROOT, is_cello=True)
+
+
+def peer_target(peer: Peer) -> Target:
+    def argv(workers: int) -> list[str]:
+        return peer.argv(PEERS_VENV / "bin", workers)
+
+    return Target(peer.key, peer.name, argv, peer.cwd)
 
 
 def targets() -> list[Target]:
-    peers_bin = PEERS_VENV / "bin"
-    return [cello_target()] + [
-        Target(peer.key, peer.name, lambda workers, peer=peer: peer.command(peers_bin, workers)) for peer in PEERS
-    ]
+    return [cello_target(), *map(peer_target, PEERS)]
 
 
 def prepare_cello(dsn: str) -> None:
@@ -127,9 +131,7 @@ def prepare_cello(dsn: str) -> None:
 
 
 def server(target: Target, workers: int, dsn: str, logs: Path) -> Server:
-    cwd = ROOT if target.is_cello else HERE
-    env = {**target.env, "TFB_DSN": dsn}
-    return Server(target.name, target.argv(workers), cwd=cwd, env=env, cpu=0 if workers == 1 else None,
+    return Server(target.name, target.argv(workers), cwd=target.cwd, env={"TFB_DSN": dsn}, cpu=0 if workers == 1 else None,
                   log=logs / f"{target.key}-{workers}.log")  # fmt: skip
 
 
