@@ -97,8 +97,8 @@ async def single_query() -> World:
 async def multiple_queries(queries: str = "1") -> list[World]:
     ids = choices(IDS, k=clamp(queries))
     async with pool.acquire() as connection:
-        read = connection.fetchval
-        return [World(id, await read(READ_ROW, id)) for id in ids]
+        rows = await connection.fetchmany(READ_ROW, [(id,) for id in ids])  # a query per row, pipelined
+        return [World(id, number) for id, (number,) in zip(ids, rows)]
 
 
 @app.get("/fortunes")
@@ -117,9 +117,8 @@ async def updates(queries: str = "1") -> list[World]:
     ids = sorted(sample(IDS, clamp(queries)))
     numbers = [randint(1, 10_000) for _ in ids]
     async with pool.acquire() as connection:
-        read = connection.fetchval
-        for id in ids:
-            await read(READ_ROW, id)  # TFB: each row is read before it is updated
+        # TFB: each row is read before it is updated (a query per row, pipelined).
+        await connection.fetchmany(READ_ROW, [(id,) for id in ids])
         await connection.execute(WRITE_ROWS, ids, numbers)
     return [World(id, number) for id, number in zip(ids, numbers)]
 

@@ -94,8 +94,8 @@ class MultipleQueries:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         ids = choices(IDS, k=clamp(req.get_param("queries", default="1")))
         async with pool.acquire() as connection:
-            read = connection.fetchval
-            resp.media = [{"id": id, "randomNumber": await read(READ_ROW, id)} for id in ids]
+            rows = await connection.fetchmany(READ_ROW, [(id,) for id in ids])  # a query per row, pipelined
+            resp.media = [{"id": id, "randomNumber": number} for id, (number,) in zip(ids, rows)]
 
 
 class Fortunes:
@@ -115,9 +115,8 @@ class Updates:
         ids = sorted(sample(IDS, clamp(req.get_param("queries", default="1"))))  # id order: no deadlocks
         numbers = [randint(1, 10_000) for _ in ids]
         async with pool.acquire() as connection:
-            read = connection.fetchval
-            for id in ids:
-                await read(READ_ROW, id)  # TFB: each row is read before it is updated
+            # TFB: each row is read before it is updated (a query per row, pipelined).
+            await connection.fetchmany(READ_ROW, [(id,) for id in ids])
             await connection.execute(WRITE_ROWS, ids, numbers)
         resp.media = [{"id": id, "randomNumber": number} for id, number in zip(ids, numbers)]
 
