@@ -15,9 +15,8 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "tfb"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from database import Postgres  # noqa: E402
-from verify import verify  # noqa: E402
-
 from support.servers import RunningServer  # noqa: E402
+from verify import verify  # noqa: E402
 
 
 @pytest.fixture(scope="module")
