@@ -352,6 +352,7 @@ def test_shutdown_closes_only_an_idle_connection() -> None:
 class FakeTransport:
     def __init__(self) -> None:
         self.data = bytearray()
+        self.writes = 0  # calls to write/writelines: what the kernel would see as send calls
         self.eof = False
         self.closed = False
         self.reading = True
@@ -360,11 +361,15 @@ class FakeTransport:
         return ("127.0.0.1", 40000) if name == "peername" else default
 
     def write(self, data: bytes) -> None:
+        assert not self.eof and not self.closed, "written after write_eof/close: the bytes would be lost"
         self.data += data
+        self.writes += 1
 
     def writelines(self, chunks: Any) -> None:
+        assert not self.eof and not self.closed, "written after write_eof/close: the bytes would be lost"
         for chunk in chunks:
-            self.write(chunk)
+            self.data += chunk
+        self.writes += 1
 
     def is_closing(self) -> bool:
         return self.closed
@@ -403,6 +408,7 @@ class Connection:
             app.route("GET", path)(self.echo)
         app.route("POST", "/upload")(self.echo)
         app.route("GET", "/slow")(self.slow)
+        app.route("GET", "/big")(self.big)
         self.loop = asyncio.new_event_loop()
         self.server = ServerState(app, ServerConfig(http=http, announce=False, **settings), self.loop)  # type: ignore[arg-type]
         self.clock = Clock()
@@ -415,6 +421,10 @@ class Connection:
     @staticmethod
     def echo(request: Any) -> Response:
         return Response(b"r:" + request.raw_path.encode() + b":" + request.body_bytes)
+
+    @staticmethod
+    def big(request: Any) -> Response:
+        return Response(b"r:/big:" + b"x" * 100_000)  # past the size joined with its head
 
     @staticmethod
     async def slow(request: Any) -> Response:
@@ -481,6 +491,30 @@ def test_any_split_of_pipelined_input_gives_the_same_responses_in_order(http: st
         assert c.protocol._st.reading == S.IDLE and not c.transport.closed
     finally:
         c.close()
+
+
+def test_responses_answered_in_one_read_go_out_in_one_write(conn: Connection) -> None:
+    conn.send(get("/a") * 3 + get("/slow") + get("/b") + get("/c"))
+    assert bodies(conn.take()) == [b"r:/a:"] * 3
+    assert conn.transport.writes == 1  # the three answers of the read, together
+    conn.run()  # /slow answers; /b and /c, queued behind it, are answered together
+    assert bodies(conn.take()) == [b"r:/slow:", b"r:/b:", b"r:/c:"]
+    assert conn.transport.writes == 3
+
+
+def test_gathered_responses_keep_their_order_with_large_bodies_and_refusals(conn: Connection) -> None:
+    conn.send(get("/a") + get("/big") + get("/b") + get("/c") + b"NOT HTTP\r\n\r\n")
+    data = conn.take()
+    assert [body[:7] for body in bodies(data)] == [b"r:/a:", b"r:/big:", b"r:/b:", b"r:/c:"]
+    assert len(bodies(data)[1]) == len(b"r:/big:") + 100_000
+    assert data.rindex(b"HTTP/1.1 400") > data.index(b"r:/c:")
+    assert conn.transport.eof  # the refusal half-closes, after everything before it went out
+
+
+def test_gathered_responses_go_out_before_the_connection_closes(conn: Connection) -> None:
+    conn.send(get("/a") + get("/b", "Connection: close\r\n"))
+    assert bodies(conn.take()) == [b"r:/a:", b"r:/b:"]
+    assert conn.transport.eof and conn.transport.writes == 1
 
 
 def test_pipelined_requests_wait_behind_a_slow_one(conn: Connection) -> None:
