@@ -43,6 +43,11 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_json_default)
 
 
+# Content types that passed check_header_value: the handful an app uses are not checked again
+# on every response (bounded, so a client's own types cannot grow it).
+_CHECKED_TYPES: set[str] = set()
+
+
 def _encode(body: Body) -> tuple[bytes, str | None]:
     """Body bytes and the content type the body implies (None: none implied)."""
     if body is None:
@@ -96,9 +101,11 @@ class Response:
         self.body_chunks: AsyncIterator[bytes] | None = None
         self.idle_filler: tuple[float, bytes] | None = None
         pairs: list[tuple[str, str]] = []
-        if content_type is not None:
+        if content_type is not None and content_type not in _CHECKED_TYPES:
             # Often the client's own words (an upload's type): no CR/LF into the head.
             check_header_value("content-type", content_type)
+            if len(_CHECKED_TYPES) < 64:
+                _CHECKED_TYPES.add(content_type)  # an app's own few types: checked once
         kind = content_type or implied
         if kind is not None and (data or content_type is not None):
             pairs.append(("content-type", kind))
