@@ -24,6 +24,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEERS_VENV = HERE / ".venv-peers"
+# docs/benchmarks.md: the section between these markers is benchmarks/tfb/run.py's; the
+# page's other writer (run.py --write) keeps it.
+TFB_START, TFB_END = "<!-- tfb:start -->", "<!-- tfb:end -->"
 # The tests' support package (importable as `support` once a script imported this module):
 # the benchmarks use its free_port and its WebSocket frame encoder.
 sys.path.insert(0, str(ROOT / "tests"))

@@ -54,6 +54,8 @@ from common import (  # noqa: E402
     HERE,
     PEERS_VENV,
     ROOT,
+    TFB_END,
+    TFB_START,
     Server,
     WrkResult,
     ensure_apt_tool,
@@ -656,7 +658,14 @@ memory per idle connection are measured by `benchmarks/scaling.py`; see
 
 
 def write_docs(body: str) -> None:
-    DOCS.write_text(DOC_INTRO + "\n" + body)
+    """The page, keeping the section benchmarks/tfb/run.py writes (between its markers)."""
+    kept = ""
+    if DOCS.exists():
+        text = DOCS.read_text()
+        start, end = text.find(TFB_START), text.find(TFB_END)
+        if 0 <= start < end:
+            kept = "\n" + text[start : end + len(TFB_END)] + "\n"
+    DOCS.write_text(DOC_INTRO + "\n" + body + kept)
     print(f"wrote {DOCS.relative_to(ROOT)}")
 
 

@@ -41,6 +41,8 @@ sys.path.insert(0, str(HERE))
 from common import (  # noqa: E402
     PEERS_VENV,
     ROOT,
+    TFB_END,
+    TFB_START,
     Server,
     WrkResult,
     ensure_apt_tool,
@@ -60,7 +62,6 @@ BUILD = ROOT / "benchmarks" / "build" / "tfb"
 RESULTS = ROOT / "benchmarks" / "results" / "tfb.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
 PIPELINE = HERE / "pipeline.lua"
-START, END = "<!-- tfb:start -->", "<!-- tfb:end -->"
 
 
 @dataclass(frozen=True)
@@ -227,10 +228,10 @@ def report(chosen: list[Target], tests: list[Test], workers: int, results: Resul
 def write_docs(section: str) -> None:
     """Replace the TFB section of docs/benchmarks.md (between its markers), or append it."""
     text = DOCS.read_text()
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{TFB_START}\n{section}\n{TFB_END}"
+    if TFB_START in text and TFB_END in text:
+        head, rest = text.split(TFB_START, 1)
+        text = head + block + rest.split(TFB_END, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOCS.write_text(text)
