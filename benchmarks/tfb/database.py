@@ -227,11 +227,19 @@ class Postgres:
         return {int(a): int(b) for a, b in (line.split("|") for line in rows.splitlines())}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    # A cluster to try the apps by hand: prints the DSN and waits for Ctrl-C.
-    with Postgres.start() as db:
-        print(f"TFB_DSN={db.dsn}", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+    # A cluster to try the apps by hand: prints the DSN and runs until SIGINT or SIGTERM (set
+    # here: a background job of a non-interactive shell would ignore SIGINT), then removes it.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with Postgres.start() as db:
+            print(f"TFB_DSN={db.dsn}", flush=True)
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        pass
