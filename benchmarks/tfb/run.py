@@ -160,14 +160,15 @@ Results = dict[tuple[str, str], list[WrkResult]]
 
 
 def measure(
-    chosen: list[Target], tests: list[Test], workers: int, args: argparse.Namespace, wrk: str, dsn: str, logs: Path
+    chosen: list[Target], tests: list[Test], workers: int, args: argparse.Namespace, wrk: str, db: Postgres, logs: Path
 ) -> Results:
     results: Results = {}
     cpu = 1 if workers == 1 else None
     for run in range(args.runs):
         shift = run % len(chosen)
         for target in chosen[shift:] + chosen[:shift]:
-            process = server(target, workers, dsn, logs)
+            db.refresh()
+            process = server(target, workers, db.dsn, logs)
             port = free_port()
             try:
                 process.start(port, timeout=60)
@@ -270,7 +271,7 @@ def main() -> None:
         passed = [t for t in chosen if t.key not in failed]
         if args.verify_only:
             raise SystemExit(1 if failed else 0)
-        tables = {workers: measure(passed, tests, workers, args, wrk, db.dsn, Path(tmp)) for workers in args.workers}
+        tables = {workers: measure(passed, tests, workers, args, wrk, db, Path(tmp)) for workers in args.workers}
 
     parts = []
     for workers, results in tables.items():
