@@ -251,6 +251,14 @@ def uvicorn_argv(python: str, app: str, *extra: str) -> list[str]:
             "--no-access-log", "--log-level", "warning", *extra]  # fmt: skip
 
 
+def granian_argv(python: str, app: str, workers: int = 1) -> list[str]:
+    """Granian as every benchmark runs an ASGI peer on it: uvloop, HTTP/1, no WebSocket, no
+    access log, 127.0.0.1 ("{port}" filled in)."""
+    return [python, "-m", "granian", "--interface", "asgi", "--workers", str(workers), "--loop", "uvloop",
+            "--http", "1", "--no-ws", "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1",
+            "--port", "{port}", app]  # fmt: skip
+
+
 def stream_servers(peer_python: str, starlette_name: str) -> list[Server]:
     """Cello and Starlette serving the SSE and upload benchmark apps (apps/*_streams.py)."""
     cello = str(ROOT / ".venv" / "bin" / "cello")

@@ -60,6 +60,7 @@ from common import (  # noqa: E402
     WrkResult,
     ensure_apt_tool,
     ensure_peers,
+    granian_argv,
     machine_facts,
     median_result,
     table,
@@ -273,26 +274,7 @@ def _uvicorn_target(framework: str, title: str) -> Target:
 
 def _granian_target(framework: str, title: str) -> Target:
     def command(attr: str) -> tuple[list[str], Path]:
-        return [
-            _peer_bin("python"),
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--workers",
-            "1",
-            "--loop",
-            "uvloop",
-            "--http",
-            "1",
-            "--no-ws",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--port",
-            "{port}",
-            f"{framework}_app:{attr}",
-        ], APPS
+        return granian_argv(_peer_bin("python"), f"{framework}_app:{attr}"), APPS
 
     return Target(
         f"{framework}-granian", f"{title} + Granian", "peer", [framework, "granian", "uvloop", "jinja2"], command

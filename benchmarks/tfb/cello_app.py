@@ -11,30 +11,30 @@ and escaped by the template; updates are persisted before the answer.
 
 from __future__ import annotations
 
-import os
-from operator import itemgetter
 from random import choices, randint, sample
 from typing import Any
 
 import asyncpg
 import msgspec
+from rules import (
+    ADDED_FORTUNE,
+    DSN,
+    IDS,
+    POOL_SIZE,
+    READ_FORTUNES,
+    READ_ROW,
+    READ_WORLD,
+    TEMPLATE,
+    TEMPLATES,
+    WRITE_ROWS,
+    by_message,
+    clamp,
+    keep_session,
+)
 
 from cello import App, Response
 
-app = App(templates="templates")
-
-DSN = os.environ.get("TFB_DSN", "postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:5432/hello_world")
-POOL_SIZE = int(os.environ.get("TFB_POOL_SIZE", "16"))
-
-READ_ROW = "SELECT randomnumber FROM world WHERE id = $1"
-READ_FORTUNES = "SELECT id, message FROM fortune"
-# One statement writes the whole batch (TFB allows batched updates; the reads stay one per row).
-WRITE_ROWS = (
-    "UPDATE world SET randomnumber = new.randomnumber "
-    "FROM unnest($1::int[], $2::int[]) AS new(id, randomnumber) WHERE world.id = new.id"
-)
-ADDED_FORTUNE = (0, "Additional fortune added at request time.")
-by_message = itemgetter(1)
+app = App(templates=TEMPLATES)
 
 
 class World(msgspec.Struct):
@@ -46,35 +46,18 @@ pool: Any = None  # asyncpg.Pool, opened by each worker at start-up
 cache: dict[int, World] = {}
 
 
-async def keep_session(connection: Any) -> None:
-    """The pool's reset on release: none. asyncpg's default sends `RESET ALL; UNLISTEN *; ...`
-    on every release, a round trip per request; this app never changes session state."""
-
-
 @app.on_startup
 async def connect() -> None:
     global pool
     pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
     async with pool.acquire() as connection:
-        rows = await connection.fetch("SELECT id, randomnumber FROM world")
+        rows = await connection.fetch(READ_WORLD)
     cache.update((id, World(id, number)) for id, number in rows)
 
 
 @app.on_shutdown
 async def disconnect() -> None:
     await pool.close()
-
-
-def clamp(queries: str) -> int:
-    """TFB's rule for `queries` and `count`: not an integer -> 1, then clamped to 1..500."""
-    try:
-        value = int(queries)
-    except ValueError:
-        return 1
-    return min(max(value, 1), 500)
-
-
-IDS = range(1, 10_001)
 
 
 @app.get("/json")
@@ -107,7 +90,7 @@ async def fortunes() -> Response:
         rows: list[Any] = await connection.fetch(READ_FORTUNES)
     rows.append(ADDED_FORTUNE)
     rows.sort(key=by_message)
-    return Response.template("fortune.html", fortunes=rows)
+    return Response.template(TEMPLATE, fortunes=rows)
 
 
 @app.get("/updates")

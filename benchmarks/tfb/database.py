@@ -33,6 +33,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import pinned  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "apps"))
+from fortunes import FORTUNES  # noqa: E402  (TFB's 12 messages, as benchmarks/run.py serves them)
 from support.ports import free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -40,22 +43,6 @@ DATABASE = "hello_world"
 USER = "benchmarkdbuser"
 PASSWORD = "benchmarkdbpass"
 WORLD_ROWS = 10_000
-
-# TechEmpower's Fortune table (toolset/databases/postgres/create-postgres.sql).
-FORTUNES = [
-    (1, "fortune: No such file or directory"),
-    (2, "A computer scientist is someone who fixes things that aren't broken."),
-    (3, "After enough decimal places, nobody gives a damn."),
-    (4, "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1"),
-    (5, "A computer program does what you tell it to do, not what you want it to do."),
-    (6, "Emacs is a nice operating system, but I prefer UNIX. — Tom Christaensen"),
-    (7, "Any program that runs right is obviously correct."),
-    (8, "A list is only as strong as its weakest link. — Donald Knuth"),
-    (9, "Feature: A bug with seniority."),
-    (10, "Computers make very fast, very accurate mistakes."),
-    (11, '<script>alert("This should not be displayed in a browser alert box.");</script>'),
-    (12, "フレームワークのベンチマーク"),
-]
 
 
 def _sql_string(text: str) -> str:

@@ -1,39 +1,38 @@
 """TechEmpower's test types on Litestar, as its docs show (run under Granian, cwd benchmarks/tfb).
 
 The same statements and rules as cello_app.py: one SELECT per row read, `queries`/`count`
-clamped to 1..500 (not an integer: 1), one batched UPDATE, the shared fortune.html template.
+clamped to 1..500 (not an integer: 1), one batched UPDATE, the shared fortunes template (rules.py).
 Results are msgspec Structs named in the return types (Litestar serialises with msgspec).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from operator import itemgetter
-from pathlib import Path
 from random import choices, randint, sample
 from typing import Any
 
 import asyncpg
-import jinja2
 import msgspec
 from litestar import Litestar, MediaType, get
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
-
-DSN = os.environ.get("TFB_DSN", "postgresql://benchmarkdbuser:benchmarkdbpass@127.0.0.1:5432/hello_world")
-POOL_SIZE = int(os.environ.get("TFB_POOL_SIZE", "16"))
-
-READ_ROW = "SELECT randomnumber FROM world WHERE id = $1"
-READ_FORTUNES = "SELECT id, message FROM fortune"
-WRITE_ROWS = (
-    "UPDATE world SET randomnumber = new.randomnumber "
-    "FROM unnest($1::int[], $2::int[]) AS new(id, randomnumber) WHERE world.id = new.id"
+from rules import (
+    ADDED_FORTUNE,
+    DSN,
+    IDS,
+    POOL_SIZE,
+    READ_FORTUNES,
+    READ_ROW,
+    READ_WORLD,
+    TEMPLATE,
+    WRITE_ROWS,
+    by_message,
+    clamp,
+    jinja_environment,
+    keep_session,
 )
-ADDED_FORTUNE = (0, "Additional fortune added at request time.")
-by_message = itemgetter(1)
 
 
 class World(msgspec.Struct):
@@ -50,27 +49,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     global pool
     pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
     async with pool.acquire() as connection:
-        rows = await connection.fetch("SELECT id, randomnumber FROM world")
+        rows = await connection.fetch(READ_WORLD)
     cache.update((id, World(id, number)) for id, number in rows)
     yield
     await pool.close()
-
-
-async def keep_session(connection: Any) -> None:
-    """The pool's reset on release: none. asyncpg's default sends `RESET ALL; UNLISTEN *; ...`
-    on every release, a round trip per request; this app never changes session state."""
-
-
-def clamp(queries: str) -> int:
-    """TFB's rule for `queries` and `count`: not an integer -> 1, then clamped to 1..500."""
-    try:
-        value = int(queries)
-    except ValueError:
-        return 1
-    return min(max(value, 1), 500)
-
-
-IDS = range(1, 10_001)
 
 
 @get("/json")
@@ -104,7 +86,7 @@ async def fortunes() -> Template:
         rows: list[Any] = await connection.fetch(READ_FORTUNES)
     rows.append(ADDED_FORTUNE)
     rows.sort(key=by_message)
-    return Template("fortune.html", context={"fortunes": rows})
+    return Template(TEMPLATE, context={"fortunes": rows})
 
 
 @get("/updates")
@@ -127,13 +109,5 @@ app = Litestar(
     route_handlers=[json, plaintext, single_query, multiple_queries, fortunes, updates, cached_queries],
     lifespan=[lifespan],
     # Cello's Jinja2 settings for App(templates=...), handed to Litestar's own integration.
-    template_config=TemplateConfig(
-        instance=JinjaTemplateEngine.from_environment(
-            jinja2.Environment(
-                loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-                autoescape=jinja2.select_autoescape(("html", "htm", "xml", "jinja")),
-                auto_reload=False,
-            )
-        )
-    ),
+    template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(jinja_environment())),
 )

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import granian_argv
+
 HERE = Path(__file__).resolve().parent
 
 # What every peer app needs besides its framework and server.
@@ -32,28 +34,7 @@ class Peer:
 
 def _granian(module: str) -> Callable[[Path, int], list[str]]:
     def argv(bin: Path, workers: int) -> list[str]:
-        return [
-            str(bin / "python"),
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "1",
-            "--no-ws",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            f"{module}:app",
-        ]
+        return granian_argv(str(bin / "python"), f"{module}:app", workers)
 
     return argv
 
