@@ -14,6 +14,7 @@ Attributes follow OpenTelemetry's HTTP semantic conventions (stable since 1.23).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -26,7 +27,9 @@ from cello.headers import Headers
 from cello.pipeline import CallNext, Middleware
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
-from cello.server.interface import SharedMessage, WebSocketSession
+
+if TYPE_CHECKING:
+    from cello.server.interface import SharedMessage, WebSocketSession
 
 # Methods the conventions name; any other is reported as "_OTHER" (an unbounded value would
 # make an unbounded number of span names).
