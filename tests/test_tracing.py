@@ -344,7 +344,11 @@ def test_enabled_once() -> None:
 
 
 def test_without_opentelemetry_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cello.middleware
+
+    # As if never imported: neither the module nor the package's attribute for it.
     monkeypatch.delitem(sys.modules, "cello.middleware.tracing", raising=False)
+    monkeypatch.delattr(cello.middleware, "tracing", raising=False)
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ImportError, match=r"pip install 'cello-framework\[tracing\]'"):
         App().enable_tracing()
