@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cello.asgi import handle
@@ -36,6 +36,9 @@ from cello.runner import RunOptions, run_app
 from cello.server.http.forwarded import TrustedProxies
 from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store, template_context
 from cello.templating import ContextProcessor, Templates
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger("cello")
 
@@ -104,6 +107,7 @@ class App(Registrar):
         self._api_docs: ApiDocs | None = None
         self._sessions: SessionStore | None = None
         self._csrf = False
+        self._tracing = False
         # The rendered OpenAPI document, until the routes change.
         self._openapi_text: str | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
@@ -240,6 +244,30 @@ class App(Registrar):
                 "app.enable_csrf() keeps its token in the session: call app.enable_sessions(secret_key=...) first"
             )
         self._csrf = True
+        self._invalidate()
+
+    # -- tracing (OpenTelemetry) ------------------------------------------------------------
+
+    def enable_tracing(self, tracer_provider: TracerProvider | None = None, response_traceparent: bool = True) -> None:
+        """An OpenTelemetry SERVER span for every request and WebSocket session, named by the
+        route template (``"GET /users/{id}"``), the parent taken from the request's W3C
+        ``traceparent``; current while the handler runs. ``tracer_provider=None``: the global
+        provider (the app configures the SDK and exporters). ``response_traceparent``: the
+        response carries the server span's ``traceparent``. Needs ``cello-framework[tracing]``."""
+        if self._tracing:
+            raise RuntimeError("app.enable_tracing() was called already: an app has one tracer")
+        # opentelemetry-api is optional (cello-framework[tracing]): only an app that traces imports it.
+        try:
+            from cello.middleware import tracing
+        except ImportError as exc:
+            if not (exc.name or "").startswith("opentelemetry"):
+                raise
+            raise ImportError(
+                "app.enable_tracing() needs opentelemetry-api: pip install 'cello-framework[tracing]'"
+            ) from None
+        # Outermost, so the span covers every other middleware and hook of every chain.
+        self.scope.middleware.insert(0, tracing.install(tracer_provider, __version__, response_traceparent))
+        self._tracing = True
         self._invalidate()
 
     # -- the route table ------------------------------------------------------------------

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+
+# What is told of each exception Cello answers with a 500 (or a WebSocket close 1011) because
+# no error handler took it: a handler's, a hook's, a WebSocket handler's. Called where it is
+# logged, on that request's task, so the request's context is current: app.enable_tracing()
+# records it on the request's span. Empty unless a feature needs it (the error path only).
+unhandled_observers: list[Callable[[BaseException], None]] = []
+
+
+def report_unhandled(exc: BaseException) -> None:
+    for observer in unhandled_observers:
+        try:
+            observer(exc)
+        except Exception:  # noqa: BLE001, S110 - an observer must not turn one error into two
+            pass
 
 
 class RouteError(ValueError):

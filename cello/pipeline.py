@@ -12,6 +12,7 @@ returns a Response without creating a coroutine: the common case costs one call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,7 +20,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from cello.binding.convert import encode
-from cello.errors import HTTPException, body_too_large
+from cello.errors import HTTPException, body_too_large, report_unhandled
 from cello.request import Request
 from cello.response import JSON, Deferred, Renderer, Response, dumps, error_response, json_response, prepared_response
 from cello.sse import SseStream
@@ -343,7 +344,10 @@ class Endpoint:
                 raise HTTPException(403, "Forbidden")
         if self._threaded:
             loop = asyncio.get_running_loop()
-            pending: Awaitable[Any] = loop.run_in_executor(self._executor(), self.handler, request)
+            # In the request's context, as asyncio.to_thread does: its contextvars (the current
+            # trace span, say) are the handler's too.
+            run = contextvars.copy_context().run
+            pending: Awaitable[Any] = loop.run_in_executor(self._executor(), run, self.handler, request)
             result = await with_timeout(pending, self._timeout, request)
         else:
             result = self.handler(request)
@@ -399,6 +403,7 @@ class Endpoint:
         if isinstance(exc, HTTPException):
             return error_response(exc.status, exc.detail, exc.headers, exc.details)
         error_log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
+        report_unhandled(exc)
         if self._debug:
             return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
         return error_response(500, "Internal Server Error")

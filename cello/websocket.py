@@ -19,6 +19,7 @@ to the client until ``ws.leave(channel)`` or the end of the handler.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import threading
@@ -36,7 +37,7 @@ import orjson
 from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode
 
 from cello._descriptors import FactoryOrField
-from cello.errors import HTTPException
+from cello.errors import HTTPException, report_unhandled
 from cello.forwarding import Forwarding
 from cello.request import Request, State
 from cello.response import dumps, error_response
@@ -551,7 +552,8 @@ async def run_handler(ws: WebSocket, handler: Callable[..., Any], run_sync: bool
         try:
             if run_sync:
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(_sync_pool(), handler, SyncWebSocket(ws, loop))
+                run = contextvars.copy_context().run  # the session's contextvars (its trace span)
+                await loop.run_in_executor(_sync_pool(), run, handler, SyncWebSocket(ws, loop))
             else:
                 result = handler(ws)
                 if inspect.isawaitable(result):
@@ -570,6 +572,7 @@ async def run_handler(ws: WebSocket, handler: Callable[..., Any], run_sync: bool
         await session.close(CloseCode.INTERNAL_ERROR if exc.status >= 500 else CloseCode.POLICY_VIOLATION, "")
     except Exception as exc:  # noqa: BLE001 - every failure closes or refuses the connection
         error_log.error("unhandled error in WebSocket handler for %s", route, exc_info=exc)
+        report_unhandled(exc)
         if not ws.accepted:
             message = f"Handler error: {type(exc).__name__}: {exc}" if debug else "Internal Server Error"
             await session.deny(error_response(500, message))
