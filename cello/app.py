@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cello.asgi import handle
@@ -36,6 +36,9 @@ from cello.runner import RunOptions, run_app
 from cello.server.http.forwarded import TrustedProxies
 from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store, template_context
 from cello.templating import ContextProcessor, Templates
+
+if TYPE_CHECKING:
+    from cello.metrics import Metrics
 
 log = logging.getLogger("cello")
 
@@ -106,6 +109,8 @@ class App(Registrar):
         self._csrf = False
         # The rendered OpenAPI document, until the routes change.
         self._openapi_text: str | None = None
+        # app.enable_metrics(): the Prometheus metrics and their hooks; None costs nothing.
+        self.metrics: Metrics | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
         # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
@@ -175,6 +180,8 @@ class App(Registrar):
     def _invalidate(self) -> None:
         self._runtime = None
         self._openapi_text = None
+        if self.metrics is not None:
+            self.metrics.pin(self.scope)
 
     async def startup(self) -> None:
         """Run the on_startup hooks (the server calls this before accepting connections)."""
@@ -240,6 +247,23 @@ class App(Registrar):
                 "app.enable_csrf() keeps its token in the session: call app.enable_sessions(secret_key=...) first"
             )
         self._csrf = True
+        self._invalidate()
+
+    # -- metrics (OPS_SECTION.md) ----------------------------------------------------------
+
+    def enable_metrics(self, path: str = "/metrics", buckets: Sequence[float] | None = None) -> None:
+        """Prometheus metrics of every request (count, latency histogram, body bytes, by route
+        template, method and status), requests in flight, open WebSockets and SSE streams and
+        worker restarts, served in the text format at ``path`` (``cello-framework[metrics]``).
+        ``buckets``: the latency histogram's upper bounds in seconds (prometheus-client's
+        defaults otherwise). Under ``cello serve --workers N`` a scrape sums every worker."""
+        if self.metrics is not None:
+            raise RuntimeError("app.enable_metrics() was called already: an app has one set of metrics")
+        from cello.metrics import Metrics
+
+        metrics = Metrics(path, buckets)
+        self.route(path, ["GET"], name="metrics")(metrics.scrape)
+        self.metrics = metrics
         self._invalidate()
 
     # -- the route table ------------------------------------------------------------------

@@ -329,4 +329,13 @@ def run_app(app: App, options: RunOptions) -> int:
             app.channels.url,
             options.workers,
         )
-    return serve(app, options.host, options.port, config)
+    metrics = app.metrics
+    if metrics is None or options.workers == 1:
+        return serve(app, options.host, options.port, config)
+    # Before the fork: every worker then writes its values where any worker's scrape reads them.
+    metrics.share_between_processes()
+    config = dataclasses.replace(config, on_worker_exit=metrics.worker_exited)
+    try:
+        return serve(app, options.host, options.port, config)
+    finally:
+        metrics.close()
