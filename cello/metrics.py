@@ -27,7 +27,7 @@ from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     from cello.server.interface import WebSocketSession
 
@@ -162,7 +162,7 @@ class Metrics:
                 received.inc(int(declared))
         chunks = response.body_chunks
         if chunks is not None:
-            response.body_chunks = self._stream(chunks, sent, _is_event_stream(response))
+            response.body_chunks = _CountedStream(chunks, sent, self._streams if _is_event_stream(response) else None)
         elif status == 101 and isinstance(response, WebSocketUpgrade):
             response.run = self._websocket(response.run)
         else:
@@ -182,22 +182,6 @@ class Metrics:
         if len(self._children) < _CACHE_LIMIT:
             self._children[key] = children
         return children
-
-    async def _stream(self, chunks: AsyncIterator[bytes], sent: Counter, event_stream: bool) -> AsyncIterator[bytes]:
-        # Counted open from the first chunk asked for: a body never iterated (HEAD, a client
-        # already gone) was never open.
-        if event_stream:
-            self._streams.inc()
-        try:
-            async for chunk in chunks:
-                sent.inc(len(chunk))
-                yield chunk
-        finally:
-            if event_stream:
-                self._streams.dec()
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
 
     def _websocket(
         self, run: Callable[[WebSocketSession], Awaitable[None]]
@@ -265,6 +249,49 @@ class Metrics:
         if os.environ.get(_ENV) == owned:
             del os.environ[_ENV]
         shutil.rmtree(owned, ignore_errors=True)
+
+
+class _CountedStream:
+    """A streamed body that counts its bytes as they go out and, for an event stream, holds
+    the open-streams gauge up from the first chunk asked for until it ends or is closed (a
+    body never iterated, for HEAD or a client already gone, was never open). Both servers
+    close the body whichever way it ends, and a close reaches the stream wrapped."""
+
+    __slots__ = ("_chunks", "_sent", "_gauge", "_open")
+
+    def __init__(self, chunks: AsyncIterator[bytes], sent: Counter, gauge: Gauge | None) -> None:
+        self._chunks = chunks
+        self._sent = sent
+        self._gauge = gauge
+        self._open = False
+
+    def __aiter__(self) -> _CountedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        gauge = self._gauge
+        if gauge is not None and not self._open:
+            self._open = True
+            gauge.inc()
+        try:
+            chunk = await self._chunks.__anext__()
+        except BaseException:  # the end, a failure, or the task cancelled (the client left)
+            self._closed()
+            raise
+        self._sent.inc(len(chunk))
+        return chunk
+
+    async def aclose(self) -> None:
+        self._closed()
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+    def _closed(self) -> None:
+        gauge = self._gauge
+        if gauge is not None and self._open:
+            self._gauge = None
+            gauge.dec()
 
 
 def _is_event_stream(response: Response) -> bool:

@@ -52,12 +52,3 @@ async def ws(websocket: WebSocket) -> None:
 @app.get("/pid")
 def pid(request: Request) -> str:
     return str(os.getpid())
-
-
-# The same routes' shape without metrics: /metrics is a 404 like any unknown path.
-plain = App()
-
-
-@plain.get("/users/{id:int}")
-def plain_user(request: Request) -> dict[str, Any]:
-    return {"id": request.params["id"]}
