@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from cello.asgi import handle
@@ -25,6 +25,7 @@ from cello.channels import Channels, configured_url
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
+from cello.metrics import Metrics
 from cello.openapi import Info, build_document, render
 from cello.openapi.site import ApiDocs
 from cello.pipeline import Endpoint, Scope
@@ -36,9 +37,6 @@ from cello.runner import RunOptions, run_app
 from cello.server.http.forwarded import TrustedProxies
 from cello.sessions import DEFAULT_MAX_AGE, SecretKey, SessionStore, create_store, template_context
 from cello.templating import ContextProcessor, Templates
-
-if TYPE_CHECKING:
-    from cello.metrics import Metrics
 
 log = logging.getLogger("cello")
 
@@ -259,8 +257,6 @@ class App(Registrar):
         defaults otherwise). Under ``cello serve --workers N`` a scrape sums every worker."""
         if self.metrics is not None:
             raise RuntimeError("app.enable_metrics() was called already: an app has one set of metrics")
-        from cello.metrics import Metrics
-
         metrics = Metrics(path, buckets)
         self.route(path, ["GET"], name="metrics")(metrics.scrape)
         self.metrics = metrics
