@@ -46,6 +46,7 @@ METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 # (only garbage methods get there) a key is normalised on every request instead of cached.
 _CACHE_LIMIT = 4096
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LEGACY_ENV = _ENV.lower()
 _LABELS = ("route", "method", "status")
 
 _REQUESTS = ("cello_requests", "HTTP requests answered, by route template, method and status.")
@@ -187,7 +188,8 @@ class Metrics:
         self.after: Hook = self._after_local
         self._installed: tuple[Hook, Hook] | None = None
         if _multiprocess_mode():
-            self._share(os.environ[_ENV])
+            # prometheus-client still reads the lower-case name it used to document.
+            self._share(os.environ.get(_ENV) or os.environ[_LEGACY_ENV])
         else:
             self.registry.register(_Collector(self))
 
