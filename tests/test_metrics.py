@@ -285,3 +285,21 @@ def test_enable_metrics_twice_is_refused() -> None:
     app.enable_metrics()
     with pytest.raises(RuntimeError, match="called already"):
         app.enable_metrics()
+
+
+def test_unknown_methods_share_one_label() -> None:
+    app = App()
+    app.enable_metrics()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    with TestClient(app) as client:
+        for method in ("FOO", "BAR", "BAZ"):
+            assert client.request(method, "/").status_code == 405
+        samples = scrape(client)
+    assert requests(samples, "/", "OTHER", "405") == 0  # a 405 matched no route of that method
+    assert requests(samples, "<unmatched>", "OTHER", "405") == 3
+    methods = {dict(labels).get("method") for name, labels in samples if name == "cello_requests_total"}
+    assert methods == {"OTHER"}
