@@ -13,6 +13,9 @@ from cello import App, Request, Response, SseStream, WebSocket
 app = App()
 # Bounds the tests can tell apart: a fast request, a 0.3 s one, nothing slower.
 app.enable_metrics(buckets=[0.1, 1.0, 10.0])
+# Enabled after the metrics, compression still runs before their after-hook: the bytes counted
+# are the bytes sent.
+app.enable_compression()
 
 
 @app.get("/users/{id:int}")
@@ -47,6 +50,11 @@ def events(request: Request) -> SseStream:
 async def ws(websocket: WebSocket) -> None:
     async for message in websocket:
         await websocket.send(message)
+
+
+@app.get("/big")
+def big(request: Request) -> str:
+    return "a" * 5000
 
 
 @app.get("/pid")
