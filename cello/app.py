@@ -25,6 +25,7 @@ from cello.channels import Channels, configured_url
 from cello.config import Config
 from cello.endpoints import DispatchFn, EndpointBuilder, RouteEntry, RouterAnswers
 from cello.forms import limits_from
+from cello.metrics import Metrics
 from cello.openapi import Info, build_document, render
 from cello.openapi.site import ApiDocs
 from cello.pipeline import Endpoint, Scope
@@ -110,6 +111,8 @@ class App(Registrar):
         self._tracing = False
         # The rendered OpenAPI document, until the routes change.
         self._openapi_text: str | None = None
+        # app.enable_metrics(): the Prometheus metrics and their hooks; None costs nothing.
+        self.metrics: Metrics | None = None
         self.startup_handlers: list[Callable[[], Any]] = []
         self.shutdown_handlers: list[Callable[[], Any]] = []
         # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
@@ -179,6 +182,8 @@ class App(Registrar):
     def _invalidate(self) -> None:
         self._runtime = None
         self._openapi_text = None
+        if self.metrics is not None:
+            self.metrics.pin(self.scope)
 
     async def startup(self) -> None:
         """Run the on_startup hooks (the server calls this before accepting connections)."""
@@ -268,6 +273,20 @@ class App(Registrar):
         # Outermost, so the span covers every other middleware and hook of every chain.
         self.scope.middleware.insert(0, tracing.install(tracer_provider, __version__, response_traceparent))
         self._tracing = True
+
+    # -- metrics (Prometheus) ----------------------------------------------------------
+
+    def enable_metrics(self, path: str = "/metrics", buckets: Sequence[float] | None = None) -> None:
+        """Prometheus metrics of every request (count, latency histogram, body bytes, by route
+        template, method and status), requests in flight, open WebSockets and SSE streams and
+        worker restarts, served in the text format at ``path`` (``cello-framework[metrics]``).
+        ``buckets``: the latency histogram's upper bounds in seconds (prometheus-client's
+        defaults otherwise). Under ``cello serve --workers N`` a scrape sums every worker."""
+        if self.metrics is not None:
+            raise RuntimeError("app.enable_metrics() was called already: an app has one set of metrics")
+        metrics = Metrics(path, buckets)
+        self.route(path, ["GET"], name="metrics")(metrics.scrape)
+        self.metrics = metrics
         self._invalidate()
 
     # -- the route table ------------------------------------------------------------------

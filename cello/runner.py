@@ -308,6 +308,11 @@ def run_app(app: App, options: RunOptions) -> int:
         app.channels.use(options.channels)
     if options.forwarded_allow_ips is not None:
         app.config.forwarded_allow_ips = options.forwarded_allow_ips
+    # Several workers: metrics go to files that any worker's scrape reads. Decided before the
+    # fork, and before the endpoints are rebuilt below (the metrics' hooks change with it).
+    metrics = app.metrics if options.workers > 1 else None
+    if metrics is not None:
+        metrics.share_between_processes()
     if debug:
         install_debug(app.scope)
     # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
@@ -329,4 +334,10 @@ def run_app(app: App, options: RunOptions) -> int:
             app.channels.url,
             options.workers,
         )
-    return serve(app, options.host, options.port, config)
+    if metrics is None:
+        return serve(app, options.host, options.port, config)
+    config = dataclasses.replace(config, on_worker_exit=metrics.worker_exited)
+    try:
+        return serve(app, options.host, options.port, config)
+    finally:
+        metrics.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,9 @@ class ServerConfig:
     reuse_port: bool = False
     # Print the start-up line on stdout (the logger gets it in any case).
     announce: bool = True
+    # Called by the supervisor with each worker it reaps: (pid, replaced), where replaced says
+    # that another worker takes its place (the app's metrics count restarts with it).
+    on_worker_exit: Callable[[int, bool], None] | None = None
     # WebSocket: seconds between server pings (0: none), seconds to wait for the pong before
     # closing with 1011, seconds to wait for the peer's close frame after sending ours.
     ws_ping_interval: float = Config.ws_ping_interval

@@ -177,6 +177,18 @@ class _Supervisor:
             worker = self.children.pop(pid, None)
             if worker is not None and not self.stopping:
                 self._replace(pid, status, worker)
+            if worker is not None:
+                self._report_exit(pid)
+
+    def _report_exit(self, pid: int) -> None:
+        hook = self.config.on_worker_exit
+        if hook is None:
+            return
+        try:
+            # Replaced unless the supervisor is stopping (asked to, or giving up on this exit).
+            hook(pid, not self.stopping)
+        except Exception:
+            logger.exception("on_worker_exit hook failed for worker %d", pid)
 
     def _replace(self, pid: int, status: int, worker: _Worker) -> None:
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == STARTUP_FAILED:
