@@ -219,6 +219,8 @@ def test_imports_inside_functions_say_why() -> None:
         # redis-py is optional: only an app whose channels name a Redis imports it.
         ("cello.channels", "cello.channels.redis_broker"),
         ("cello.sessions", "cello.sessions.redis_store"),
+        ("cello.ratelimit", "cello.ratelimit.redis_store"),
+        ("cello.ratelimit", "cello.redis_url"),
         # Jinja2 loads on an app's first render: apps without templates never import it.
         ("cello.templating", "cello._jinja"),
     }
