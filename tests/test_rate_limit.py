@@ -436,6 +436,23 @@ def test_the_whole_budget_is_back_at_reset(rate: Rate, sliding: bool, moments: l
     assert after.allowed and after.remaining == rate.amount - 1
 
 
+@settings(max_examples=200, deadline=None)
+@given(rates, st.booleans(), times)
+def test_the_memory_store_counts_as_the_model_does(rate: Rate, sliding: bool, moments: list[float]) -> None:
+    """MemoryCounters inlines window.hit for speed: the same outcomes, request by request."""
+    counters = MemoryCounters(rate, sliding)
+    stored = current = previous = 0
+    for now in moments:
+        model, stored, current, previous = hit(rate, sliding, 1000.0 + now, stored, current, previous)
+        got = counters.hit("client", 1000.0 + now)
+        assert (got.allowed, got.remaining, got.reset, got.retry_after) == (
+            model.allowed,
+            model.remaining,
+            model.reset,
+            model.retry_after,
+        )
+
+
 def test_the_memory_store_forgets_idle_clients_and_stays_bounded(caplog: pytest.LogCaptureFixture) -> None:
     counters = MemoryCounters(parse_rate("1/second"), sliding=False, max_keys=5000)
     for n in range(3000):

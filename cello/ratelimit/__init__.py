@@ -158,14 +158,15 @@ class RateLimitStores:
 class EndpointLimits:
     """The limits of one endpoint, as its first before-hook and its last after-hook."""
 
-    __slots__ = ("_limits", "before")
+    __slots__ = ("_limits", "_memory", "before")
 
     def __init__(self, limits: Sequence[tuple[KeyFunction, MemoryCounters | RedisCounters]]) -> None:
         self._limits = tuple(limits)
-        if all(isinstance(counters, MemoryCounters) for _, counters in limits):
-            self.before: Callable[[Request], Any] = self._before_memory
-        else:
-            self.before = self._before_async
+        self._memory = tuple((key, counters) for key, counters in limits if isinstance(counters, MemoryCounters))
+        # All in this process: a synchronous hook, so the route keeps the synchronous fast path.
+        self.before: Callable[[Request], Any] = (
+            self._before_memory if len(self._memory) == len(self._limits) else self._before_async
+        )
 
     @classmethod
     def create(cls, stores: RateLimitStores, limits: Sequence[tuple[str, RateLimit]]) -> EndpointLimits | None:
@@ -177,11 +178,10 @@ class EndpointLimits:
     def _before_memory(self, request: Request) -> None:
         now = time.time()
         closest: Outcome | None = None
-        for key_of, counters in self._limits:
+        for key_of, counters in self._memory:
             key = key_of(request)
             if key is None:
                 continue
-            assert isinstance(counters, MemoryCounters)
             got = counters.hit(key, now)
             if not got.allowed:
                 _refuse(request, got)
