@@ -29,6 +29,7 @@ from cello.metrics import Metrics
 from cello.openapi import Info, build_document, render
 from cello.openapi.site import ApiDocs
 from cello.pipeline import Endpoint, Scope
+from cello.ratelimit import RateLimitStores
 from cello.request import Request
 from cello.routing import InterpretedRouter, Plan, Route, RouteTable, build_plan, parse_pattern
 from cello.routing.codes import FIRST_ROUTE
@@ -117,6 +118,8 @@ class App(Registrar):
         self.shutdown_handlers: list[Callable[[], Any]] = []
         # Publish/subscribe between handlers (docs/channels.md); a bad URL fails here.
         self.channels = Channels(configured_url(self.config.channels), self.config.channel_max_queue)
+        # Where rate limits count (cello.ratelimit); a bad store URL fails here.
+        self.rate_limit_stores = RateLimitStores(self.config.rate_limit_store)
         # Where relative paths (the template directory) are taken from: the creator's module.
         self.root_path = _caller_directory()
         # Route name -> URL builders, for url_for (made as routes are added, never per call).
@@ -191,11 +194,14 @@ class App(Registrar):
 
     async def shutdown(self) -> None:
         """Run the on_shutdown hooks (after the last connection closed), then close the
-        channels' broker."""
+        channels' broker and the rate limits' Redis connections."""
         try:
             await _run_hooks(self.shutdown_handlers)
         finally:
-            await self.channels.close()
+            try:
+                await self.channels.close()
+            finally:
+                await self.rate_limit_stores.close()
 
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         self.startup_handlers.append(fn)
@@ -359,7 +365,14 @@ class App(Registrar):
         entries = [self._entry(route) for route in routes]
         renderer = self.templates if self.config.templates is not None else None
         builder = EndpointBuilder(
-            self.config, self._executor_factory, self.scope, self.channels, self._csrf, self._sessions, renderer
+            self.config,
+            self._executor_factory,
+            self.scope,
+            self.channels,
+            self._csrf,
+            self._sessions,
+            renderer,
+            self.rate_limit_stores,
         )
         form_limits = [limits_from(self.config, entry.spec.options) for entry in entries]
         bind = [binders.get(route_id, interpreted_bind) for route_id in range(len(entries))]

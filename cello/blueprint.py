@@ -20,6 +20,7 @@ from cello.middleware.compression import CompressionPolicy
 from cello.middleware.cors import CorsPolicy
 from cello.middleware.security import SecurityHeaders
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
+from cello.ratelimit import KeyFunction, RateLimit
 from cello.routing import parse_pattern
 from cello.routing.pattern import Pattern
 from cello.staticfiles import StaticFiles
@@ -71,6 +72,8 @@ class RouteOptions(_CommonOptions, total=False):
     """Do not receive the body first: the handler reads it with ``request.stream()``."""
     csrf: bool
     """False: no CSRF token is asked of this route's form posts (``app.enable_csrf()``)."""
+    rate_limit: str | RateLimit
+    """This route's own limit, ``"10/second"`` (or a ``RateLimit`` with its key, store, strategy)."""
     # Per-route values of the App options of the same names (docs/security.md).
     max_body_size: int
     max_file_size: int
@@ -214,7 +217,8 @@ class Registrar:
             if not callable(fn):
                 raise RouteError(f"route {path!r}: handler must be callable, got {fn!r}")
             source = source_of(fn)
-            _check_options(options, WEBSOCKET in methods, f"route {path!r} (at {source})")
+            where = f"route {path!r} (at {source})"
+            _check_options(options, WEBSOCKET in methods, where)
             spec = RouteSpec(
                 methods,
                 path,
@@ -226,6 +230,12 @@ class Registrar:
                 options.get("name") or str(getattr(fn, "__name__", "")),
                 {key: value for key, value in options.items() if key not in _SPEC_FIELDS},
             )
+            if "rate_limit" in spec.options:
+                # Parsed here: a bad limit fails at the decorator, not at the first request.
+                try:
+                    spec.options["rate_limit"] = RateLimit.of(spec.options["rate_limit"])
+                except (TypeError, ValueError) as exc:
+                    raise RouteError(f"{where}: {exc}") from None
             self._add_spec(spec)
             return fn
 
@@ -353,6 +363,26 @@ class Registrar:
             hsts, content_type_options, referrer_policy, frame_options, csp, permissions_policy
         )
         self.scope.after.insert(0, policy.after)
+        self._changed()
+
+    def enable_rate_limit(
+        self,
+        limit: str,
+        key: KeyFunction | None = None,
+        store: str | None = None,
+        strategy: str = "fixed",
+    ) -> None:
+        """Limit each client to ``limit`` requests (``"100/minute"``, ``"10/second"``,
+        ``"5/10seconds"``) to the routes of this app or blueprint together; more get 429 with
+        ``Retry-After``. ``key(request)`` names the client (default: its address; None: not
+        limited); ``store``: ``"memory://"`` or ``"redis://host:6379/0"`` (default: the app's
+        ``rate_limit_store``); ``strategy``: ``"fixed"`` or ``"sliding"`` windows. A bad
+        ``limit`` raises ValueError here."""
+        rate_limit = RateLimit(limit, key, store, strategy)
+        # The name its counters go by in a shared store: the same in every worker and instance
+        # running this code (a blueprint's name is unique in its app).
+        owner = f"blueprint:{self.name}" if isinstance(self, Blueprint) else "app"
+        self.scope.rate_limits.append((f"{owner}#{len(self.scope.rate_limits)}", rate_limit))
         self._changed()
 
     def static(self, prefix: str, directory: str, index: str = "index.html", dotfiles: bool = False) -> None:

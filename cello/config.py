@@ -65,6 +65,9 @@ class Config:
     # may have waiting before the oldest are dropped.
     channels: str = "memory://"
     channel_max_queue: int = 1000
+    # Where rate limits that name no store count (``$CELLO_RATE_LIMIT_STORE`` wins):
+    # memory:// (this process) or redis://host:6379/0 (every worker and instance).
+    rate_limit_store: str = "memory://"
     # Jinja2 templates (docs/templates.md): a directory, relative to the directory of the
     # module that creates the App (None: no templates).
     templates: str | os.PathLike[str] | None = "templates"

@@ -31,6 +31,7 @@ from cello.errors import HTTPException
 from cello.forms import DEFAULT_LIMITS, FormLimits, multipart_body_limit, receive_multipart
 from cello.middleware.debug import WarnWhenSlow
 from cello.pipeline import Endpoint, Handler, Scope, SessionHooks, is_async, with_timeout
+from cello.ratelimit import EndpointLimits, RateLimit, RateLimitStores
 from cello.request import Request
 from cello.response import Renderer, Response, WebSocketUpgrade
 from cello.routing import Plan
@@ -74,6 +75,7 @@ class EndpointBuilder:
         csrf: bool = False,
         sessions: SessionHooks | None = None,
         renderer: Renderer | None = None,
+        rate_limits: RateLimitStores | None = None,
     ) -> None:
         self.config = config
         self.executor = executor
@@ -85,6 +87,20 @@ class EndpointBuilder:
         self.csrf = csrf
         # The app's templates: what renders the Response.template(...) its chains return.
         self.renderer = renderer
+        # Where the rate limits of the app, its blueprints and routes count.
+        self.rate_limits = rate_limits
+
+    def _limits(self, scopes: Sequence[Scope], entry: RouteEntry | None = None) -> EndpointLimits | None:
+        """The rate limits of a chain: its scopes', outermost first, then its route's own."""
+        stores = self.rate_limits
+        if stores is None:
+            return None
+        limits = [limit for scope in scopes for limit in scope.rate_limits]
+        own = entry.spec.options.get("rate_limit") if entry is not None else None
+        if entry is not None and isinstance(own, RateLimit):
+            # One budget for the route as declared (its methods together), at this full path.
+            limits.append((f"route:{'+'.join(entry.spec.methods)} {entry.path}", own))
+        return EndpointLimits.create(stores, limits)
 
     def _csrf_checked(self, entry: RouteEntry) -> bool:
         return self.csrf and entry.method in csrf.UNSAFE_METHODS and entry.spec.options.get("csrf", True) is not False
@@ -114,6 +130,7 @@ class EndpointBuilder:
             form_limits=None if limits == DEFAULT_LIMITS else limits,
             sessions=self.sessions,
             renderer=self.renderer,
+            rate_limit=self._limits(entry.scopes, entry),
         )
 
     def handler(self, entry: RouteEntry, bind: Binder) -> Handler:
@@ -157,14 +174,16 @@ class EndpointBuilder:
             sse_keepalive=self.config.sse_keepalive,
             sessions=self.sessions,
             renderer=self.renderer,
+            rate_limit=self._limits(entry.scopes, entry),
         )
 
     def answer(self, handler: Handler, scopes: list[Scope] | None = None) -> Endpoint:
         """An endpoint for the router's own answers (404, 405, OPTIONS, 308, 426): it runs the
         hooks of the app, or of the blueprints of the routes the path matched."""
+        scopes = scopes or [self.app_scope]
         return Endpoint(
             handler,
-            scopes or [self.app_scope],
+            scopes,
             # Guards protect routes; the router's own 405/OPTIONS answers reveal nothing.
             scope_guards=False,
             max_body_size=self.config.max_body_size,
@@ -172,6 +191,8 @@ class EndpointBuilder:
             executor=self.executor,
             sessions=self.sessions,
             renderer=self.renderer,
+            # An app's or blueprint's limit counts these answers too (a scan of unknown paths).
+            rate_limit=self._limits(scopes),
         )
 
 

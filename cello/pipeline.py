@@ -27,6 +27,7 @@ from cello.sse import SseStream
 
 if TYPE_CHECKING:
     from cello.forms import FormLimits
+    from cello.ratelimit import RateLimit
     from cello.sessions.session import Session
 
 Handler = Callable[[Request], Any]
@@ -107,6 +108,16 @@ class CorsHooks(Protocol):
     def after(self, request: Request, response: Response) -> None: ...
 
 
+class LimitHooks(Protocol):
+    """A route's rate limits (cello.ratelimit): ``before`` counts the request or refuses it
+    (sync, or async for a store across the network), ``after`` adds the RateLimit headers."""
+
+    @property
+    def before(self) -> Handler: ...
+
+    def after(self, request: Request, response: Response) -> None: ...
+
+
 class SessionHooks(Protocol):
     """A session store (cello.sessions): ``load`` is what ``request.session`` calls on first
     use; ``save`` runs after the after-hooks when the session was loaded (None, or an awaitable
@@ -128,6 +139,8 @@ class Scope:
         self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
         # A CORS policy is not stacked like other hooks: the innermost one governs a route.
         self.cors: CorsHooks | None = None
+        # enable_rate_limit(): (name of its counters, limit); cello.endpoints composes them.
+        self.rate_limits: list[tuple[str, RateLimit]] = []
 
     def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
@@ -183,6 +196,7 @@ class Endpoint:
         form_limits: FormLimits | None = None,
         sessions: SessionHooks | None = None,
         renderer: Renderer | None = None,
+        rate_limit: LimitHooks | None = None,
     ) -> None:
         self.handler = handler
         # The app's templates, for the Response.template(...) results of this chain.
@@ -204,9 +218,15 @@ class Endpoint:
         after: list[Callable[..., Any]] = []
         for scope in reversed(scopes):
             after.extend(reversed(scope.after))
+        if rate_limit is not None:
+            # Counted before any other hook or guard spends work on the request; the headers
+            # go on whatever response comes out, a 429 included.
+            before.insert(0, rate_limit.before)
+            after.append(rate_limit.after)
         cors = next((scope.cors for scope in reversed(scopes) if scope.cors is not None), None)
         if cors is not None:
-            # First in, last out: preflights are answered before anything else runs, and
+            # First in, last out: preflights are answered before anything else runs (a rate
+            # limit too: a refused preflight would read as a CORS failure), and
             # the CORS headers go on the final response.
             before.insert(0, cors.before)
             after.append(cors.after)

@@ -334,6 +334,14 @@ def run_app(app: App, options: RunOptions) -> int:
             app.channels.url,
             options.workers,
         )
+    if options.workers > 1 and app.rate_limit_stores.process_local:
+        log.warning(
+            "rate limits: memory:// counts in each process; with --workers %d a client gets up to "
+            '%d times its limit. Share the counters: App(rate_limit_store="redis://127.0.0.1:6379/0") '
+            "or $CELLO_RATE_LIMIT_STORE; see the rate limits docs",
+            options.workers,
+            options.workers,
+        )
     if metrics is None:
         return serve(app, options.host, options.port, config)
     config = dataclasses.replace(config, on_worker_exit=metrics.worker_exited)

@@ -221,6 +221,8 @@ def test_imports_inside_functions_say_why() -> None:
         ("cello.sessions", "cello.sessions.redis_store"),
         # OpenTelemetry is optional: only an app that calls enable_tracing() imports it.
         ("cello.app", "cello.middleware.tracing"),
+        ("cello.ratelimit", "cello.ratelimit.redis_store"),
+        ("cello.ratelimit", "cello.redis_url"),
         # Jinja2 loads on an app's first render: apps without templates never import it.
         ("cello.templating", "cello._jinja"),
     }
