@@ -35,6 +35,7 @@ TEST_APPS = [
     "tests/apps/after.py",
     "tests/apps/sessions_app.py",
     "tests/apps/pages.py",
+    "tests/apps/request_ids.py",
     "examples/rest.py",
 ]
 
