@@ -14,6 +14,7 @@ runs per request but the endpoints themselves and the cache of the router's answ
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -280,7 +281,8 @@ def _multipart_handler(
                 # The CSRF token of an upload is a form field: checked now that the form is in.
                 check_form(request)
             if threaded:
-                pending = asyncio.get_running_loop().run_in_executor(executor(), handler, request)
+                context = contextvars.copy_context()  # as for other threaded handlers (pipeline.py)
+                pending = asyncio.get_running_loop().run_in_executor(executor(), context.run, handler, request)
                 return await with_timeout(pending, timeout, request)
             result = handler(request)
             if inspect.isawaitable(result):

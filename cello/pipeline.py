@@ -12,6 +12,7 @@ returns a Response without creating a coroutine: the common case costs one call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -353,7 +354,10 @@ class Endpoint:
                 raise HTTPException(403, "Forbidden")
         if self._threaded:
             loop = asyncio.get_running_loop()
-            pending: Awaitable[Any] = loop.run_in_executor(self._executor(), self.handler, request)
+            # In a copy of this context, as asyncio.to_thread does: context variables (the
+            # request's id for its log lines) reach the handler in its thread.
+            context = contextvars.copy_context()
+            pending: Awaitable[Any] = loop.run_in_executor(self._executor(), context.run, self.handler, request)
             result = await with_timeout(pending, self._timeout, request)
         else:
             result = self.handler(request)

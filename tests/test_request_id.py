@@ -92,8 +92,9 @@ def test_each_request_gets_its_own_id(server: RunningServer) -> None:
     assert len(seen) == 3
 
 
-def test_async_handler_sees_the_id(server: RunningServer) -> None:
-    response = get(server, "/async-id")
+@pytest.mark.parametrize("path", ["/async-id", "/threaded-id"])
+def test_async_and_threaded_handlers_see_the_id(server: RunningServer, path: str) -> None:
+    response = get(server, path)
     request_id = response.headers["x-request-id"]
     assert response.json() == {"id": request_id, "current": request_id}
 

@@ -60,6 +60,11 @@ async def show_id_async(request: Request) -> dict[str, Any]:
     return {"id": request.id, "current": current_request_id.get()}
 
 
+@app.get("/threaded-id", threaded=True)
+def show_id_threaded(request: Request) -> dict[str, Any]:
+    return {"id": request.id, "current": current_request_id.get()}
+
+
 @app.get("/user-log")
 def log_something(request: Request) -> dict[str, Any]:
     user_log.info("handling %s", request.raw_path)
