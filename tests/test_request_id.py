@@ -313,9 +313,7 @@ def test_logs_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> No
     app = make_app()
     access = tmp_path / "access.jsonl"
     app.enable_logging(file=str(access), format="json")
-    text_access = tmp_path / "access.log"
     blueprint = Blueprint("/bp")
-    blueprint.enable_logging(file=str(text_access))
 
     @blueprint.get("/z")
     def z(request: Request) -> str:
@@ -334,15 +332,24 @@ def test_logs_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> No
     formatted = json.loads(JsonFormatter().format(record))
     assert (formatted["request_id"], formatted["message"]) == ("rid-1", "unhandled error in GET /boom")
     lines = [json.loads(line) for line in access.read_text().splitlines()]
+    # The blueprint's route is logged by the app's access log.
     assert [(line["request_id"], line["status"], line["route"]) for line in lines] == [
         ("rid-1", 500, "/boom"),
         ("rid-2", 200, "/bp/z"),
     ]
     assert all(ISO_UTC.fullmatch(line["timestamp"]) and line["logger"] == "cello.access" for line in lines)
     assert lines[1]["query"] == "q=2"
-    (text_line,) = text_access.read_text().splitlines()
-    assert '"GET /bp/z?q=2 HTTP/1.1" 200 ' in text_line and text_line.endswith("ms request_id=rid-2")
     assert z.headers["x-request-id"] == "rid-2"
+
+
+def test_text_access_file_names_the_id(tmp_path: Path) -> None:
+    app = make_app()
+    text_access = tmp_path / "access.log"
+    app.enable_logging(file=str(text_access))
+    with TestClient(app) as client:
+        client.get("/id?q=2", headers={"X-Request-ID": "rid-3"})
+    (text_line,) = text_access.read_text().splitlines()
+    assert '"GET /id?q=2 HTTP/1.1" 200 ' in text_line and text_line.endswith("ms request_id=rid-3")
 
 
 def test_enable_logging_format_is_checked() -> None:
