@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from cello import logs as cello_logs
 from cello.binding.plan import BinderPlan, plan_handler
 from cello.errors import RouteError
 from cello.middleware import logging as logging_middleware
 from cello.middleware import timing
 from cello.middleware.compression import CompressionPolicy
 from cello.middleware.cors import CorsPolicy
+from cello.middleware.request_id import RequestIds
 from cello.middleware.security import SecurityHeaders
 from cello.pipeline import ErrorKey, Handler, Middleware, Scope
 from cello.ratelimit import KeyFunction, RateLimit
@@ -310,12 +312,24 @@ class Registrar:
 
         return decorator
 
-    def enable_logging(self, file: str | None = None) -> None:
+    def enable_logging(self, file: str | None = None, format: str = "text") -> None:
         """Log one access line per request of this app or blueprint: to the ``cello.access``
-        logger, or with ``file=`` appended to that file in buffered batches."""
-        finish = logging_middleware.install(self.scope, file)
+        logger, or with ``file=`` appended to that file in buffered batches. ``format="json"``:
+        one JSON object per line, for the access log and the framework's own logs (cello/logs.py)."""
+        finish = logging_middleware.install(self.scope, file, format)
+        if format == "json":
+            cello_logs.use_format("json")
         if isinstance(finish, logging_middleware.FileSink):
             self._at_shutdown(finish.flush)
+        self._changed()
+
+    def enable_request_id(self, header: str = "X-Request-ID") -> None:
+        """Give each request an id: ``request.id``, sent back in ``header``, on the log lines
+        written while the request is handled and in the body of a 5xx answer. The id a trusted
+        proxy (``forwarded_allow_ips``) sends in ``header`` is kept when sane (at most 128
+        letters, digits or ``._:+/=@-``); otherwise, and for everyone else, a new one is made."""
+        # Like CORS, the innermost scope's governs a route, and only one pair runs per request.
+        self.scope.request_ids = RequestIds(header)
         self._changed()
 
     def enable_cors(

@@ -79,7 +79,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             # child and retried on the next change, instead of ending the session.
             target = (args.app or "").partition(":")[0]
             watched = Path(target).resolve().parent if target.endswith(".py") else Path.cwd()
-            configure_logging(False, False if args.no_logs else None)
+            configure_logging(False, False if args.no_logs else None, args.log_format)
             return run_with_reload([watched], [Path(args.out)])
     build_dir = Path(args.out)
     reference = args.app

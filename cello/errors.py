@@ -39,12 +39,20 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-def error_body(status: int, message: str, details: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+def error_body(
+    status: int, message: str, details: Sequence[Mapping[str, Any]] | None = None, request_id: str | None = None
+) -> bytes:
     """The JSON body of every error response Cello writes: ``{"error": message, "status": status}``,
-    plus ``"detail"``, a list of problems, when there are several to name (a 422's ``loc``/``msg``)."""
-    if details is None:
+    plus ``"detail"``, a list of problems, when there are several to name (a 422's ``loc``/``msg``),
+    and ``"request_id"`` when given (a 5xx with request ids on: the id to quote in a report)."""
+    if details is None and request_id is None:
         return orjson.dumps({"error": message, "status": status})
-    return orjson.dumps({"error": message, "status": status, "detail": list(details)})
+    body: dict[str, Any] = {"error": message, "status": status}
+    if details is not None:
+        body["detail"] = list(details)
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
 
 
 class HTTPException(Exception):

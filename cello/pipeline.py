@@ -103,6 +103,8 @@ def _from_tuple(value: tuple[Any, ...]) -> Response:
 
 
 class CorsHooks(Protocol):
+    """A before/after pair that the endpoints place around the other hooks (CORS, request ids)."""
+
     def before(self, request: Request) -> Response | None: ...
 
     def after(self, request: Request, response: Response) -> None: ...
@@ -141,6 +143,8 @@ class Scope:
         self.cors: CorsHooks | None = None
         # enable_rate_limit(): (name of its counters, limit); cello.endpoints composes them.
         self.rate_limits: list[tuple[str, RateLimit]] = []
+        # Request ids (app.enable_request_id): not stacked either, and first in, last out.
+        self.request_ids: CorsHooks | None = None
 
     def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
@@ -230,6 +234,12 @@ class Endpoint:
             # the CORS headers go on the final response.
             before.insert(0, cors.before)
             after.append(cors.after)
+        request_ids = next((scope.request_ids for scope in reversed(scopes) if scope.request_ids is not None), None)
+        if request_ids is not None:
+            # Around everything, CORS included: every hook, guard, error handler and log line
+            # of the request sees its id, and the final response carries it.
+            before.insert(0, request_ids.before)
+            after.append(request_ids.after)
         self._before = tuple(before)
         self._after = tuple((hook, positional_arity(hook) >= 2) for hook in after)
         guards = [guard for scope in scopes for guard in scope.guards] if scope_guards else []
@@ -364,8 +374,8 @@ class Endpoint:
                 raise HTTPException(403, "Forbidden")
         if self._threaded:
             loop = asyncio.get_running_loop()
-            # In the request's context, as asyncio.to_thread does: its contextvars (the current
-            # trace span, say) are the handler's too.
+            # In the request's context, as asyncio.to_thread does: its context variables (the
+            # current trace span, the request's id for its log lines) are the handler's too.
             run = contextvars.copy_context().run
             pending: Awaitable[Any] = loop.run_in_executor(self._executor(), run, self.handler, request)
             result = await with_timeout(pending, self._timeout, request)
@@ -420,13 +430,15 @@ class Endpoint:
         return None, status
 
     def _default_error(self, request: Request, exc: Exception, status: int) -> Response:
+        # A 5xx body names the request's id (app.enable_request_id), for the user to quote.
         if isinstance(exc, HTTPException):
-            return error_response(exc.status, exc.detail, exc.headers, exc.details)
+            request_id = request.id if exc.status >= 500 else None
+            return error_response(exc.status, exc.detail, exc.headers, exc.details, request_id)
         error_log.error("unhandled error in %s %s", request.method, request.raw_path, exc_info=exc)
         report_unhandled(exc)
         if self._debug:
-            return error_response(500, f"Handler error: {type(exc).__name__}: {exc}")
-        return error_response(500, "Internal Server Error")
+            return error_response(500, f"Handler error: {type(exc).__name__}: {exc}", request_id=request.id)
+        return error_response(500, "Internal Server Error", request_id=request.id)
 
 
 async def with_timeout(pending: Awaitable[Any], timeout: float | None, request: Request) -> Any:

@@ -83,6 +83,8 @@ class Request:
         "after_write",
         "session_loader",
         "loaded_session",
+        "id",
+        "via_trusted_proxy",
     )
 
     def __init__(
@@ -134,6 +136,12 @@ class Request:
         # which request.session calls on first use; loaded_session is what it loaded.
         self.session_loader: Callable[[Request], Session] | None = None
         self.loaded_session: Session | None = None
+        # The request's id (app.enable_request_id, cello/middleware/request_id.py); None when
+        # request ids are off.
+        self.id: str | None = None
+        # The peer is a trusted proxy (forwarded_allow_ips): TrustedProxies.apply sets it, so
+        # what such a peer says about the request (X-Request-ID) may be believed.
+        self.via_trusted_proxy = False
 
     # -- the request line -------------------------------------------------------------
 
@@ -369,6 +377,8 @@ class WireRequest(Request):
         self.after_write = None
         self.session_loader = None
         self.loaded_session = None
+        self.id = None
+        self.via_trusted_proxy = False
 
 
 class _BufferedBody:

@@ -374,9 +374,10 @@ def error_response(
     message: str,
     headers: Mapping[str, str] | None = None,
     details: Sequence[Mapping[str, Any]] | None = None,
+    request_id: str | None = None,
 ) -> Response:
     """An error response with the one JSON error body (cello.errors.error_body)."""
-    response = prepared_response(status, error_body(status, message, details), JSON)
+    response = prepared_response(status, error_body(status, message, details, request_id), JSON)
     if headers:
         for key, value in headers.items():
             response.set_header(key, value)

@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from cello.app import App
 
+from cello import logs as cello_logs
 from cello.build_artifacts import attach_build
 from cello.channels import broker_for
 from cello.config import Config
@@ -41,6 +41,8 @@ class RunOptions:
     reload: bool = False
     logs: bool | None = None
     http: str | None = None
+    # --log-format: "text" or "json" for the framework's logs; None: the app's enable_logging(format=).
+    log_format: str | None = None
     # The channels broker's URL (--channels); None: $CELLO_CHANNELS, then the App's.
     channels: str | None = None
     build_dir: str = "build"
@@ -179,6 +181,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         "--reload", action="store_const", const=True, default=None, help="restart on source changes (dev)"
     )
     parser.add_argument("--no-logs", action="store_true", default=False, help="only log warnings and errors")
+    parser.add_argument(
+        "--log-format",
+        choices=cello_logs.FORMATS,
+        default=None,
+        help="the framework's log lines (start-up, errors, access log): text, or one JSON object per line "
+        "(default: the app's enable_logging(format=...), else text)",
+    )
     parser.add_argument("--http", choices=("httptools", "h11"), default=None, help="HTTP/1.1 parser")
     parser.add_argument(
         "--channels",
@@ -264,16 +273,13 @@ _NUMERIC: dict[str, _Range] = {
 }
 
 
-def configure_logging(debug: bool, logs: bool | None) -> None:
+def configure_logging(debug: bool, logs: bool | None, log_format: str | None = None) -> None:
+    """The "cello" loggers' level, and their output (cello/logs.py) in ``log_format`` (None:
+    the app's ``enable_logging(format=...)``, text by default)."""
     level = logging.DEBUG if debug else logging.INFO
     if logs is False:
         level = logging.WARNING
-    root = logging.getLogger("cello")
-    root.setLevel(level)
-    if not logging.getLogger().handlers and not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        root.addHandler(handler)
+    cello_logs.configure(level, log_format)
 
 
 def run_app(app: App, options: RunOptions) -> int:
@@ -295,7 +301,7 @@ def run_app(app: App, options: RunOptions) -> int:
             raise RunError(f"TLS: {exc}") from None
     if options.reload:
         if not is_reloader_child():
-            configure_logging(False, options.logs)
+            configure_logging(False, options.logs, options.log_format)
             return run_with_reload([script_directory()], [Path(options.build_dir)])
     for name in _APP_SETTINGS:
         value = getattr(options, name)
@@ -317,7 +323,7 @@ def run_app(app: App, options: RunOptions) -> int:
         install_debug(app.scope)
     # Setting App.debug rebuilds the endpoints, with every setting and hook changed above.
     app.debug = debug
-    configure_logging(debug, options.logs)
+    configure_logging(debug, options.logs, options.log_format)
     if options.load_build:
         attach_build(app, Path(options.build_dir))
     # The start-up line goes through the log; print it only when logs are silenced.

@@ -5,6 +5,12 @@ appends lines to a file through a buffer that is written every half second, past
 at shutdown: a busy server then pays one write per batch instead of one per request.
 
 Both are a synchronous before/after hook pair, so routes keep the inline fast path.
+
+``format="json"`` makes each line a JSON object (cello/logs.py): the logger's records carry the
+fields as attributes for ``JsonFormatter`` (whenever the framework's logs are JSON: also with
+``cello serve --log-format json``), the file gets the same object per line. The id of
+the request (``app.enable_request_id``) is in both formats: a record's ``request_id``, a text
+line's `` request_id=...`` suffix, a JSON line's ``request_id``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ import atexit
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+import orjson
+
+from cello import logs as cello_logs
 from cello.pipeline import Scope
 from cello.request import Request
 from cello.response import Response
@@ -41,20 +51,46 @@ def format_line(request: Request, response: Response) -> str:
     )
 
 
+def fields(request: Request, response: Response) -> dict[str, Any]:
+    """What a JSON access line says besides the record's own fields (cello.logs.ACCESS_FIELDS)."""
+    elapsed = (time.perf_counter() - request.started) * 1000 if request.started else 0.0
+    client = request.client
+    found: dict[str, Any] = {
+        "route": request.route,
+        "method": request.method,
+        "path": request.raw_path,
+        "status": response.status,
+        "duration_ms": round(elapsed, 3),
+        "client": f"{client[0]}:{client[1]}" if client else None,
+    }
+    if request.query_string:
+        found["query"] = request.query_string
+    return found
+
+
 def to_logger(request: Request, response: Response) -> None:
     if not access_log.isEnabledFor(logging.INFO):
         return
     # A record made here rather than by Logger.info: that would walk the stack to find the
     # caller's file and line on every request, for a line that never shows them.
     record = logging.LogRecord(access_log.name, logging.INFO, "", 0, format_line(request, response), None, None)
+    if cello_logs.structured:
+        # JSON lines (enable_logging(format="json") or `cello serve --log-format json`): the
+        # fields go with the record, for JsonFormatter.
+        record.__dict__.update(fields(request, response))
+    request_id = request.id
+    if request_id is not None:
+        # The request's own id: it is no longer the current one once its after-hooks are done.
+        record.request_id = request_id
     access_log.handle(record)
 
 
 class FileSink:
     """Buffered access-log lines for one file, prefixed with an ISO 8601 UTC timestamp."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, json: bool = False) -> None:
         self.path = path
+        self.json = json
         self._lines: list[str] = []
         self._size = 0
         self._scheduled = False
@@ -67,13 +103,30 @@ class FileSink:
         if now != self._second:
             self._second = now
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        line = f"{self._stamp} {format_line(request, response)}\n"
+        if self.json:
+            line = self._json_line(request, response)
+        else:
+            line = f"{self._stamp} {format_line(request, response)}\n"
+            if request.id is not None:
+                line = f"{line[:-1]} request_id={request.id}\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= FLUSH_SIZE:
             self.flush()
         elif not self._scheduled:
             self._schedule()
+
+    def _json_line(self, request: Request, response: Response) -> str:
+        line: dict[str, Any] = {
+            "timestamp": cello_logs.iso_timestamp(time.time()),
+            "level": "INFO",
+            "logger": access_log.name,
+            "message": format_line(request, response),
+        }
+        if request.id is not None:
+            line["request_id"] = request.id
+        line.update(fields(request, response))
+        return orjson.dumps(line).decode() + "\n"
 
     def _schedule(self) -> None:
         try:
@@ -98,10 +151,11 @@ class FileSink:
             out.write(data)
 
 
-def install(scope: Scope, file: str | None = None) -> Callable[[Request, Response], None]:
+def install(scope: Scope, file: str | None = None, format: str = "text") -> Callable[[Request, Response], None]:
     """Add the access log to ``scope`` (an app's or a blueprint's); returns the line writer.
     The caller rebuilds its endpoints and, for a FileSink, flushes it at shutdown."""
-    finish: Callable[[Request, Response], None] = to_logger if file is None else FileSink(file)
+    json = cello_logs.check_format(format) == "json"
+    finish: Callable[[Request, Response], None] = to_logger if file is None else FileSink(file, json)
     scope.before.insert(0, start)
     # After-hooks run in reverse registration order: first in the list runs last, and the
     # access log must see the final status.

@@ -11,6 +11,8 @@ compiled runtime, where a property would be a call), and nothing else of theirs:
 * ``request.body_bytes`` — set to the whole body before a buffered endpoint is called;
 * ``request.body_stream`` — set to the body's ``AsyncIterator[bytes]`` for ``stream_body``
   endpoints, before the body has arrived (``request.stream()`` returns it);
+* ``request.client``, ``scheme``, ``host`` and ``via_trusted_proxy`` — rewritten, and set, when
+  the peer is a trusted proxy (``forwarded_allow_ips``; cello/server/http/forwarded.py);
 * ``response.status`` and ``response.raw_headers()`` — the status line and header block;
 * ``response.body_bytes`` — the body, written with the head in one write;
 * ``response.body_chunks`` — when not None, a streamed body (chunked for HTTP/1.1 without

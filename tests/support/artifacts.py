@@ -36,6 +36,7 @@ TEST_APPS = [
     "tests/apps/sessions_app.py",
     "tests/apps/pages.py",
     "tests/apps/metrics_app.py",
+    "tests/apps/request_ids.py",
     "examples/rest.py",
 ]
 

@@ -5,8 +5,9 @@ request would seem to come from the proxy, over plain HTTP. The proxy says who i
 in ``Forwarded`` (RFC 7239) or in ``X-Forwarded-For``/``-Proto``/``-Host``; those headers are
 believed only when the peer is listed in ``forwarded_allow_ips`` (addresses and networks, or
 ``*``), since any client can send them. ``TrustedProxies.apply`` rewrites ``request.client``,
-``request.scheme`` and ``request.host``; nothing else of the request changes (``request.headers``
-still shows what arrived).
+``request.scheme`` and ``request.host``, and sets ``request.via_trusted_proxy`` (what else such a
+peer says may be believed too: ``X-Request-ID``); nothing else of the request changes
+(``request.headers`` still shows what arrived).
 
 The rules:
 
@@ -123,6 +124,7 @@ class TrustedProxies:
     def apply(self, request: Request) -> None:
         """Rewrite ``request.client``, ``scheme`` and ``host`` from the proxy headers of a
         request whose peer is trusted (the server decides that once per connection)."""
+        request.via_trusted_proxy = True
         headers = request.headers
         forwarded = headers.get_all("forwarded")
         if forwarded:

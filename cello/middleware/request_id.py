@@ -1,0 +1,84 @@
+"""Request ids: one per request, in ``request.id``, the response's ``X-Request-ID``, the log
+lines written while the request is handled (cello/logs.py) and the body of a 5xx answer.
+
+The id a trusted proxy (``forwarded_allow_ips``) sends in the header is kept, so a line of the
+proxy's log and one of the app's can be matched; anyone else's is ignored, as is one too long or
+with characters that do not belong in a log line or a header (a new id is made instead): a client
+must not be able to choose the id that lands in the logs, nor inject text into them.
+
+A before/after hook pair that the endpoints put first and last (cello/pipeline.py): the id is
+there for every other hook, guard and error handler, and the ``X-Request-ID`` header is added to
+the final response. Synchronous, so routes keep the inline fast path; nothing is installed until
+``app.enable_request_id()``.
+"""
+
+from __future__ import annotations
+
+import re
+from random import getrandbits
+from typing import Final
+
+from cello.logs import current_request_id
+from cello.request import Request
+from cello.response import Response
+
+MAX_LENGTH: Final = 128
+# What an incoming id may be made of: letters, digits and the punctuation of UUIDs, base64 and
+# the ids proxies make (nginx's $request_id, AWS's Root=1-...), nothing a log or a header would
+# need to escape.
+_SANE: Final = re.compile(rf"[A-Za-z0-9._:+/=@-]{{1,{MAX_LENGTH}}}")
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def new_id() -> str:
+    """32 hex digits of randomness (a uuid4's size). ``random.getrandbits`` rather than
+    ``uuid.uuid4()`` (2.8 µs) or ``os.urandom`` (0.5 µs, a system call): 0.15 µs, and the id
+    identifies, it is no secret. Worker processes reseed at fork (the random module does).
+    ``to_bytes().hex()`` is twice as fast as formatting the int with ``:032x``."""
+    return getrandbits(128).to_bytes(16, "big").hex()
+
+
+def sane(value: str) -> bool:
+    """Whether an incoming id is kept: at most MAX_LENGTH of the characters ``_SANE`` allows."""
+    return _SANE.fullmatch(value) is not None
+
+
+class RequestIds:
+    """Gives each request its id (``before``) and sends it back (``after``)."""
+
+    __slots__ = ("header", "header_lower", "_lower")
+
+    def __init__(self, header: str = "X-Request-ID") -> None:
+        if not isinstance(header, str) or _TOKEN.fullmatch(header) is None:
+            raise ValueError(f"enable_request_id: header must be a header name like 'X-Request-ID', not {header!r}")
+        self.header = header
+        self.header_lower = header.lower()
+        self._lower = self.header_lower.encode("ascii")
+
+    def before(self, request: Request) -> None:
+        request_id = None
+        if request.via_trusted_proxy:
+            incoming = request.header(self._lower)
+            if incoming is not None and _SANE.fullmatch(incoming) is not None:
+                request_id = incoming
+        if request_id is None:
+            request_id = getrandbits(128).to_bytes(16, "big").hex()  # new_id(), without the call
+        request.id = request_id
+        current_request_id.set(request_id)
+
+    def after(self, request: Request, response: Response) -> None:
+        request_id = request.id
+        if request_id is not None:
+            headers = response.raw_headers()
+            lower = self.header_lower
+            size = len(lower)
+            for name, _ in headers:
+                # Lengths first: most names are not that long, and lower() is the cost.
+                if len(name) == size and name.lower() == lower:
+                    break  # the handler set it: its value stands
+            else:
+                # Valid as a header value: made here, or matched _SANE.
+                headers.append((self.header, request_id))
+        # The request's code is done: a line logged from now on is not about it. (The inline
+        # path runs in the connection's context, which the next request reuses.)
+        current_request_id.set(None)
