@@ -1,14 +1,21 @@
-"""Middleware cost: hello world bare, with CORS + compression, and with file access logging too.
+"""Middleware cost: hello world bare, with CORS + compression, and with file access logging too;
+with --set ops, the operations features (metrics, request ids, tracing, rate limits, JSON logs).
 
-    .venv/bin/python benchmarks/middleware_bench.py [--seconds 5] [--runs 3]
+    .venv/bin/python benchmarks/middleware_bench.py [--set middleware|ops] [--seconds 5] [--runs 3]
+                                                    [--baseline DIR]
 
 The payload is under compression's min_size, as in a typical small JSON API answer; the
 requests carry an allowed Origin and Accept-Encoding so that both middleware do their work.
+--baseline DIR also serves the bare app from another checkout (its compiled modules built in
+place: `git worktree add ../base REV && cd ../base && ../main/.venv/bin/python setup.py
+build_ext --inplace`) with this venv, so "off is as fast as before" is measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, Server, WrkResult, ensure_apt_tool, machine_facts, median_result, rounds, table, wrk_figure  # noqa: E402
 
-VARIANTS = {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"}
+SETS = {
+    "middleware": {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"},
+    "ops": {
+        "all off": "",
+        "metrics": "metrics",
+        "request ids": "request_id",
+        "metrics + request ids": "metrics,request_id",
+        "tracing (no SDK)": "tracing",
+        "rate limit (memory)": "rate_limit",
+        "all on (+ JSON file log)": "metrics,request_id,tracing,rate_limit,json_logs",
+    },
+}  # fmt: skip
 
 HEADERS_LUA = """
 wrk.headers["Origin"] = "https://bench.example"
@@ -29,37 +47,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--set", choices=SETS, default="middleware")
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="also the bare app of another checkout")
     args = parser.parse_args()
+    variants = SETS[args.set]
+    base_name = next(iter(variants))
     wrk = ensure_apt_tool("wrk")
     cello = str(ROOT / ".venv" / "bin" / "cello")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "headers.lua"
         script.write_text(HEADERS_LUA)
-        results: dict[str, list[WrkResult]] = {name: [] for name in VARIANTS}
+        logfile = str(Path(tmp) / "access.log")
         servers = [
             Server(
                 name,
                 [cello, "serve", "benchmarks/apps/cello_middleware.py", "--port", "{port}", "--no-logs"],
-                env={"CELLO_BENCH_MIDDLEWARE": middleware, "CELLO_BENCH_LOGFILE": str(Path(tmp) / "access.log")},
+                env={"CELLO_BENCH_MIDDLEWARE": middleware, "CELLO_BENCH_LOGFILE": logfile},
             )
-            for name, middleware in VARIANTS.items()
+            for name, middleware in variants.items()
         ]
+        if args.baseline is not None:
+            checkout = args.baseline.resolve()
+            revision = subprocess.run(
+                ["git", "-C", str(checkout), "describe", "--always"], capture_output=True, text=True
+            )
+            name = f"{base_name}, at {revision.stdout.strip() or checkout.name}"
+            argv = [sys.executable, "-m", "cello", "serve", "benchmarks/apps/cello_middleware.py", "--port", "{port}"]
+            servers.insert(1, Server(name, [*argv, "--no-logs"], cwd=checkout, env={"PYTHONPATH": str(checkout)}))
+        results: dict[str, list[WrkResult]] = {server.name: [] for server in servers}
 
         def measure(run: int, server: Server, port: int) -> None:
             url = f"http://127.0.0.1:{port}/"
             result = wrk_figure(wrk, url, args.seconds, 1.0 if run == 0 else 0.0, script=str(script))
             results[server.name].append(result)
-            print(f"run {run + 1} {server.name:28} {result.rps:10.0f} req/s", flush=True)
+            print(f"run {run + 1} {server.name:36} {result.rps:10.0f} req/s", flush=True)
 
-        rounds(servers, args.runs, measure)
-    base = median_result(results["bare"]).rps
+        rounds(servers, args.runs, measure, rotate=True)
+    base = median_result(results[base_name]).rps
     rows = []
-    for name in VARIANTS:
-        med = median_result(results[name])
+    for name, found in results.items():
+        med = median_result(found)
         rows.append([name, f"{med.rps:,.0f}", f"{med.p99_ms:.2f}", f"{100 * med.rps / base:.0f}%"])
     print()
     print(f"Machine: {machine_facts()}; wrk -t1 -c64 -d{args.seconds}s, median of {args.runs}; server CPU 0, wrk CPU 1")
-    print(table(["variant", "req/s", "p99 ms", "of bare"], rows))
+    print(table(["variant", "req/s", "p99 ms", f"of {base_name}"], rows))
+    print(f"\nCommand: `python benchmarks/middleware_bench.py {shlex.join(sys.argv[1:])}`")
 
 
 if __name__ == "__main__":
