@@ -32,6 +32,8 @@ from typing import Final
 # (pipeline). Request and Response stay open to subclasses defined in Python
 # (allow_interpreted_subclasses); the app, blueprints and middleware stay interpreted.
 COMPILED: Final = (
+    "cello.metrics",
+    "cello.middleware.request_id",
     "cello.pipeline",
     "cello.request",
     "cello.response",

@@ -185,8 +185,6 @@ class App(Registrar):
     def _invalidate(self) -> None:
         self._runtime = None
         self._openapi_text = None
-        if self.metrics is not None:
-            self.metrics.pin(self.scope)
 
     async def startup(self) -> None:
         """Run the on_startup hooks (the server calls this before accepting connections)."""
@@ -292,7 +290,7 @@ class App(Registrar):
             raise RuntimeError("app.enable_metrics() was called already: an app has one set of metrics")
         metrics = Metrics(path, buckets)
         self.route(path, ["GET"], name="metrics")(metrics.scrape)
-        self.metrics = metrics
+        self.metrics = self.scope.metrics = metrics
         self._invalidate()
 
     # -- the route table ------------------------------------------------------------------

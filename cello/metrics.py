@@ -1,15 +1,17 @@
 """Prometheus metrics of an app: ``app.enable_metrics()``.
 
-A before/after hook pair on the app's scope counts and times every request by route template
-(``/users/{id:int}``, never the raw path, so a scanner cannot mint label values), method and
-status. Streamed bodies and WebSocket handlers are wrapped, so that the open-stream gauges and
-the bytes sent follow them to their end. An app that does not enable metrics has none of it:
-no hook, no wrapper, no import of prometheus-client.
+Every endpoint calls :meth:`Metrics.before` first and :meth:`Metrics.after` last
+(cello/pipeline.py, around the app's other hooks), which count and time every request by route
+template (``/users/{id:int}``, never the raw path, so a scanner cannot mint label values), method
+and status: direct calls of a compiled class rather than hooks in the scope's lists, a fraction
+of the cost (docs/operations.md has the measurements). Streamed bodies and WebSocket handlers are
+wrapped, so that the open-stream gauges and the bytes sent follow them to their end. An app that
+does not enable metrics has none of it: no call, no wrapper, no import of prometheus-client.
 
-In one process the hooks add to plain numbers (a few attribute updates per request, no call
+In one process the calls add to plain numbers (a few attribute updates per request, no call
 into prometheus-client) that a collector turns into metric families when the page is scraped.
 With several worker processes (``cello serve --workers N``) the runner calls
-:meth:`Metrics.share_between_processes` before forking: the hooks then update
+:meth:`Metrics.share_between_processes` before forking: the calls then update
 prometheus-client metrics in its multiprocess mode, which keeps each process's values in files
 of a private directory; a scrape answered by any worker adds up every process's files, and the
 supervisor reports the workers it reaps (:meth:`Metrics.worker_exited`), which drops their
@@ -22,13 +24,11 @@ import atexit
 import os
 import shutil
 import tempfile
-from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from itertools import accumulate
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from cello.pipeline import Scope
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 
@@ -63,7 +63,9 @@ _RESTARTS = ("cello_worker_restarts", "Worker processes that exited and were rep
 
 Labels = tuple[str, str, str]
 Key = tuple["str | None", str, int]
-Hook = Callable[..., None]
+
+# Read per request: held where compiled code reaches it without a module-dict lookup.
+_clock: Final = perf_counter
 
 
 def _prometheus() -> Any:
@@ -116,7 +118,7 @@ class _Gauge:
 
 
 class _Series:
-    """One (route, method, status) of one process: the numbers the after-hook adds to."""
+    """One (route, method, status) of one process: the numbers `Metrics.after` adds to."""
 
     __slots__ = ("labels", "count", "total", "buckets", "received", "sent")
 
@@ -164,7 +166,7 @@ class _Shared:
 
 
 class Metrics:
-    """An app's Prometheus metrics, the hooks that update them and the page that shows them."""
+    """An app's Prometheus metrics, the calls that update them and the page that shows them."""
 
     def __init__(self, path: str, buckets: Sequence[float] | None = None) -> None:
         prometheus = _prometheus()
@@ -184,41 +186,29 @@ class Metrics:
         self._directory: str | None = None
         self._owned: str | None = None
         self._shared: _Shared | None = None
-        self.before: Hook = self._before_local
-        self.after: Hook = self._after_local
-        self._installed: tuple[Hook, Hook] | None = None
         if _multiprocess_mode():
             # prometheus-client still reads the lower-case name it used to document.
             self._share(os.environ.get(_ENV) or os.environ[_LEGACY_ENV])
         else:
             self.registry.register(_Collector(self))
 
-    # -- installation --------------------------------------------------------------------
+    # -- what every endpoint calls, first and last ----------------------------------------
 
-    def pin(self, scope: Scope) -> None:
-        """Keep the hooks outermost in the app's scope whatever is enabled after them: the
-        first before-hook starts the clock, the last after-hook sees the final status and body
-        (after compression, say)."""
-        installed = self._installed
-        if installed is not None and installed != (self.before, self.after):
-            for hooks, hook in ((scope.before, installed[0]), (scope.after, installed[1])):
-                if hook in hooks:
-                    hooks.remove(hook)
-        # After-hooks run in reverse registration order: the first runs last.
-        for hooks, hook in ((scope.before, self.before), (scope.after, self.after)):
-            if not hooks or hooks[0] != hook:
-                if hook in hooks:
-                    hooks.remove(hook)
-                hooks.insert(0, hook)
-        self._installed = (self.before, self.after)
+    def before(self, request: Request) -> None:
+        request.started = _clock()
+        shared = self._shared
+        if shared is None:
+            self._in_flight += 1
+        else:
+            shared.in_flight.inc()
 
-    # -- the hooks of one process --------------------------------------------------------
+    def after(self, request: Request, response: Response) -> None:
+        if self._shared is None:
+            self._after_local(request, response)
+        else:
+            self._after_shared(request, response, self._shared)
 
-    def _before_local(self, request: Request) -> None:
-        # Always set: a request whose "started" is still 0.0 at the after-hook is one a hook
-        # ahead of this one answered (a CORS preflight), not counted in flight.
-        request.started = perf_counter()
-        self._in_flight += 1
+    # -- one process ----------------------------------------------------------------------
 
     def _after_local(self, request: Request, response: Response) -> None:
         started = request.started
@@ -228,10 +218,10 @@ class Metrics:
         if series is None:
             series = self._new_series(key)
         series.count += 1
-        if started:
-            elapsed = perf_counter() - started
+        if started:  # 0.0: ``before`` did not see it, and neither did the in-flight gauge
+            elapsed = _clock() - started
             series.total += elapsed
-            series.buckets[bisect_left(self._bounds, elapsed)] += 1
+            series.buckets[_bucket(self._bounds, elapsed)] += 1
             self._in_flight -= 1
         body = request.body_bytes
         if body:
@@ -256,17 +246,9 @@ class Metrics:
             self._series[key] = series
         return series
 
-    # -- the hooks of several processes --------------------------------------------------
+    # -- several processes --------------------------------------------------------------
 
-    def _before_shared(self, request: Request) -> None:
-        request.started = perf_counter()
-        shared = self._shared
-        assert shared is not None
-        shared.in_flight.inc()
-
-    def _after_shared(self, request: Request, response: Response) -> None:
-        shared = self._shared
-        assert shared is not None
+    def _after_shared(self, request: Request, response: Response, shared: _Shared) -> None:
         started = request.started
         status = response.status
         key = (request.route, request.method, status)
@@ -276,7 +258,7 @@ class Metrics:
         requests, duration, received, sent = children
         requests.inc()
         if started:
-            duration.observe(perf_counter() - started)
+            duration.observe(_clock() - started)
             shared.in_flight.dec()
         body = request.body_bytes
         if body:
@@ -309,8 +291,8 @@ class Metrics:
     # -- several processes (cello.runner, the supervisor) --------------------------------
 
     def share_between_processes(self) -> None:
-        """Before forking workers, and before the app's endpoints are built again (the hooks
-        change): keep values in files every process can read. Uses the operator's
+        """Before forking workers (before any request): keep values in files every process
+        can read. Uses the operator's
         PROMETHEUS_MULTIPROC_DIR if set before the start (and leaves it), or a private
         directory removed by :meth:`close`."""
         if self._directory is not None:
@@ -334,17 +316,17 @@ class Metrics:
         self._directory = directory
         self.registry = CollectorRegistry()
         self._shared = _Shared(self.registry, self._bounds)
-        self.before = self._before_shared
-        self.after = self._after_shared
 
     def worker_exited(self, pid: int, replaced: bool) -> None:
         """The supervisor reaped worker ``pid`` (and starts another if ``replaced``)."""
-        from prometheus_client import multiprocess
+        # The function, not its module: compiled, ``from package import submodule`` gives None
+        # for a submodule the package has not imported itself.
+        from prometheus_client.multiprocess import mark_process_dead
 
         shared = self._shared
         if shared is None:
             return
-        multiprocess.mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
+        mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
         if replaced:
             shared.restarts.inc()
 
@@ -454,6 +436,18 @@ class _CountedStream:
         if gauge is not None and self._open:
             self._gauge = None
             gauge.dec()
+
+
+def _bucket(bounds: tuple[float, ...], elapsed: float) -> int:
+    """The histogram bucket of ``elapsed``: the first bound at or above it (``len(bounds)``:
+    above the last). A scan from the smallest bound: most requests end in the first few, and
+    compiled it beats bisect's call."""
+    index = 0
+    for bound in bounds:
+        if elapsed <= bound:
+            return index
+        index += 1
+    return index
 
 
 def _is_event_stream(response: Response) -> bool:

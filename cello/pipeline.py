@@ -12,11 +12,11 @@ returns a Response without creating a coroutine: the common case costs one call.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from cello.binding.convert import encode
@@ -27,6 +27,8 @@ from cello.sse import SseStream
 
 if TYPE_CHECKING:
     from cello.forms import FormLimits
+    from cello.metrics import Metrics
+    from cello.middleware.request_id import RequestIds
     from cello.ratelimit import RateLimit
     from cello.sessions.session import Session
 
@@ -103,7 +105,7 @@ def _from_tuple(value: tuple[Any, ...]) -> Response:
 
 
 class CorsHooks(Protocol):
-    """A before/after pair that the endpoints place around the other hooks (CORS, request ids)."""
+    """A before/after pair that the endpoints place around the other hooks (CORS)."""
 
     def before(self, request: Request) -> Response | None: ...
 
@@ -143,8 +145,10 @@ class Scope:
         self.cors: CorsHooks | None = None
         # enable_rate_limit(): (name of its counters, limit); cello.endpoints composes them.
         self.rate_limits: list[tuple[str, RateLimit]] = []
-        # Request ids (app.enable_request_id): not stacked either, and first in, last out.
-        self.request_ids: CorsHooks | None = None
+        # Request ids (app.enable_request_id) and the app's metrics (app.enable_metrics): not
+        # stacked either; called first and last by every endpoint (Endpoint._around).
+        self.request_ids: RequestIds | None = None
+        self.metrics: Metrics | None = None
 
     def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
@@ -179,6 +183,9 @@ class Endpoint:
         "_session_load",
         "_session_save",
         "_renderer",
+        "_request_ids",
+        "_metrics",
+        "_has_after",
     )
 
     def __init__(
@@ -234,14 +241,16 @@ class Endpoint:
             # the CORS headers go on the final response.
             before.insert(0, cors.before)
             after.append(cors.after)
-        request_ids = next((scope.request_ids for scope in reversed(scopes) if scope.request_ids is not None), None)
-        if request_ids is not None:
-            # Around everything, CORS included: every hook, guard, error handler and log line
-            # of the request sees its id, and the final response carries it.
-            before.insert(0, request_ids.before)
-            after.append(request_ids.after)
+        # Around everything, CORS included, and called directly rather than as hooks (compiled
+        # classes: native calls): the request's id first, for every hook, guard, error handler
+        # and log line of the request, and last, on the final response; the metrics inside it,
+        # timing all the rest and seeing the final status.
+        ids = [scope.request_ids for scope in scopes if scope.request_ids is not None]
+        self._request_ids = ids[-1] if ids else None  # the innermost scope's
+        self._metrics = next((scope.metrics for scope in scopes if scope.metrics is not None), None)
         self._before = tuple(before)
         self._after = tuple((hook, positional_arity(hook) >= 2) for hook in after)
+        self._has_after = bool(after) or self._request_ids is not None or self._metrics is not None
         guards = [guard for scope in scopes for guard in scope.guards] if scope_guards else []
         self._guards = tuple(guards + list(route_guards))
         self._middleware = tuple(mw for scope in scopes for mw in scope.middleware)
@@ -272,6 +281,11 @@ class Endpoint:
         if loader is not None:
             request.session_loader = loader
         if self._sync:
+            if self._request_ids is not None:
+                # The id is set in a context of the request's own, which ends with it: nothing
+                # to clear afterwards in the connection's context that the next request reuses.
+                # (The general path runs in a task of its own: a context of its own already.)
+                return copy_context().run(self._run_sync, request)
             return self._run_sync(request)
         return self._run_async(request)
 
@@ -286,7 +300,7 @@ class Endpoint:
             # A "sync" function returned an awaitable: finish on the slow path. (An isinstance
             # check first: inspect.isawaitable falls back to a slow ABC check for Responses.)
             return self._finish_async(request, response)
-        if self._after:
+        if self._has_after:
             try:
                 response = self._after_sync(request, response)
             except Exception as exc:  # noqa: BLE001
@@ -302,6 +316,7 @@ class Endpoint:
         return response
 
     def _before_and_handler_sync(self, request: Request) -> Response | Awaitable[Any]:
+        self._around_before(request)
         for hook in self._before:
             early = hook(request)
             if early is not None:
@@ -325,7 +340,30 @@ class Endpoint:
             result = hook(request, response) if wants_request else hook(response)
             if result is not None:
                 response = _finish(request, to_response(result), self._renderer)
+        self._around_after(request, response)
         return response
+
+    def _around_before(self, request: Request) -> None:
+        request_ids = self._request_ids
+        if request_ids is not None:
+            request_ids.before(request)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.before(request)
+
+    def _resume(self, request: Request) -> None:
+        """The synchronous path went on asynchronously: its request id into the new context."""
+        request_ids = self._request_ids
+        if request_ids is not None:
+            request_ids.resume(request)
+
+    def _around_after(self, request: Request, response: Response) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.after(request, response)
+        request_ids = self._request_ids
+        if request_ids is not None:
+            request_ids.after(request, response)
 
     def _handle_error_sync(self, request: Request, exc: Exception) -> Response:
         handler, status = self._error_handler_for(exc)
@@ -338,6 +376,8 @@ class Endpoint:
         return self._default_error(request, exc, status)
 
     async def _finish_async(self, request: Request, pending: Awaitable[Any]) -> Response:
+        # In the task the server runs this in, not the context the chain began in.
+        self._resume(request)
         try:
             result = await with_timeout(pending, self._timeout, request)
             response = _finish(request, to_response(result, self._sse_keepalive), self._renderer)
@@ -365,6 +405,7 @@ class Endpoint:
         return await self._after_async(request, response)
 
     async def _before_and_handler(self, request: Request) -> Response:
+        self._around_before(request)
         for hook in self._before:
             early = await _maybe_await(hook(request))
             if early is not None:
@@ -376,7 +417,7 @@ class Endpoint:
             loop = asyncio.get_running_loop()
             # In the request's context, as asyncio.to_thread does: its context variables (the
             # current trace span, the request's id for its log lines) are the handler's too.
-            run = contextvars.copy_context().run
+            run = copy_context().run
             pending: Awaitable[Any] = loop.run_in_executor(self._executor(), run, self.handler, request)
             result = await with_timeout(pending, self._timeout, request)
         else:
@@ -393,6 +434,10 @@ class Endpoint:
                 return await self._handle_error(request, exc)
             if result is not None:
                 response = _finish(request, to_response(result), self._renderer)
+        try:
+            self._around_after(request, response)
+        except Exception as exc:  # noqa: BLE001
+            return await self._handle_error(request, exc)
         save = self._session_save
         if save is not None and request.loaded_session is not None:
             try:
@@ -403,6 +448,7 @@ class Endpoint:
 
     async def _finish_save(self, request: Request, response: Response, pending: Awaitable[Any]) -> Response:
         """A store that saves asynchronously, reached from the synchronous path."""
+        self._resume(request)
         try:
             await pending
         except Exception as exc:  # noqa: BLE001

@@ -315,7 +315,7 @@ def run_app(app: App, options: RunOptions) -> int:
     if options.forwarded_allow_ips is not None:
         app.config.forwarded_allow_ips = options.forwarded_allow_ips
     # Several workers: metrics go to files that any worker's scrape reads. Decided before the
-    # fork, and before the endpoints are rebuilt below (the metrics' hooks change with it).
+    # fork, before any request is counted.
     metrics = app.metrics if options.workers > 1 else None
     if metrics is not None:
         metrics.share_between_processes()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -403,6 +404,22 @@ def test_sane_ids() -> None:
     assert GENERATED.fullmatch(new_id()) and new_id() != new_id()
     with pytest.raises(ValueError):
         RequestIds("X-Request-ID\r\n")
+
+
+def test_generated_ids_are_unique_across_batches_and_forks() -> None:
+    ids = [new_id() for _ in range(1000)]  # several of the pool's batches
+    assert all(GENERATED.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the ids its parent's batch still holds must not be handed out
+        os.write(write, " ".join(new_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = [new_id() for _ in range(8)]
+    assert len(child) == 8 and not set(child) & set(parent)
 
 
 def test_error_body_shape() -> None:

@@ -401,6 +401,20 @@ def test_framing_helpers() -> None:
     assert wire.render_headers([]) == b""
 
 
+def test_header_renderings_cached_stay_bounded_and_right() -> None:
+    common = [("content-type", "application/json"), ("vary", "Origin")]
+    assert wire.render_headers(common) == b"content-type: application/json\r\nvary: Origin\r\n"
+    # A field unique to each response (a request id): rendered right, and the list it is in is
+    # not kept, so that the caches stay small and keep what is sent again.
+    for i in range(3 * wire._FEW_LIMIT):
+        headers = [*common, ("x-request-id", f"{i:032x}")]
+        assert wire.render_headers(headers) == wire.render_headers(common) + f"x-request-id: {i:032x}\r\n".encode()
+    assert len(wire._FEW) < wire._FEW_LIMIT and len(wire._SINGLE) <= wire._SINGLE_LIMIT
+    assert tuple(common) in wire._FEW
+    many = [(f"h{i}", str(i)) for i in range(6)]
+    assert wire.render_headers(many) == b"".join(b"h%d: %d\r\n" % (i, i) for i in range(6))
+
+
 @pytest.mark.parametrize("http", PARSERS)
 def test_many_pipelined_messages_after_a_split_head_are_not_counted_as_one_head(http: str) -> None:
     # A head split across reads, then a read holding many whole requests and the start of

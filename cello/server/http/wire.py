@@ -77,33 +77,46 @@ class HeadTails:
 
 
 # Most responses carry one header (their content type): its rendering is reused.
-# Keyed by the header's own tuple, held as an object: compiled code would otherwise unpack a
-# tuple[str, str] into a C struct and build a new tuple to look it up.
-_SINGLE: dict[object, bytes] = {}
-_FEW: dict[tuple[tuple[str, str], ...], bytes] = {}
+# Renderings of header fields, and of lists of a few fields, seen before. Fields are keyed by
+# their own tuple, held as an object: compiled code would otherwise unpack a tuple[str, str] into
+# a C struct and build a new tuple to look it up. A list is cached once all its fields were seen
+# before: a field unique to each response (a request id, a cookie) costs its own rendering, not a
+# list's rendering, a list's key and an entry that will never be read again. Full caches are
+# emptied, not frozen: what was cached first must not crowd out for good what an app sends again
+# and again (content type, Vary, CORS).
+_SINGLE: Final[dict[object, bytes]] = {}
+_FEW: Final[dict[tuple[tuple[str, str], ...], bytes]] = {}
+_SINGLE_LIMIT: Final = 256
+_FEW_LIMIT: Final = 1024
 
 
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
-    if len(headers) == 1:
-        field: object = cast(list[object], headers)[0]
-        rendered = _SINGLE.get(field)
-        if rendered is None:
-            pair = headers[0]
-            rendered = f"{pair[0]}: {pair[1]}\r\n".encode("latin-1")
-            if len(_SINGLE) < 256:
-                _SINGLE[field] = rendered
-        return rendered
-    if len(headers) <= 4:
-        # A few headers, often the same from response to response (content type, Vary, CORS):
-        # reuse their rendering until the cache is full.
-        key = tuple(headers)
-        rendered = _FEW.get(key)
-        if rendered is None:
-            rendered = "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
-            if len(_FEW) < 1024:
-                _FEW[key] = rendered
-        return rendered
-    return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+    count = len(headers)
+    if count == 1:
+        return _field(cast(list[object], headers)[0])
+    if count > 4:
+        return b"".join([_field(field) for field in cast(list[object], headers)])
+    key = tuple(headers)
+    rendered = _FEW.get(key)
+    if rendered is None:
+        seen = len(_SINGLE)
+        rendered = b"".join([_field(field) for field in cast(list[object], headers)])
+        if len(_SINGLE) == seen:  # no field was new
+            if len(_FEW) >= _FEW_LIMIT:
+                _FEW.clear()
+            _FEW[key] = rendered
+    return rendered
+
+
+def _field(field: object) -> bytes:
+    rendered = _SINGLE.get(field)
+    if rendered is None:
+        name, value = cast(tuple[str, str], field)
+        rendered = f"{name}: {value}\r\n".encode("latin-1")
+        if len(_SINGLE) >= _SINGLE_LIMIT:
+            _SINGLE.clear()
+        _SINGLE[field] = rendered
+    return rendered
 
 
 def without_framing(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
