@@ -18,7 +18,7 @@ import os
 import re
 from typing import Final
 
-from cello.logs import current_request_id
+from cello import logs
 from cello.request import Request
 from cello.response import Response
 
@@ -55,6 +55,8 @@ class _IdPool:
         self.next = 0
 
 
+# Set per request: held where compiled code reaches it without a module-dict lookup.
+_current_id: Final = logs.current_request_id
 _POOL_SIZE: Final = 64
 _pool: Final = _IdPool()
 os.register_at_fork(after_in_child=_pool.forget)
@@ -92,11 +94,11 @@ class RequestIds:
         if request_id is None:
             request_id = self._pool.take()
         request.id = request_id
-        current_request_id.set(request_id)
+        _current_id.set(request_id)
 
     def resume(self, request: Request) -> None:
         """The request goes on in another context (a task): its log lines keep the id."""
-        current_request_id.set(request.id)
+        _current_id.set(request.id)
 
     def after(self, request: Request, response: Response) -> None:
         request_id = request.id
@@ -111,5 +113,5 @@ class RequestIds:
             else:
                 # Valid as a header value: made here, or matched _SANE.
                 headers.append((self.header, request_id))
-        # current_request_id is left as it is: the endpoint ran the request in a context of its
+        # logs.current_request_id is left as it is: the endpoint ran the request in a context of its
         # own (cello/pipeline.py), which ends with it.

@@ -79,44 +79,84 @@ class HeadTails:
 # Most responses carry one header (their content type): its rendering is reused.
 # Renderings of header fields, and of lists of a few fields, seen before. Fields are keyed by
 # their own tuple, held as an object: compiled code would otherwise unpack a tuple[str, str] into
-# a C struct and build a new tuple to look it up. A list is cached once all its fields were seen
-# before: a field unique to each response (a request id, a cookie) costs its own rendering, not a
-# list's rendering, a list's key and an entry that will never be read again. Full caches are
-# emptied, not frozen: what was cached first must not crowd out for good what an app sends again
-# and again (content type, Vary, CORS).
+# a C struct and build a new tuple to look it up. A list is cached once all its fields are known;
+# one whose last field is not (what an after-hook appends: a request id, a cookie, new on every
+# response) is not even looked up, and a field met in such a list is kept only one time in
+# _ADMIT_EVERY: a field sent again and again gets in soon enough, one made for each response
+# rarely costs an entry. Full caches are emptied, not frozen: what came first must not crowd out
+# for good what an app sends again and again (content type, Vary, CORS).
 _SINGLE: Final[dict[object, bytes]] = {}
 _FEW: Final[dict[tuple[tuple[str, str], ...], bytes]] = {}
 _SINGLE_LIMIT: Final = 256
 _FEW_LIMIT: Final = 1024
+_ADMIT_EVERY: Final = 8
+
+
+class _Misses:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_misses: Final = _Misses()
 
 
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
     count = len(headers)
+    fields = cast(list[object], headers)
     if count == 1:
-        return _field(cast(list[object], headers)[0])
-    if count > 4:
-        return b"".join([_field(field) for field in cast(list[object], headers)])
-    key = tuple(headers)
-    rendered = _FEW.get(key)
+        field = fields[0]
+        rendered = _SINGLE.get(field)
+        if rendered is None:
+            rendered = _render(field)
+            _remember(field, rendered)
+        return rendered
+    if count == 0:
+        return b""
+    last = fields[count - 1]
+    rendered = _SINGLE.get(last)
     if rendered is None:
-        seen = len(_SINGLE)
-        rendered = b"".join([_field(field) for field in cast(list[object], headers)])
-        if len(_SINGLE) == seen:  # no field was new
+        rendered = _render(last)
+        misses = _misses
+        misses.count += 1
+        if misses.count >= _ADMIT_EVERY:
+            misses.count = 0
+            _remember(last, rendered)
+        parts = [_field(field) for field in fields[: count - 1]]
+        parts.append(rendered)
+        return b"".join(parts)
+    if count > 4:
+        return b"".join([_field(field) for field in fields])
+    key = tuple(headers)
+    joined = _FEW.get(key)
+    if joined is None:
+        known = len(_SINGLE)
+        joined = b"".join([_field(field) for field in fields])
+        if len(_SINGLE) == known:  # every field was known: a list likely to come again
             if len(_FEW) >= _FEW_LIMIT:
                 _FEW.clear()
-            _FEW[key] = rendered
-    return rendered
+            _FEW[key] = joined
+    return joined
 
 
 def _field(field: object) -> bytes:
     rendered = _SINGLE.get(field)
     if rendered is None:
-        name, value = cast(tuple[str, str], field)
-        rendered = f"{name}: {value}\r\n".encode("latin-1")
-        if len(_SINGLE) >= _SINGLE_LIMIT:
-            _SINGLE.clear()
-        _SINGLE[field] = rendered
+        rendered = _render(field)
+        _remember(field, rendered)
     return rendered
+
+
+def _render(field: object) -> bytes:
+    name, value = cast(tuple[str, str], field)
+    return f"{name}: {value}\r\n".encode("latin-1")
+
+
+def _remember(field: object, rendered: bytes) -> None:
+    if len(_SINGLE) >= _SINGLE_LIMIT:
+        _SINGLE.clear()
+    _SINGLE[field] = rendered
 
 
 def without_framing(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
