@@ -28,9 +28,10 @@ from types import ModuleType
 from typing import Final
 
 # The HTTP/WebSocket server (per-request and per-frame code, where interpreted Python showed
-# in profiles), the Request and Response classes every request builds, and the handler chains
-# (pipeline). Request and Response stay open to subclasses defined in Python
-# (allow_interpreted_subclasses); the app, blueprints and middleware stay interpreted.
+# in profiles), the Request and Response classes every request builds, the handler chains
+# (pipeline) and what they call for every request when enabled (request ids, metrics). Request
+# and Response stay open to subclasses defined in Python (allow_interpreted_subclasses); the
+# app, blueprints and other middleware stay interpreted.
 COMPILED: Final = (
     "cello.metrics",
     "cello.middleware.request_id",
