@@ -90,8 +90,14 @@ def _labels(key: Key) -> Labels:
     return (route or UNMATCHED, method if method in METHODS else "OTHER", str(status))
 
 
-def _declared_length(request: Request) -> int:
-    """A body streamed to the handler: what the client declared (the server enforced it)."""
+def _received(request: Request) -> int:
+    """Bytes of the request's body; of a body streamed to the handler, what the client
+    declared (the server enforced it)."""
+    body = request.body_bytes
+    if body:
+        return len(body)
+    if request.body_stream is None:
+        return 0
     declared = request.header(b"content-length")
     return int(declared) if declared is not None and declared.isdigit() else 0
 
@@ -223,11 +229,7 @@ class Metrics:
             series.total += elapsed
             series.buckets[_bucket(self._bounds, elapsed)] += 1
             self._in_flight -= 1
-        body = request.body_bytes
-        if body:
-            series.received += len(body)
-        elif request.body_stream is not None:
-            series.received += _declared_length(request)
+        series.received += _received(request)
         chunks = response.body_chunks
         if chunks is not None:
             stream = self._streams if _is_event_stream(response) else None
@@ -260,11 +262,9 @@ class Metrics:
         if started:
             duration.observe(_clock() - started)
             shared.in_flight.dec()
-        body = request.body_bytes
-        if body:
-            received.inc(len(body))
-        elif request.body_stream is not None:
-            received.inc(_declared_length(request))
+        size = _received(request)
+        if size:
+            received.inc(size)
         chunks = response.body_chunks
         if chunks is not None:
             stream = shared.streams if _is_event_stream(response) else None
@@ -292,9 +292,8 @@ class Metrics:
 
     def share_between_processes(self) -> None:
         """Before forking workers (before any request): keep values in files every process
-        can read. Uses the operator's
-        PROMETHEUS_MULTIPROC_DIR if set before the start (and leaves it), or a private
-        directory removed by :meth:`close`."""
+        can read. Uses the operator's PROMETHEUS_MULTIPROC_DIR if set before the start (and
+        leaves it), or a private directory removed by :meth:`close`."""
         if self._directory is not None:
             return
         from prometheus_client import values

@@ -146,7 +146,8 @@ class Scope:
         # enable_rate_limit(): (name of its counters, limit); cello.endpoints composes them.
         self.rate_limits: list[tuple[str, RateLimit]] = []
         # Request ids (app.enable_request_id) and the app's metrics (app.enable_metrics): not
-        # stacked either; called first and last by every endpoint (Endpoint._around).
+        # stacked either; called first and last by every endpoint
+        # (Endpoint._around_before/_around_after).
         self.request_ids: RequestIds | None = None
         self.metrics: Metrics | None = None
 

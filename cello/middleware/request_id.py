@@ -75,7 +75,7 @@ def sane(value: str) -> bool:
 class RequestIds:
     """Gives each request its id (``before``) and sends it back (``after``)."""
 
-    __slots__ = ("header", "header_lower", "_lower", "_pool")
+    __slots__ = ("header", "header_lower", "_lower")
 
     def __init__(self, header: str = "X-Request-ID") -> None:
         if not isinstance(header, str) or _TOKEN.fullmatch(header) is None:
@@ -83,7 +83,6 @@ class RequestIds:
         self.header = header
         self.header_lower = header.lower()
         self._lower = self.header_lower.encode("ascii")
-        self._pool = _pool
 
     def before(self, request: Request) -> None:
         request_id = None
@@ -92,7 +91,7 @@ class RequestIds:
             if incoming is not None and _SANE.fullmatch(incoming) is not None:
                 request_id = incoming
         if request_id is None:
-            request_id = self._pool.take()
+            request_id = new_id()
         request.id = request_id
         _current_id.set(request_id)
 

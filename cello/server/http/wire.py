@@ -76,7 +76,6 @@ class HeadTails:
         self.close = fixed + b"connection: close\r\n\r\n"
 
 
-# Most responses carry one header (their content type): its rendering is reused.
 # Renderings of header fields, and of lists of a few fields, seen before. Fields are keyed by
 # their own tuple, held as an object: compiled code would otherwise unpack a tuple[str, str] into
 # a C struct and build a new tuple to look it up. A list is cached once all its fields are known;
@@ -105,13 +104,8 @@ _misses: Final = _Misses()
 def render_headers(headers: list[tuple[str, str]]) -> bytes:
     count = len(headers)
     fields = cast(list[object], headers)
-    if count == 1:
-        field = fields[0]
-        rendered = _SINGLE.get(field)
-        if rendered is None:
-            rendered = _render(field)
-            _remember(field, rendered)
-        return rendered
+    if count == 1:  # most responses: their content type alone
+        return _field(fields[0])
     if count == 0:
         return b""
     last = fields[count - 1]
@@ -131,12 +125,14 @@ def render_headers(headers: list[tuple[str, str]]) -> bytes:
     key = tuple(headers)
     joined = _FEW.get(key)
     if joined is None:
-        known = len(_SINGLE)
-        joined = b"".join([_field(field) for field in fields])
-        if len(_SINGLE) == known:  # every field was known: a list likely to come again
-            if len(_FEW) >= _FEW_LIMIT:
-                _FEW.clear()
-            _FEW[key] = joined
+        known = [_SINGLE.get(field) for field in fields]
+        if None in known:
+            return b"".join([_field(field) for field in fields])
+        # Every field was sent before: a list likely to come again.
+        joined = b"".join(cast(list[bytes], known))
+        if len(_FEW) >= _FEW_LIMIT:
+            _FEW.clear()
+        _FEW[key] = joined
     return joined
 
 
