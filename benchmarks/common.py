@@ -245,6 +245,49 @@ def proc_status_mib(pid: int, field: str) -> float:
 STREAM_PEERS = ["uvicorn", "starlette", "sse-starlette", "httptools", "uvloop", "python-multipart"]
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (a server's master and its workers)."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def tree_rss_kib(root: int) -> int:
+    """VmRSS of ``root`` and all its descendants, KiB."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time used so far by ``root`` and its live descendants. Time the
+    hypervisor stole is not in it: on a shared machine it is steadier than a throughput."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def uvicorn_argv(python: str, app: str, *extra: str) -> list[str]:
     """uvicorn as every benchmark runs it: httptools, uvloop, no access log ("{port}" filled in)."""
     return [python, "-m", "uvicorn", app, "--port", "{port}", "--http", "httptools", "--loop", "uvloop",

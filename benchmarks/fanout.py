@@ -55,7 +55,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import Server, ensure_apt_tool, ensure_peers, machine_facts, rounds, table, uvicorn_argv  # noqa: E402
+from common import (  # noqa: E402
+    Server,
+    ensure_apt_tool,
+    ensure_peers,
+    machine_facts,
+    rounds,
+    table,
+    tree_cpu_seconds,
+    tree_rss_kib,
+    uvicorn_argv,
+)
 from support.redis import RedisServer  # noqa: E402
 from support.websocket import OP_PONG, encode_frame  # noqa: E402
 
@@ -98,50 +108,6 @@ def servers(peer_python: str, redis_url: str, workers: int, cello_broker: str, l
             workers,
         ),
     ]
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and all its descendants (a server's master and its workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo += children.get(pid, [])
-    return pids
-
-
-def tree_rss_kib(root: int) -> int:
-    total = 0
-    for pid in process_tree(root):
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
-
-
-def tree_cpu_seconds(root: int) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 # -- The subscribers (run in their own processes: fanout.py _subscribers ...) -------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Server, WrkResult, ensure_apt_tool, machine_facts, median_result, rounds, table, wrk_figure  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    Server,
+    WrkResult,
+    ensure_apt_tool,
+    machine_facts,
+    median_result,
+    rounds,
+    run_wrk,
+    table,
+    tree_cpu_seconds,
+)
 
 SETS = {
     "middleware": {"bare": "", "cors+compression": "cors,compression", "cors+compression+file log": "cors,compression,logging"},
@@ -75,22 +87,48 @@ def main() -> None:
             argv = [sys.executable, "-m", "cello", "serve", "benchmarks/apps/cello_middleware.py", "--port", "{port}"]
             servers.insert(1, Server(name, [*argv, "--no-logs"], cwd=checkout, env={"PYTHONPATH": str(checkout)}))
         results: dict[str, list[WrkResult]] = {server.name: [] for server in servers}
+        cpu_us: dict[str, list[float]] = {server.name: [] for server in servers}
 
         def measure(run: int, server: Server, port: int) -> None:
             url = f"http://127.0.0.1:{port}/"
-            result = wrk_figure(wrk, url, args.seconds, 1.0 if run == 0 else 0.0, script=str(script))
+            if run == 0:
+                run_wrk(wrk, url, 1.0, script=str(script))  # warm-up: figures dropped
+            assert server.process is not None
+            used = tree_cpu_seconds(server.process.pid)
+            result = run_wrk(wrk, url, args.seconds, script=str(script))
+            used = tree_cpu_seconds(server.process.pid) - used
+            # wrk runs whole seconds; the server's CPU time over the requests it answered.
+            per_request = 1e6 * used / (result.rps * max(1, round(args.seconds)))
             results[server.name].append(result)
-            print(f"run {run + 1} {server.name:36} {result.rps:10.0f} req/s", flush=True)
+            cpu_us[server.name].append(per_request)
+            print(f"run {run + 1} {server.name:36} {result.rps:10.0f} req/s {per_request:6.1f} us CPU/req", flush=True)
 
         rounds(servers, args.runs, measure, rotate=True)
     base = median_result(results[base_name]).rps
+    base_cpu = statistics.median(cpu_us[base_name])
     rows = []
     for name, found in results.items():
         med = median_result(found)
-        rows.append([name, f"{med.rps:,.0f}", f"{med.p99_ms:.2f}", f"{100 * med.rps / base:.0f}%"])
+        cpu = statistics.median(cpu_us[name])
+        rows.append(
+            [
+                name,
+                f"{med.rps:,.0f}",
+                f"{med.p99_ms:.2f}",
+                f"{100 * med.rps / base:.0f}%",
+                f"{cpu:.1f}",
+                f"{100 * base_cpu / cpu:.0f}%",
+            ]
+        )
     print()
     print(f"Machine: {machine_facts()}; wrk -t1 -c64 -d{args.seconds}s, median of {args.runs}; server CPU 0, wrk CPU 1")
-    print(table(["variant", "req/s", "p99 ms", f"of {base_name}"], rows))
+    print(
+        "Server CPU/req: the server's user + system CPU time over the requests it answered (time stolen by the"
+        " hypervisor is not in it); its speed column is that of all off over it, the throughput a saturated"
+        " core would give."
+    )
+    header = ["variant", "req/s", "p99 ms", f"of {base_name}", "server CPU us/req", f"speed by CPU, of {base_name}"]
+    print(table(header, rows))
     print(f"\nCommand: `python benchmarks/middleware_bench.py {shlex.join(sys.argv[1:])}`")
 
 

@@ -38,7 +38,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PEERS_VENV, ROOT, Server, ensure_apt_tool, machine_facts, pinned, rounds, run_wrk, table, wrk_figure  # noqa: E402
+from common import (  # noqa: E402
+    PEERS_VENV,
+    ROOT,
+    Server,
+    ensure_apt_tool,
+    machine_facts,
+    pinned,
+    rounds,
+    run_wrk,
+    table,
+    tree_rss_kib,
+    wrk_figure,
+)
 from run import (  # noqa: E402
     ENDPOINTS,
     RESULTS,
@@ -356,22 +368,6 @@ def _wrk2_percentiles(out: str) -> list[str]:
 
 
 # -- memory per idle connection -------------------------------------------------------------
-
-
-def tree_rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, KiB."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 async def _open_idle(port: int, count: int) -> tuple[list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], int]:
