@@ -4,10 +4,12 @@ that breaks them (each rule broken once by tests/apps/tfb_broken.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +17,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "tfb"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from database import Postgres  # noqa: E402
+from dbpool import Pool  # noqa: E402
 from support.servers import RunningServer  # noqa: E402
 from verify import verify  # noqa: E402
 
@@ -53,3 +56,42 @@ def test_the_database_holds_tfb_data(postgres: Postgres) -> None:
     assert sorted(world) == list(range(1, 10_001))
     assert all(1 <= number <= 10_000 for number in world.values())
     assert postgres.psql("SELECT count(*) FROM fortune", "hello_world").strip() == "12"
+
+
+async def test_the_apps_pool_serves_in_turn_and_replaces_a_closed_connection(postgres: Postgres) -> None:
+    pool = await Pool.open(postgres.dsn, size=2)
+    try:
+        # Five times more requests than connections: they wait in turn, each gets its answer.
+        assert await asyncio.gather(*(pool.fetchval("SELECT $1::int", n) for n in range(10))) == list(range(10))
+
+        # Cancelled mid-query (as wrk leaves requests at the end of a run): the connection
+        # comes back and serves again once the cancellation is done.
+        slow = asyncio.create_task(pool.fetchval("SELECT pg_sleep(3)"))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        async with pool.acquire() as first, pool.acquire() as second:
+            assert await first.fetchval("SELECT 1") == 1 and await second.fetchval("SELECT 2") == 2
+            # Cancelled while waiting for a connection: none is lost with it.
+            waiting = asyncio.create_task(pool.fetchval("SELECT 3"))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            # The server ends one connection's session: it is replaced, not handed out closed.
+            killed = await first.fetchval("SELECT pg_backend_pid()")
+            await second.execute(f"SELECT pg_terminate_backend({killed})")
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await first.fetchval("SELECT 1")
+        # The replacement connects in the background; meanwhile the other connection serves.
+        for _ in range(50):
+            pids = set(await asyncio.gather(*(pool.fetchval("SELECT pg_backend_pid()") for _ in range(6))))
+            assert killed not in pids
+            if len(pids) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(pids) == 2
+    finally:
+        await pool.close()

@@ -11,13 +11,11 @@ from __future__ import annotations
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
 from blacksheep import Application, Response, html, json, text
+from dbpool import Pool
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -26,7 +24,6 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 
 # Cello's Jinja2 settings for App(templates=...).
@@ -36,13 +33,13 @@ fortune_template = environment.get_template(TEMPLATE)
 app = Application()
 get = app.router.get
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, dict[str, int]] = {}
 
 
 async def connect(application: Application) -> None:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, {"id": id, "randomNumber": number}) for id, number in rows)

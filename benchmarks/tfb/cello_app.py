@@ -14,13 +14,11 @@ from __future__ import annotations
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
 import msgspec
+from dbpool import Pool
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -29,7 +27,6 @@ from rules import (
     WRITE_ROWS,
     by_message,
     clamp,
-    keep_session,
 )
 
 from cello import App, Response
@@ -42,14 +39,14 @@ class World(msgspec.Struct):
     randomNumber: int  # noqa: N815 (TFB's key)
 
 
-pool: Any = None  # asyncpg.Pool, opened by each worker at start-up
+pool: Any = None  # dbpool.Pool, opened by each worker at start-up
 cache: dict[int, World] = {}
 
 
 @app.on_startup
 async def connect() -> None:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, World(id, number)) for id, number in rows)

@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
 import falcon
 import falcon.asgi
+from dbpool import Pool
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -27,13 +25,12 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 
 # Cello's Jinja2 settings for App(templates=...).
 environment = jinja_environment()
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, dict[str, int]] = {}
 
 
@@ -42,7 +39,7 @@ class Database:
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         global pool
-        pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+        pool = await Pool.open()
         async with pool.acquire() as connection:
             rows = await connection.fetch(READ_WORLD)
         cache.update((id, {"id": id, "randomNumber": number}) for id, number in rows)

@@ -13,16 +13,14 @@ from contextlib import asynccontextmanager
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
+from dbpool import Pool
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -31,7 +29,6 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 
 # Cello's Jinja2 settings for App(templates=...), handed to FastAPI's own integration.
@@ -47,14 +44,14 @@ class World(BaseModel):
     randomNumber: int  # noqa: N815 (TFB's key)
 
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, World] = {}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, World(id=id, randomNumber=number)) for id, number in rows)

@@ -12,17 +12,15 @@ from contextlib import asynccontextmanager
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
 import msgspec
+from dbpool import Pool
 from litestar import Litestar, MediaType, get
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -31,7 +29,6 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 
 
@@ -40,14 +37,14 @@ class World(msgspec.Struct):
     randomNumber: int  # noqa: N815 (TFB's key)
 
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, World] = {}
 
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, World(id, number)) for id, number in rows)

@@ -1,6 +1,6 @@
 """What every TechEmpower app of this directory shares: TFB's rules (the statements, the
 clamping of `queries`/`count`, the added fortune, the id range), the database settings
-(`TFB_DSN`, `TFB_POOL_SIZE`, no reset on release) and the fortunes template with Cello's
+(`TFB_DSN`, `TFB_POOL_SIZE`; the pool itself is dbpool.py) and the fortunes template with Cello's
 Jinja2 settings (benchmarks/apps/templates/fortunes.html, also rendered by benchmarks/run.py).
 Each app keeps its framework's own code: routing, parameters, responses, start-up hooks.
 """
@@ -38,11 +38,6 @@ def clamp(queries: str) -> int:
     except ValueError:
         return 1
     return min(max(value, 1), 500)
-
-
-async def keep_session(connection: Any) -> None:
-    """The pool's reset on release: none. asyncpg's default sends `RESET ALL; UNLISTEN *; ...`
-    on every release, a round trip per request; these apps never change session state."""
 
 
 def jinja_environment() -> Any:

@@ -14,13 +14,11 @@ from random import choices, randint, sample
 from typing import Any
 from wsgiref.handlers import format_date_time
 
-import asyncpg
 import sanic
+from dbpool import Pool
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -29,7 +27,6 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 from sanic import HTTPResponse, Request, Sanic, html, json, text
 from sanic.response import BaseHTTPResponse
@@ -41,14 +38,14 @@ fortune_template = environment.get_template(TEMPLATE)
 app = Sanic("tfb")
 SERVER = f"Sanic/{sanic.__version__}"
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, dict[str, int]] = {}
 
 
 @app.before_server_start
 async def connect(app: Sanic[Any, Any]) -> None:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, {"id": id, "randomNumber": number}) for id, number in rows)

@@ -11,12 +11,10 @@ from contextlib import asynccontextmanager
 from random import choices, randint, sample
 from typing import Any
 
-import asyncpg
+from dbpool import Pool
 from rules import (
     ADDED_FORTUNE,
-    DSN,
     IDS,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_ROW,
     READ_WORLD,
@@ -25,7 +23,6 @@ from rules import (
     by_message,
     clamp,
     jinja_environment,
-    keep_session,
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,14 +33,14 @@ from starlette.templating import Jinja2Templates
 # Cello's Jinja2 settings for App(templates=...), handed to Starlette's own integration.
 templates = Jinja2Templates(env=jinja_environment())
 
-pool: Any = None  # asyncpg.Pool, opened at start-up
+pool: Any = None  # dbpool.Pool, opened at start-up
 cache: dict[int, dict[str, int]] = {}
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global pool
-    pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, reset=keep_session)
+    pool = await Pool.open()
     async with pool.acquire() as connection:
         rows = await connection.fetch(READ_WORLD)
     cache.update((id, {"id": id, "randomNumber": number}) for id, number in rows)
