@@ -15,8 +15,9 @@ deep and the database tests at 256 connections; /queries and /updates with 20 ro
 
 With one worker per framework the server runs on CPU 0, and wrk and PostgreSQL share CPU 1;
 with two workers (`--workers 2`, both cores) nothing is pinned and everything shares the
-machine. Servers are interleaved within each run (the order rotates from run to run); each
-figure is the median of --runs runs, each after a warm-up.
+machine. All servers are started at once and wait while the others are measured; each test
+type is measured for every framework in turn (the order rotates from test to test and run to
+run); each figure is the median of --runs runs, each after a warm-up.
 """
 
 from __future__ import annotations
@@ -64,12 +65,25 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 PIPELINE = HERE / "pipeline.lua"
 
 
+# What the table's reader must know: what is the same in every app, and where the database
+# (not the framework) sets the limit.
+SHARED = """\
+Every app runs the same SQL, TFB's rules and the same fortunes template with the same Jinja2
+settings (benchmarks/tfb/rules.py), on asyncpg with the same pool of 16 connections per worker
+(benchmarks/tfb/dbpool.py: asyncpg's own pool cost about 30 us of CPU per request in every app).
+What differs is each framework's own code: server, routing, parameters, responses, JSON. With
+one worker, queries and updates are bound by CPU 1, where PostgreSQL spends about 240 us
+(queries) and 500-700 us (updates) per request beside wrk: every framework meets that limit,
+and there their figures differ by this machine's noise more than by their code."""
+
+
 @dataclass(frozen=True)
 class Test:
     key: str
     path: str
     connections: int
     pipeline: int = 0  # requests sent at once per connection (0: one at a time)
+    world: bool = False  # reads or writes `world`: measured on a table without dead rows
 
     @property
     def label(self) -> str:
@@ -80,10 +94,10 @@ class Test:
 TESTS = [
     Test("json", "/json", 64),
     Test("plaintext", "/plaintext", 256, pipeline=16),
-    Test("db", "/db", 256),
-    Test("queries", "/queries?queries=20", 256),
+    Test("db", "/db", 256, world=True),
+    Test("queries", "/queries?queries=20", 256, world=True),
     Test("fortunes", "/fortunes", 64),
-    Test("updates", "/updates?queries=20", 256),
+    Test("updates", "/updates?queries=20", 256, world=True),
     Test("cached", "/cached-queries?count=100", 256),
 ]
 
@@ -162,12 +176,16 @@ Results = dict[tuple[str, str], list[WrkResult]]
 def measure(
     chosen: list[Target], tests: list[Test], workers: int, args: argparse.Namespace, wrk: str, db: Postgres, logs: Path
 ) -> Results:
+    """Every server is started once and waits, idle, while the others are measured; each test
+    type is measured for every framework in turn, the order rotating from one test and run to
+    the next. A framework's figure and its rivals' are taken seconds apart, not minutes: this
+    machine's speed drifts by tens of percent over minutes (shared cores), and comparing
+    figures taken far apart measured the drift as much as the frameworks."""
     results: Results = {}
     cpu = 1 if workers == 1 else None
-    for run in range(args.runs):
-        shift = run % len(chosen)
-        for target in chosen[shift:] + chosen[:shift]:
-            db.refresh()
+    running: list[tuple[Target, Server, int]] = []
+    try:
+        for target in chosen:
             process = server(target, workers, db.dsn, logs)
             port = free_port()
             try:
@@ -175,18 +193,18 @@ def measure(
             except RuntimeError as exc:
                 print(f"!! {exc}", flush=True)
                 continue
-            try:
-                for test in tests:
-                    url = f"http://127.0.0.1:{port}{test.path}"
-                    options: dict[str, Any] = {"connections": test.connections, "cpu": cpu}
-                    if test.pipeline:
-                        options |= {"script": str(PIPELINE), "script_args": (str(test.pipeline),)}
-                    try:
-                        if args.warmup > 0:
-                            run_wrk(wrk, url, args.warmup, **options)
-                        result = run_wrk(wrk, url, args.seconds, **options)
-                    except (subprocess.CalledProcessError, AttributeError) as exc:
-                        print(f"!! {target.name} {test.key}: wrk failed: {exc}; {process.stderr_tail()}", flush=True)
+            running.append((target, process, port))
+        turn = 0
+        for run in range(args.runs):
+            for test in tests:
+                shift = turn % len(running) if running else 0
+                turn += 1
+                for target, process, port in running[shift:] + running[:shift]:
+                    if test.world:
+                        db.refresh()
+                    result = measure_one(wrk, f"http://127.0.0.1:{port}{test.path}", test, cpu, args)
+                    if result is None:
+                        print(f"!! {target.name} {test.key}: wrk failed; {process.stderr_tail()}", flush=True)
                         continue
                     results.setdefault((target.key, test.key), []).append(result)
                     errors = f"  ({result.errors} errors)" if result.errors else ""
@@ -195,9 +213,22 @@ def measure(
                         f"{result.rps:10,.0f} req/s  p99 {result.p99_ms:8.2f} ms{errors}",
                         flush=True,
                     )
-            finally:
-                process.stop()
+    finally:
+        for _, process, _ in running:
+            process.stop()
     return results
+
+
+def measure_one(wrk: str, url: str, test: Test, cpu: int | None, args: argparse.Namespace) -> WrkResult | None:
+    options: dict[str, Any] = {"connections": test.connections, "cpu": cpu}
+    if test.pipeline:
+        options |= {"script": str(PIPELINE), "script_args": (str(test.pipeline),)}
+    try:
+        if args.warmup > 0:
+            run_wrk(wrk, url, args.warmup, **options)
+        return run_wrk(wrk, url, args.seconds, **options)
+    except (subprocess.CalledProcessError, AttributeError):
+        return None
 
 
 def report(chosen: list[Target], tests: list[Test], workers: int, results: Results) -> str:
@@ -286,6 +317,7 @@ def main() -> None:
         parts.append(report(passed, tests, workers, results) + "\n")
     parts.append("Test types:\n")
     parts += [f"- {test.label}" for test in tests]
+    parts.append(f"\n{SHARED}")
     if failed:
         parts.append("\nFailed verification (not measured):\n")
         parts += [f"- {key}: {'; '.join(found[:3])}" for key, found in failed.items()]
