@@ -162,6 +162,31 @@ def rounds(
                 server.stop()
 
 
+def side_by_side(
+    servers: list[Server], runs: int, measure: Callable[[int, Server, int], None], *, timeout: float = 20.0
+) -> None:
+    """Like :func:`rounds`, but every server is started once, first, and waits idle while the
+    others are measured; the order rotates from run to run. For small differences on a
+    machine whose speed drifts: the figures being compared are taken seconds apart, each on a
+    warm server, with no start-up between them. ``measure`` is called with run -1 once per
+    server before the runs (to warm it up)."""
+    ports: list[tuple[Server, int]] = []
+    try:
+        for server in servers:
+            port = free_port()
+            server.start(port, timeout)
+            ports.append((server, port))
+        for server, port in ports:
+            measure(-1, server, port)
+        for run in range(runs):
+            shift = run % len(ports)
+            for server, port in ports[shift:] + ports[:shift]:
+                measure(run, server, port)
+    finally:
+        for server, _ in ports:
+            server.stop()
+
+
 @dataclass
 class WrkResult:
     rps: float

@@ -9,6 +9,8 @@ requests carry an allowed Origin and Accept-Encoding so that both middleware do 
 --baseline DIR also serves the bare app from another checkout (its compiled modules built in
 place: `git worktree add ../base REV && cd ../base && ../main/.venv/bin/python setup.py
 build_ext --inplace`) with this venv, so "off is as fast as before" is measured in the same run.
+Every variant is started first and warmed up; then each run measures them in turn, seconds
+apart (the order rotating), and each figure is the median over the runs.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from common import (  # noqa: E402
     ensure_apt_tool,
     machine_facts,
     median_result,
-    rounds,
     run_wrk,
+    side_by_side,
     table,
     tree_cpu_seconds,
 )
@@ -91,8 +93,9 @@ def main() -> None:
 
         def measure(run: int, server: Server, port: int) -> None:
             url = f"http://127.0.0.1:{port}/"
-            if run == 0:
+            if run < 0:
                 run_wrk(wrk, url, 1.0, script=str(script))  # warm-up: figures dropped
+                return
             assert server.process is not None
             used = tree_cpu_seconds(server.process.pid)
             result = run_wrk(wrk, url, args.seconds, script=str(script))
@@ -103,9 +106,10 @@ def main() -> None:
             cpu_us[server.name].append(per_request)
             print(f"run {run + 1} {server.name:36} {result.rps:10.0f} req/s {per_request:6.1f} us CPU/req", flush=True)
 
-        rounds(servers, args.runs, measure, rotate=True)
+        side_by_side(servers, args.runs, measure)
     base = median_result(results[base_name]).rps
     base_cpu = statistics.median(cpu_us[base_name])
+    base_runs = [result.rps for result in results[base_name]]
     rows = []
     for name, found in results.items():
         med = median_result(found)
@@ -116,6 +120,8 @@ def main() -> None:
                 f"{med.rps:,.0f}",
                 f"{med.p99_ms:.2f}",
                 f"{100 * med.rps / base:.0f}%",
+                # Each run's figure over the base's of the same run (seconds apart), the median.
+                f"{100 * statistics.median(r.rps / b for r, b in zip(found, base_runs)):.0f}%",
                 f"{cpu:.1f}",
                 f"{100 * base_cpu / cpu:.0f}%",
             ]
@@ -123,11 +129,12 @@ def main() -> None:
     print()
     print(f"Machine: {machine_facts()}; wrk -t1 -c64 -d{args.seconds}s, median of {args.runs}; server CPU 0, wrk CPU 1")
     print(
+        f"Run by run: the median of each run's figure over that of {base_name} in the same run. "
         "Server CPU/req: the server's user + system CPU time over the requests it answered (time stolen by the"
         " hypervisor is not in it); its speed column is that of all off over it, the throughput a saturated"
         " core would give."
     )
-    header = ["variant", "req/s", "p99 ms", f"of {base_name}", "server CPU us/req", f"speed by CPU, of {base_name}"]
+    header = ["variant", "req/s", "p99 ms", f"of {base_name}", "run by run", "server CPU us/req", "speed by CPU"]
     print(table(header, rows))
     print(f"\nCommand: `python benchmarks/middleware_bench.py {shlex.join(sys.argv[1:])}`")
 
