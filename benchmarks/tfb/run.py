@@ -50,8 +50,8 @@ from common import (  # noqa: E402
     ensure_peers,
     machine_facts,
     median_result,
-    run_wrk,
     table,
+    wrk_figure,
 )
 from database import Postgres  # noqa: E402
 from peers import PEERS, Peer  # noqa: E402
@@ -224,9 +224,7 @@ def measure_one(wrk: str, url: str, test: Test, cpu: int | None, args: argparse.
     if test.pipeline:
         options |= {"script": str(PIPELINE), "script_args": (str(test.pipeline),)}
     try:
-        if args.warmup > 0:
-            run_wrk(wrk, url, args.warmup, **options)
-        return run_wrk(wrk, url, args.seconds, **options)
+        return wrk_figure(wrk, url, args.seconds, args.warmup, **options)
     except (subprocess.CalledProcessError, AttributeError):
         return None
 
