@@ -818,8 +818,9 @@ def test_stopped_worker_is_replaced(own_server: Callable[..., RunningServer], li
     supervisor = server.process.pid
     workers = _workers_of(supervisor)
     # Stopped before its first heartbeat, a worker would get the start-up allowance (60 s)
-    # instead: wait for the supervisor's line saying every worker has beaten once.
-    eventually(lambda: "Cello serving on" in server.output(), timeout=30, what="every worker started")
+    # instead: wait for the supervisor's line saying every worker has beaten once (each worker
+    # logs a "Cello serving on" line of its own, without the worker count, before that).
+    eventually(lambda: "workers: 2)" in server.output(), timeout=30, what="every worker started")
     victim = min(workers)
     os.kill(victim, signal.SIGSTOP)
     stopped = time.monotonic()
