@@ -1,7 +1,7 @@
 """The framework's log output: text or JSON lines, with the id of the request being handled.
 
-``current_request_id`` holds the id of the request whose code runs now (``app.enable_request_id``
-sets it when a request starts and clears it when its response is ready). ``RequestIdFilter`` copies
+``current_request_id()`` is the id of the request whose code runs now (``app.enable_request_id``
+gives each request one when it starts; cello/middleware/request_id.py). ``RequestIdFilter`` copies
 it onto log records as ``record.request_id``; the handler Cello installs (``cello serve``) has it,
 and any handler of the user's may add it so that ``%(request_id)s`` works in its format and the
 user's own log calls inside handlers carry the id. A filter rather than a log record factory: a
@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from contextvars import ContextVar
 from typing import Any, Final
 
 import orjson
 
-FORMATS: Final = ("text", "json")
+# Re-exported: the name users know it by (docs/operations.md).
+from cello.middleware.request_id import current_request_id as current_request_id
 
-current_request_id: ContextVar[str | None] = ContextVar("cello_request_id", default=None)
+FORMATS: Final = ("text", "json")
 
 # Attributes of an access-log record (cello/middleware/logging.py) that a JSON line carries.
 ACCESS_FIELDS: Final = ("route", "method", "path", "query", "status", "duration_ms", "client")
@@ -59,7 +59,7 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
     if request_id is None:
         # Without the filter: formatting runs in the thread that logged (a StreamHandler), so
         # the request being handled is still the current one.
-        request_id = current_request_id.get()
+        request_id = current_request_id()
     return request_id if isinstance(request_id, str) and request_id != "-" else None
 
 
@@ -69,7 +69,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in record.__dict__:
-            record.request_id = current_request_id.get() or "-"
+            record.request_id = current_request_id() or "-"
         return True
 
 

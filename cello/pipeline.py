@@ -282,11 +282,12 @@ class Endpoint:
         if loader is not None:
             request.session_loader = loader
         if self._sync:
-            if self._request_ids is not None:
-                # The id is set in a context of the request's own, which ends with it: nothing
-                # to clear afterwards in the connection's context that the next request reuses.
-                # (The general path runs in a task of its own: a context of its own already.)
-                return copy_context().run(self._run_sync, request)
+            request_ids = self._request_ids
+            if request_ids is not None:
+                try:
+                    return self._run_sync(request)
+                finally:
+                    request_ids.leave_inline()
             return self._run_sync(request)
         return self._run_async(request)
 
@@ -317,7 +318,7 @@ class Endpoint:
         return response
 
     def _before_and_handler_sync(self, request: Request) -> Response | Awaitable[Any]:
-        self._around_before(request)
+        self._around_before(request, True)
         for hook in self._before:
             early = hook(request)
             if early is not None:
@@ -344,10 +345,10 @@ class Endpoint:
         self._around_after(request, response)
         return response
 
-    def _around_before(self, request: Request) -> None:
+    def _around_before(self, request: Request, on_inline_path: bool) -> None:
         request_ids = self._request_ids
         if request_ids is not None:
-            request_ids.before(request)
+            request_ids.before(request, on_inline_path)
         metrics = self._metrics
         if metrics is not None:
             metrics.before(request)
@@ -406,7 +407,7 @@ class Endpoint:
         return await self._after_async(request, response)
 
     async def _before_and_handler(self, request: Request) -> Response:
-        self._around_before(request)
+        self._around_before(request, False)
         for hook in self._before:
             early = await _maybe_await(hook(request))
             if early is not None:

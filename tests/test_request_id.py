@@ -27,6 +27,7 @@ from support.servers import RunningServer, start_server
 from cello import App, Blueprint, Request, logs
 from cello.errors import error_body
 from cello.logs import JsonFormatter, RequestIdFilter, TextFormatter, current_request_id
+from cello.middleware import request_id as request_id_module
 from cello.middleware.request_id import MAX_LENGTH, RequestIds, new_id, sane
 from cello.testing import TestClient
 
@@ -98,6 +99,14 @@ def test_async_and_threaded_handlers_see_the_id(server: RunningServer, path: str
     response = get(server, path)
     request_id = response.headers["x-request-id"]
     assert response.json() == {"id": request_id, "current": request_id}
+
+
+def test_a_thread_logging_during_an_inline_handler_does_not_get_its_id(server: RunningServer) -> None:
+    response = get(server, "/thread-log")
+    assert response.json() == {
+        "id": response.headers["x-request-id"],
+        "logged": ["-", response.headers["x-request-id"]],
+    }
 
 
 def test_trusted_proxy_id_is_kept(server: RunningServer) -> None:
@@ -250,6 +259,17 @@ def test_test_client() -> None:
         assert client.get("/id", headers={"X-Request-ID": "abc"}).headers["x-request-id"] != "abc"
 
 
+def test_no_id_is_current_once_a_request_is_answered() -> None:
+    async def current() -> tuple[str | None, str | None]:
+        return current_request_id(), request_id_module.inline.request_id
+
+    with TestClient(make_app()) as client:
+        for path, status in (("/id", 200), ("/boom", 500)):
+            assert client.get(path).status_code == status
+            # On the thread that ran the handler (inline: the id was in the slot), nothing left.
+            assert client._loop_thread.run(current()) == (None, None)
+
+
 def test_off_changes_nothing() -> None:
     app = App()
 
@@ -368,7 +388,7 @@ def record(message: str = "hello", **extra: Any) -> logging.LogRecord:
 
 
 def test_formatters_and_filter() -> None:
-    token = current_request_id.set("rid-9")
+    token = request_id_module._context_id.set("rid-9")
     try:
         filtered = record()
         assert RequestIdFilter().filter(filtered) and filtered.request_id == "rid-9"
@@ -379,7 +399,7 @@ def test_formatters_and_filter() -> None:
         text = TextFormatter("%(levelname)s %(message)s").format(record())
         assert text == "WARNING hello request_id=rid-9"
     finally:
-        current_request_id.reset(token)
+        request_id_module._context_id.reset(token)
     outside = record()
     RequestIdFilter().filter(outside)
     assert outside.request_id == "-"

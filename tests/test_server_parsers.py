@@ -415,6 +415,18 @@ def test_header_renderings_cached_stay_bounded_and_right() -> None:
     assert wire.render_headers(many) == b"".join(b"h%d: %d\r\n" % (i, i) for i in range(6))
 
 
+_FIELD_NAMES = st.sampled_from(["content-type", "vary", "x-request-id", "set-cookie", "etag", "a"])
+_FIELD_VALUES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+
+
+@given(st.lists(st.lists(st.tuples(_FIELD_NAMES, _FIELD_VALUES), max_size=6), max_size=20))
+def test_header_renderings_are_the_fields_whatever_the_caches_hold(lists: list[list[tuple[str, str]]]) -> None:
+    # Lists met twice, fields met in several lists, new fields last or in between: every path of
+    # render_headers (cached list, cached fields, a new field) gives the same bytes.
+    for headers in lists + lists:
+        assert wire.render_headers(headers) == b"".join(f"{n}: {v}\r\n".encode() for n, v in headers)
+
+
 @pytest.mark.parametrize("http", PARSERS)
 def test_many_pipelined_messages_after_a_split_head_are_not_counted_as_one_head(http: str) -> None:
     # A head split across reads, then a read holding many whole requests and the start of

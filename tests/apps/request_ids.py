@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from typing import Any
 
 from cello import App, HTTPException, Request
@@ -51,24 +52,35 @@ user_log.propagate = False
 
 @app.get("/id")
 def show_id(request: Request) -> dict[str, Any]:
-    return {"id": request.id, "current": current_request_id.get()}
+    return {"id": request.id, "current": current_request_id()}
 
 
 @app.get("/async-id")
 async def show_id_async(request: Request) -> dict[str, Any]:
     await asyncio.sleep(0)
-    return {"id": request.id, "current": current_request_id.get()}
+    return {"id": request.id, "current": current_request_id()}
 
 
 @app.get("/threaded-id", threaded=True)
 def show_id_threaded(request: Request) -> dict[str, Any]:
-    return {"id": request.id, "current": current_request_id.get()}
+    return {"id": request.id, "current": current_request_id()}
 
 
 @app.get("/user-log")
 def log_something(request: Request) -> dict[str, Any]:
     user_log.info("handling %s", request.raw_path)
     return {"id": request.id, "logged": kept.request_ids[-1]}
+
+
+@app.get("/thread-log")
+def log_from_another_thread(request: Request) -> dict[str, Any]:
+    # A thread of the user's, logging while the request is handled on the inline path: its line
+    # is not the request's.
+    other = threading.Thread(target=user_log.info, args=("from another thread",))
+    other.start()
+    other.join()
+    user_log.info("from the handler")
+    return {"id": request.id, "logged": kept.request_ids[-2:]}
 
 
 @app.get("/boom")

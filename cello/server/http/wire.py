@@ -117,6 +117,8 @@ def render_headers(headers: list[tuple[str, str]]) -> bytes:
         if misses.count >= _ADMIT_EVERY:
             misses.count = 0
             _remember(last, rendered)
+        if count == 2:  # a content type and the new field: one concatenation, no list
+            return _field(fields[0]) + rendered
         parts = [_field(field) for field in fields[: count - 1]]
         parts.append(rendered)
         return b"".join(parts)
@@ -125,14 +127,21 @@ def render_headers(headers: list[tuple[str, str]]) -> bytes:
     key = tuple(headers)
     joined = _FEW.get(key)
     if joined is None:
-        known = [_SINGLE.get(field) for field in fields]
-        if None in known:
-            return b"".join([_field(field) for field in fields])
-        # Every field was sent before: a list likely to come again.
-        joined = b"".join(cast(list[bytes], known))
-        if len(_FEW) >= _FEW_LIMIT:
-            _FEW.clear()
-        _FEW[key] = joined
+        parts = []
+        known = True
+        for field in fields:
+            part = _SINGLE.get(field)
+            if part is None:
+                known = False
+                part = _render(field)
+                _remember(field, part)
+            parts.append(part)
+        joined = b"".join(parts)
+        if known:
+            # Every field was sent before: a list likely to come again.
+            if len(_FEW) >= _FEW_LIMIT:
+                _FEW.clear()
+            _FEW[key] = joined
     return joined
 
 
