@@ -97,5 +97,16 @@ async def test_the_apps_pool_serves_in_turn_and_replaces_a_closed_connection(pos
                 break
             await asyncio.sleep(0.1)
         assert len(pids) == 2
+
+        # Idle when the server ends its session: skipped (and replaced), not handed out.
+        async with pool.acquire() as first, pool.acquire() as second:
+            idle, idle_pid = second, await second.fetchval("SELECT pg_backend_pid()")
+        assert await pool.fetchval(f"SELECT pg_terminate_backend({idle_pid})") is True
+        for _ in range(100):
+            if idle.is_closed():
+                break
+            await asyncio.sleep(0.02)
+        assert idle.is_closed()
+        assert await asyncio.gather(*(pool.fetchval("SELECT $1::int", n) for n in range(4))) == list(range(4))
     finally:
         await pool.close()

@@ -7,9 +7,9 @@ the fortunes + release, 36 us with this pool), more than the query itself: every
 under a timeout and every release in a shielded task. The apps here open their connections
 once and never change
 session state, so none of that is needed. What is kept: requests wait in turn when every
-connection is busy, and a connection the server closed is replaced. One whose query was
-cancelled (wrk drops requests in flight at the end of a run) is given back as it is: asyncpg
-makes its next query wait until the cancellation is done.
+connection is busy, and a connection the server closed (while lent, or idle) is replaced, never
+handed out. One whose query was cancelled (wrk drops requests in flight at the end of a run) is
+given back as it is: asyncpg makes its next query wait until the cancellation is done.
 
 Every app, Cello's and the peers', uses this same pool: the comparison stays one of frameworks.
 """
@@ -35,7 +35,7 @@ class Pool:
 
     @classmethod
     async def open(cls, dsn: str = DSN, size: int = POOL_SIZE) -> Pool:
-        return cls(dsn, [await asyncpg.connect(dsn) for _ in range(size)])
+        return cls(dsn, list(await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(size)))))
 
     def acquire(self) -> Lease:
         """``async with pool.acquire() as connection:``, as with asyncpg's pool."""
@@ -51,19 +51,26 @@ class Pool:
         await asyncio.gather(*self._replacing, return_exceptions=True)
         await asyncio.gather(*(connection.close() for connection in self._open), return_exceptions=True)
 
-    async def _take(self) -> Any:
-        if self._idle:
-            return self._idle.pop()
+    # What a Lease calls: take a connection, then give it back, or discard it once closed.
+
+    async def take(self) -> Any:
+        idle = self._idle
+        while idle:
+            # The connection given back last: its backend process is the likeliest to be warm.
+            connection = idle.pop()
+            if not connection.is_closed():
+                return connection
+            self.discard(connection)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # handed over just as we were cancelled
-                self._give_back(waiter.result())
+                self.give_back(waiter.result())
             raise
 
-    def _give_back(self, connection: Any) -> None:
+    def give_back(self, connection: Any) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -71,7 +78,8 @@ class Pool:
                 return
         self._idle.append(connection)
 
-    def _replace_later(self, connection: Any) -> None:
+    def discard(self, connection: Any) -> None:
+        """Forget a closed connection; another is connected in the background."""
         self._open.discard(connection)
         task = asyncio.get_running_loop().create_task(self._replace())
         self._replacing.add(task)
@@ -85,7 +93,7 @@ class Pool:
                 await asyncio.sleep(0.1)
                 continue
             self._open.add(connection)
-            self._give_back(connection)
+            self.give_back(connection)
             return
 
 
@@ -96,13 +104,13 @@ class Lease:
         self._pool = pool
 
     async def __aenter__(self) -> Any:
-        self._connection = await self._pool._take()
+        self._connection = await self._pool.take()
         return self._connection
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         if self._connection.is_closed():
-            self._pool._replace_later(self._connection)
+            self._pool.discard(self._connection)
         else:
-            self._pool._give_back(self._connection)
+            self._pool.give_back(self._connection)
