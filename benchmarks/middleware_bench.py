@@ -1,7 +1,7 @@
 """Middleware cost: hello world bare, with CORS + compression, and with file access logging too;
 with --set ops, the operations features (metrics, request ids, tracing, rate limits, JSON logs).
 
-    .venv/bin/python benchmarks/middleware_bench.py [--set middleware|ops] [--seconds 5] [--runs 3]
+    .venv/bin/python benchmarks/middleware_bench.py [--set middleware|ops|ops-line] [--seconds 5] [--runs 3]
                                                     [--baseline DIR]
 
 The payload is under compression's min_size, as in a typical small JSON API answer; the
@@ -49,6 +49,9 @@ SETS = {
         "rate limit (memory)": "rate_limit",
         "all on (+ JSON file log)": "metrics,request_id,tracing,rate_limit,json_logs",
     },
+    # Issue 21's line (metrics + request ids >= 85% of all off), alone: fewer variants per run,
+    # so that each run's figures are taken closer together.
+    "ops-line": {"all off": "", "metrics": "metrics", "request ids": "request_id", "metrics + request ids": "metrics,request_id"},
 }  # fmt: skip
 
 HEADERS_LUA = """
