@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support.http import exchange_open
+from support.http import get as raw_get
 from support.servers import RunningServer, start_server
 
 from cello import App, Blueprint, Request, logs
@@ -99,6 +101,16 @@ def test_async_and_threaded_handlers_see_the_id(server: RunningServer, path: str
     response = get(server, path)
     request_id = response.headers["x-request-id"]
     assert response.json() == {"id": request_id, "current": request_id}
+
+
+def test_pipelined_requests_each_see_their_own_id(server: RunningServer) -> None:
+    # The second (synchronous) request waits until the first (async) is answered, and is then
+    # answered from the first's task, whose context holds the first's id.
+    responses, sock, _ = exchange_open(server.url, raw_get("/async-id") + raw_get("/id") + raw_get("/async-id"), 3)
+    sock.close()
+    ids = [response.header("x-request-id") for response in responses]
+    assert [json.loads(response.body) for response in responses] == [{"id": i, "current": i} for i in ids]
+    assert len(set(ids)) == 3
 
 
 def test_a_thread_logging_during_an_inline_handler_does_not_get_its_id(server: RunningServer) -> None:

@@ -86,12 +86,12 @@ os.register_at_fork(after_in_child=_pool.forget)
 
 def current_request_id() -> str | None:
     """The id of the request whose code runs now (``app.enable_request_id``), or None."""
-    request_id = _context_id.get()
-    if request_id is None:
-        slot = inline
-        if slot.request_id is not None and slot.thread == _get_ident():
-            return slot.request_id
-    return request_id
+    slot = inline
+    # The slot first: an inline request may run in another request's task context (a queued
+    # pipelined request, answered when the one before it finishes in its task).
+    if slot.request_id is not None and slot.thread == _get_ident():
+        return slot.request_id
+    return _context_id.get()
 
 
 def new_id() -> str:
