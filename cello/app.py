@@ -109,7 +109,6 @@ class App(Registrar):
         self._api_docs: ApiDocs | None = None
         self._sessions: SessionStore | None = None
         self._csrf = False
-        self._tracing = False
         # The rendered OpenAPI document, until the routes change.
         self._openapi_text: str | None = None
         # app.enable_metrics(): the Prometheus metrics and their hooks; None costs nothing.
@@ -263,7 +262,7 @@ class App(Registrar):
         ``traceparent``; current while the handler runs. ``tracer_provider=None``: the global
         provider (the app configures the SDK and exporters). ``response_traceparent``: the
         response carries the server span's ``traceparent``. Needs ``cello-framework[tracing]``."""
-        if self._tracing:
+        if self.scope.tracing is not None:
             raise RuntimeError("app.enable_tracing() was called already: an app has one tracer")
         # opentelemetry-api is optional (cello-framework[tracing]): only an app that traces imports it.
         try:
@@ -274,9 +273,9 @@ class App(Registrar):
             raise ImportError(
                 "app.enable_tracing() needs opentelemetry-api: pip install 'cello-framework[tracing]'"
             ) from None
-        # Outermost, so the span covers every other middleware and hook of every chain.
-        self.scope.middleware.insert(0, tracing.install(tracer_provider, __version__, response_traceparent))
-        self._tracing = True
+        # Called by every endpoint around everything else (cello/pipeline.py, TracingHooks).
+        self.scope.tracing = tracing.install(tracer_provider, __version__, response_traceparent)
+        self._invalidate()
 
     # -- metrics (Prometheus) ----------------------------------------------------------
 

@@ -122,6 +122,25 @@ class LimitHooks(Protocol):
     def after(self, request: Request, response: Response) -> None: ...
 
 
+class TracingHooks(Protocol):
+    """``app.enable_tracing()`` (cello/middleware/tracing.py): a span around the whole chain,
+    ``use`` middleware included. ``start`` makes it current in the running context; the
+    inline path, which runs in a context it does not own, ``leave``s it when it returns, and
+    a request that goes on in a task of its own ``resume``s it there. ``finish`` ends it with
+    the final response (a WebSocket session's span ends with the session); ``fail`` with an
+    exception no one answered (the task cancelled: the client left)."""
+
+    def start(self, request: Request) -> None: ...
+
+    def leave(self, request: Request) -> None: ...
+
+    def resume(self, request: Request) -> None: ...
+
+    def finish(self, request: Request, response: Response) -> None: ...
+
+    def fail(self, request: Request, exc: BaseException) -> None: ...
+
+
 class SessionHooks(Protocol):
     """A session store (cello.sessions): ``load`` is what ``request.session`` calls on first
     use; ``save`` runs after the after-hooks when the session was loaded (None, or an awaitable
@@ -150,6 +169,8 @@ class Scope:
         # (Endpoint._around_before/_around_after).
         self.request_ids: RequestIds | None = None
         self.metrics: Metrics | None = None
+        # app.enable_tracing(): around everything else, middleware included.
+        self.tracing: TracingHooks | None = None
 
     def find_error_handler(self, exc: BaseException, status: int) -> ErrorHandler | None:
         for cls in type(exc).__mro__:
@@ -186,6 +207,7 @@ class Endpoint:
         "_renderer",
         "_request_ids",
         "_metrics",
+        "_tracing",
         "_has_after",
     )
 
@@ -249,6 +271,7 @@ class Endpoint:
         ids = [scope.request_ids for scope in scopes if scope.request_ids is not None]
         self._request_ids = ids[-1] if ids else None  # the innermost scope's
         self._metrics = next((scope.metrics for scope in scopes if scope.metrics is not None), None)
+        self._tracing = next((scope.tracing for scope in scopes if scope.tracing is not None), None)
         self._before = tuple(before)
         self._after = tuple((hook, positional_arity(hook) >= 2) for hook in after)
         self._has_after = bool(after) or self._request_ids is not None or self._metrics is not None
@@ -282,16 +305,44 @@ class Endpoint:
         if loader is not None:
             request.session_loader = loader
         if self._sync:
-            request_ids = self._request_ids
-            if request_ids is not None:
-                try:
-                    return self._run_sync(request)
-                finally:
-                    request_ids.leave_inline()
-            return self._run_sync(request)
+            if self._request_ids is None and self._tracing is None:
+                return self._run_sync(request)
+            return self._run_inline(request)
         return self._run_async(request)
 
     # -- the synchronous fast path ------------------------------------------------------
+
+    def _run_inline(self, request: Request) -> Response | Awaitable[Response]:
+        """The synchronous path with what it must undo when it returns, since it runs in a
+        context it does not own: the request's id in its slot, the span made current."""
+        tracing = self._tracing
+        request_ids = self._request_ids
+        if tracing is not None:
+            tracing.start(request)
+        try:
+            result = self._run_sync(request)
+            if tracing is not None:
+                if not isinstance(result, Response):
+                    return self._finish_traced(request, result)
+                tracing.finish(request, result)
+            return result
+        finally:
+            if tracing is not None:
+                tracing.leave(request)
+            if request_ids is not None:
+                request_ids.leave_inline()
+
+    async def _finish_traced(self, request: Request, pending: Awaitable[Response]) -> Response:
+        """The inline path went on asynchronously (it resumes the span): end the span after."""
+        tracing = self._tracing
+        assert tracing is not None
+        try:
+            response = await pending
+        except BaseException as exc:
+            tracing.fail(request, exc)
+            raise
+        tracing.finish(request, response)
+        return response
 
     def _run_sync(self, request: Request) -> Response | Awaitable[Response]:
         try:
@@ -354,7 +405,11 @@ class Endpoint:
             metrics.before(request)
 
     def _resume(self, request: Request) -> None:
-        """The synchronous path went on asynchronously: its request id into the new context."""
+        """The synchronous path went on asynchronously: its span and request id into the new
+        context."""
+        tracing = self._tracing
+        if tracing is not None:
+            tracing.resume(request)
         request_ids = self._request_ids
         if request_ids is not None:
             request_ids.resume(request)
@@ -390,6 +445,20 @@ class Endpoint:
     # -- the general path ---------------------------------------------------------------
 
     async def _run_async(self, request: Request) -> Response:
+        tracing = self._tracing
+        if tracing is None:
+            return await self._run_chain(request)
+        # In the request's task: the span stays current until the task ends.
+        tracing.start(request)
+        try:
+            response = await self._run_chain(request)
+        except BaseException as exc:
+            tracing.fail(request, exc)
+            raise
+        tracing.finish(request, response)
+        return response
+
+    async def _run_chain(self, request: Request) -> Response:
         try:
             response = await self._entry(request)
             if self._middleware:

@@ -85,6 +85,7 @@ class Request:
         "loaded_session",
         "id",
         "via_trusted_proxy",
+        "trace",
     )
 
     def __init__(
@@ -142,6 +143,8 @@ class Request:
         # The peer is a trusted proxy (forwarded_allow_ips): TrustedProxies.apply sets it, so
         # what such a peer says about the request (X-Request-ID) may be believed.
         self.via_trusted_proxy = False
+        # The request's span while app.enable_tracing() traces it (cello/middleware/tracing.py).
+        self.trace: object | None = None
 
     # -- the request line -------------------------------------------------------------
 
@@ -307,20 +310,31 @@ class Request:
                 found = value
         return None if found is None else found.decode("latin-1")
 
+    def header_values(self, lower_name: bytes) -> list[str]:
+        """Every value of one header, by its lower-case name, in order, without building the
+        whole header mapping (what a trace propagator reads: ``tracestate`` may be split)."""
+        if self._headers is not None or self._raw_headers is None:
+            return self.headers.get_all(lower_name.decode("latin-1"))
+        return [
+            value.decode("latin-1")
+            for name, value in self._raw_headers
+            if len(name) == len(lower_name) and name.lower() == lower_name
+        ]
+
     def client_ip(self) -> str | None:
         """The client's address: the peer's, or the one a trusted proxy names
         (``forwarded_allow_ips``; proxy headers from other peers are ignored, anyone can forge them)."""
         return self.client[0] if self.client else None
 
     def user_agent(self) -> str | None:
-        return self.headers.get("user-agent")
+        return self.header(b"user-agent")
 
     @property
     def host(self) -> str:
         """The Host header, or the host a trusted proxy says the client asked for."""
         host = self._host
         if host is None:
-            return self.headers.get("host") or "localhost"
+            return self.header(b"host") or "localhost"
         return host
 
     @host.setter
@@ -379,6 +393,7 @@ class WireRequest(Request):
         self.loaded_session = None
         self.id = None
         self.via_trusted_proxy = False
+        self.trace = None
 
 
 class _BufferedBody:

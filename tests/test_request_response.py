@@ -49,8 +49,10 @@ def test_headers_case_insensitive_multi_valued() -> None:
     request = WireRequest(
         "GET", "/", "", [(b"X-A", b"1"), (b"x-a", b"2"), (b"Cookie", b"a=1; b=two")], ("127.0.0.1", 5), "http", "1.1"
     )
+    # One header's values straight from the raw ones (before the mapping is built), then from it.
+    assert (request.header_values(b"x-a"), request.header_values(b"x-b")) == (["1", "2"], [])
     assert request.headers["X-A"] == "2"
-    assert request.headers.get_all("x-a") == ["1", "2"]
+    assert request.headers.get_all("x-a") == ["1", "2"] == request.header_values(b"x-a")
     assert "x-A" in request.headers
     assert request.cookies == {"a": "1", "b": "two"}
     assert request.client_ip() == "127.0.0.1"

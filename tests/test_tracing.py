@@ -8,6 +8,7 @@ finds its own spans by a trace id or query string of its own: the servers are sh
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sys
 import time
@@ -16,10 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from support.http import exchange_open
 from support.servers import RunningServer
 from websockets.sync.client import connect as ws_connect
 
@@ -144,7 +147,7 @@ def test_http_errors_are_errors_only_when_5xx(served: tuple[httpx.Client, int]) 
         assert not span["events"]  # an HTTPException is an answer, not a failure to record
 
 
-@pytest.mark.parametrize("path", ["/child", "/async/x", "/threaded"])
+@pytest.mark.parametrize("path", ["/child", "/async/x", "/threaded", "/deferred"])
 def test_a_handlers_span_is_a_child_of_the_server_span(served: tuple[httpx.Client, int], path: str) -> None:
     client, _ = served
     trace_id, parent, traceparent = new_trace()
@@ -155,6 +158,38 @@ def test_a_handlers_span_is_a_child_of_the_server_span(served: tuple[httpx.Clien
     assert server["parent_span_id"] == parent
     assert inner["parent_span_id"] == server["span_id"]
     assert inner["trace_id"] == trace_id
+
+
+def test_pipelined_requests_each_have_their_own_span(served: tuple[httpx.Client, int]) -> None:
+    # The synchronous /child waits for the async request before it and is then answered from
+    # that request's task, where that request's span is current: its span must be its own, and
+    # nothing may stay current for the untraced request after it.
+    client, port = served
+    first, second = new_trace(), new_trace()
+    leak = secrets.token_hex(4)
+    heads = "".join(
+        f"GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n"
+        for path, extra in (
+            ("/async/x", f"traceparent: {first[2]}\r\n"),
+            ("/child", f"traceparent: {second[2]}\r\n"),
+            (f"/users/1?{leak}", ""),
+        )
+    )
+    responses, sock, _ = exchange_open(f"http://127.0.0.1:{port}", heads.encode(), 3)
+    sock.close()
+    assert [response.status for response in responses] == [200, 200, 200]
+    for (trace_id, parent, _), inner_name in ((first, "async work"), (second, "child work")):
+        spans = spans_of(client, trace=trace_id, count=2)
+        server = server_span(spans)
+        [inner] = [span for span in spans if span["kind"] == "INTERNAL"]
+        assert (server["parent_span_id"], inner["name"], inner["parent_span_id"]) == (
+            parent,
+            inner_name,
+            server["span_id"],
+        )
+    untraced = server_span(spans_of(client, query=leak))
+    assert untraced["parent_span_id"] is None
+    assert untraced["trace_id"] not in (first[0], second[0])
 
 
 def test_a_websocket_session_is_one_span(served: tuple[httpx.Client, int]) -> None:
@@ -211,6 +246,24 @@ def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
     [span] = exporter.get_finished_spans()
     exporter.clear()
     return span
+
+
+def test_a_split_tracestate_and_the_user_agent_are_read_from_the_raw_headers() -> None:
+    app, exporter, _ = traced_app()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    trace_id, parent, traceparent = new_trace()
+    headers = [("traceparent", traceparent), ("tracestate", "a=1"), ("tracestate", "b=2"), ("user-agent", AGENT)]
+    with TestClient(app) as client:
+        assert client.get("/", headers=headers).status_code == 200
+    span = only_span(exporter)
+    assert (f"{span.context.trace_id:032x}", f"{span.parent.span_id:016x}") == (trace_id, parent)  # type: ignore[union-attr]
+    # Both tracestate headers, in order: W3C's rule for a list split over several lines.
+    assert span.context.trace_state.to_header() == "a=1,b=2"
+    assert dict(span.attributes or {})["user_agent.original"] == AGENT
 
 
 def test_testclient_spans() -> None:
@@ -286,6 +339,58 @@ def test_testclient_websocket_span() -> None:
         span = only_span(exporter)
         assert dict(span.attributes or {})["http.response.status_code"] == 403
         assert "websocket.close.code" not in dict(span.attributes or {})
+
+
+def test_no_span_stays_current_after_a_request() -> None:
+    app, exporter, _ = traced_app()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    @app.get("/boom")
+    def boom(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    for path, status in (("/", 200), ("/boom", 500)):
+        request = Request("GET", path)
+        response = app.resolve(request)(request)
+        # Answered inline, in this context (the server's: the connection's), and nothing of
+        # the request's is left current in it.
+        assert isinstance(response, Response) and response.status == status
+        assert not trace.get_current_span().get_span_context().is_valid
+    assert [span.name for span in exporter.get_finished_spans()] == ["GET /", "GET /boom"]
+
+
+@pytest.mark.parametrize("path", ["/slow", "/slow-deferred"])
+def test_a_cancelled_request_ends_its_span(path: str) -> None:
+    # The server cancels a request's task when it must stop it (a stream whose client left,
+    # the end of the shutdown grace period): its span ends, without a status.
+    app, exporter, _ = traced_app()
+
+    @app.get("/slow")
+    async def slow(request: Request) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    @app.get("/slow-deferred")
+    def slow_deferred(request: Request) -> Any:
+        return asyncio.sleep(30)
+
+    async def scenario() -> None:
+        request = Request("GET", path)
+        pending = app.resolve(request)(request)
+        assert not isinstance(pending, Response)
+        task = asyncio.ensure_future(pending)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    span = only_span(exporter)
+    assert span.name == f"GET {path}" and span.end_time is not None
+    assert "http.response.status_code" not in dict(span.attributes or {})
 
 
 def test_a_failing_middleware_is_recorded() -> None:

@@ -1,11 +1,13 @@
 """OpenTelemetry server spans: one per HTTP request, one per WebSocket session.
 
-``app.enable_tracing()`` installs ``Tracing.middleware`` as the app's outermost ``use``
-middleware, so it wraps every chain the app builds (routes, the multipart variants, the
-router's own 404/405/OPTIONS/308 answers and WebSocket handshakes), and an app that does not
-enable tracing runs exactly the chains it ran before. The span is made current while the
-chain runs: spans the handler starts, and clients instrumented with OpenTelemetry that it
-calls, become its children. A WebSocket span lasts from the handshake to the close.
+``app.enable_tracing()`` gives every endpoint the app builds (routes, the multipart variants,
+the router's own 404/405/OPTIONS/308 answers and WebSocket handshakes) a :class:`Tracing`,
+which the endpoint calls around the whole chain, ``use`` middleware included (cello/pipeline.py,
+``TracingHooks``). Not a ``use`` middleware itself: a route with one runs on the async path
+(a task per request), and tracing would have cost every traced route that. The span is made
+current while the chain runs: spans the handler starts, and clients instrumented with
+OpenTelemetry that it calls, become its children. A WebSocket span lasts from the handshake to
+the close.
 
 Only opentelemetry-api is used; the SDK, its processors and exporters are the app's choice.
 Attributes follow OpenTelemetry's HTTP semantic conventions (stable since 1.23).
@@ -14,6 +16,7 @@ Attributes follow OpenTelemetry's HTTP semantic conventions (stable since 1.23).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -23,8 +26,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from cello.errors import HTTPException, unhandled_observers
-from cello.headers import Headers
-from cello.pipeline import CallNext, Middleware
 from cello.request import Request
 from cello.response import Response, WebSocketUpgrade
 
@@ -39,18 +40,18 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 CLOSE_CODE = "websocket.close.code"
 
 
-class _HeaderGetter(Getter[Headers]):
-    """How the propagator reads ``traceparent``/``tracestate`` (and baggage) from a request."""
+class _RequestGetter(Getter[Request]):
+    """How the propagator reads ``traceparent``/``tracestate`` (and baggage) from a request:
+    from its raw headers, without decoding them all into ``request.headers``."""
 
-    def get(self, carrier: Headers, key: str) -> list[str] | None:
-        values = carrier.get_all(key)
-        return values or None
+    def get(self, carrier: Request, key: str) -> list[str] | None:
+        return carrier.header_values(key.lower().encode("latin-1")) or None
 
-    def keys(self, carrier: Headers) -> list[str]:
-        return list(carrier)
+    def keys(self, carrier: Request) -> list[str]:
+        return list(carrier.headers)
 
 
-_getter = _HeaderGetter()
+_getter = _RequestGetter()
 
 
 def record_unhandled(exc: BaseException) -> None:
@@ -67,50 +68,75 @@ def _record(span: Span, exc: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
+class _Traced:
+    """A request's span, the context that has it current, and the token to leave it with."""
+
+    __slots__ = ("span", "context", "token")
+
+    def __init__(self, span: Span, context: otel_context.Context, token: Token[otel_context.Context]) -> None:
+        self.span = span
+        self.context = context
+        self.token = token
+
+
 class Tracing:
-    """The middleware of ``app.enable_tracing()``: its tracer and whether responses carry the
-    server span's ``traceparent``."""
+    """What ``app.enable_tracing()`` gives the endpoints: its tracer and whether responses
+    carry the server span's ``traceparent``."""
 
     def __init__(self, tracer: trace.Tracer, response_traceparent: bool = True) -> None:
         self.tracer = tracer
         self.response_traceparent = response_traceparent
 
-    async def middleware(self, request: Request, call_next: CallNext) -> Response:
+    def start(self, request: Request) -> None:
         method = request.method
         route = request.route
         known = method in KNOWN_METHODS
         # The route template, never the path: span names and http.route stay low-cardinality.
         # A request no route matched (404) has none, and its span is named by the method.
         name = (method if known else "HTTP") if route is None else f"{method if known else 'HTTP'} {route}"
-        parent = propagate.extract(request.headers, getter=_getter)
+        parent = propagate.extract(request, getter=_getter)
         span = self.tracer.start_span(name, parent, SpanKind.SERVER, _request_attributes(request, method, known))
         active = trace.set_span_in_context(span, parent)
-        token = otel_context.attach(active)
-        try:
-            response = await call_next(request)
-        except BaseException as exc:
-            # Only a `use` middleware's failure reaches here (the core answers its own), or
-            # the task's cancellation when the client left: that ends the span, nothing more.
-            if isinstance(exc, HTTPException):
-                _finish_http(span, exc.status)
-            elif isinstance(exc, Exception):
-                _record(span, exc)
-            span.end()
-            raise
-        finally:
-            otel_context.detach(token)
+        request.trace = _Traced(span, active, otel_context.attach(active))
+
+    def leave(self, request: Request) -> None:
+        traced = _traced(request)
+        otel_context.detach(traced.token)
+
+    def resume(self, request: Request) -> None:
+        # In a task of the request's own: current until the task ends.
+        otel_context.attach(_traced(request).context)
+
+    def fail(self, request: Request, exc: BaseException) -> None:
+        # Only the task's cancellation (the client left) gets here, or a failure outside the
+        # chain, which answers its own: that ends the span, nothing more.
+        span = _traced(request).span
+        if isinstance(exc, HTTPException):
+            _finish_http(span, exc.status)
+        elif isinstance(exc, Exception):
+            _record(span, exc)
+        span.end()
+
+    def finish(self, request: Request, response: Response) -> None:
+        traced = _traced(request)
+        span = traced.span
         if self.response_traceparent:
             header = _traceparent(span)
             if header is not None:
                 response.set_header("traceparent", header)
         if isinstance(response, WebSocketUpgrade):
             # The session's span ends when the connection does (or when the handler refuses).
-            response.run = _traced_session(span, active, response.run)
-            return response
+            response.run = _traced_session(span, traced.context, response.run)
+            return
         # A streamed body is still being produced: the span covers the handler, not the transfer.
         _finish_http(span, response.status)
         span.end()
-        return response
+
+
+def _traced(request: Request) -> _Traced:
+    traced = request.trace
+    assert isinstance(traced, _Traced), "Tracing.start was not called for this request"
+    return traced
 
 
 def _traced_session(
@@ -204,7 +230,7 @@ def _request_attributes(request: Request, method: str, known: bool) -> dict[str,
     client = request.client
     if client is not None:
         attributes["client.address"] = client[0]
-    agent = request.headers.get("user-agent")
+    agent = request.header(b"user-agent")
     if agent is not None:
         attributes["user_agent.original"] = agent
     return attributes
@@ -250,13 +276,11 @@ def _traceparent(span: Span) -> str | None:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
-def install(
-    tracer_provider: trace.TracerProvider | None, version: str, response_traceparent: bool = True
-) -> Middleware:
-    """The tracing middleware, with the tracer ``cello`` of ``tracer_provider`` (None: the
+def install(tracer_provider: trace.TracerProvider | None, version: str, response_traceparent: bool = True) -> Tracing:
+    """The endpoints' tracing, with the tracer ``cello`` of ``tracer_provider`` (None: the
     global one, looked up at each span, so the SDK may be configured after this call);
     unhandled exceptions are recorded on the current span from now on (once per process)."""
     if record_unhandled not in unhandled_observers:
         unhandled_observers.append(record_unhandled)
     tracer = trace.get_tracer("cello", version, tracer_provider)
-    return Tracing(tracer, response_traceparent).middleware
+    return Tracing(tracer, response_traceparent)

@@ -76,6 +76,18 @@ async def async_child(request: Request) -> dict[str, Any]:
     return {"name": request.params["name"]}
 
 
+async def _later() -> dict[str, Any]:
+    await asyncio.sleep(0)
+    with tracer.start_as_current_span("deferred work"):
+        return {"ok": True}
+
+
+@app.get("/deferred")
+def deferred(request: Request) -> Any:
+    # A synchronous function that returns an awaitable: begun inline, finished in a task.
+    return _later()
+
+
 @app.get("/threaded", threaded=True)
 def threaded(request: Request) -> dict[str, Any]:
     with tracer.start_as_current_span("threaded work"):
