@@ -308,6 +308,8 @@ class Endpoint:
             if self._request_ids is None and self._tracing is None:
                 return self._run_sync(request)
             return self._run_inline(request)
+        if self._tracing is not None:
+            return self._run_traced(request)
         return self._run_async(request)
 
     # -- the synchronous fast path ------------------------------------------------------
@@ -333,7 +335,8 @@ class Endpoint:
                 request_ids.leave_inline()
 
     async def _finish_traced(self, request: Request, pending: Awaitable[Response]) -> Response:
-        """The inline path went on asynchronously (it resumes the span): end the span after."""
+        """End the span once ``pending`` answers: the async path, or the inline path gone on
+        asynchronously (which resumes the span)."""
         tracing = self._tracing
         assert tracing is not None
         try:
@@ -444,21 +447,14 @@ class Endpoint:
 
     # -- the general path ---------------------------------------------------------------
 
-    async def _run_async(self, request: Request) -> Response:
+    async def _run_traced(self, request: Request) -> Response:
         tracing = self._tracing
-        if tracing is None:
-            return await self._run_chain(request)
+        assert tracing is not None
         # In the request's task: the span stays current until the task ends.
         tracing.start(request)
-        try:
-            response = await self._run_chain(request)
-        except BaseException as exc:
-            tracing.fail(request, exc)
-            raise
-        tracing.finish(request, response)
-        return response
+        return await self._finish_traced(request, self._run_async(request))
 
-    async def _run_chain(self, request: Request) -> Response:
+    async def _run_async(self, request: Request) -> Response:
         try:
             response = await self._entry(request)
             if self._middleware:
