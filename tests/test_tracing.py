@@ -9,6 +9,7 @@ finds its own spans by a trace id or query string of its own: the servers are sh
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import sys
 import time
@@ -391,6 +392,36 @@ def test_a_cancelled_request_ends_its_span(path: str) -> None:
     span = only_span(exporter)
     assert span.name == f"GET {path}" and span.end_time is not None
     assert "http.response.status_code" not in dict(span.attributes or {})
+
+
+def test_a_broken_tracer_does_not_break_the_app(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenTracer(trace.NoOpTracer):
+        def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+            raise RuntimeError("the exporter's bug")
+
+    class BrokenProvider(trace.NoOpTracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return BrokenTracer()
+
+    app = App()
+    app.enable_tracing(tracer_provider=BrokenProvider())
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    @app.get("/async")
+    async def index_async(request: Request) -> str:
+        return "ok"
+
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="cello.tracing"):
+        for path in ("/", "/async", "/", "/async"):
+            response = client.get(path)
+            assert (response.status_code, response.text) == (200, "ok")
+            assert "traceparent" not in response.headers
+    # Said once, with what broke.
+    [logged] = [r for r in caplog.records if r.name == "cello.tracing"]
+    assert logged.exc_info is not None and "the exporter's bug" in str(logged.exc_info[1])
 
 
 def test_a_failing_middleware_is_recorded() -> None:

@@ -15,6 +15,7 @@ Attributes follow OpenTelemetry's HTTP semantic conventions (stable since 1.23).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import Token
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from cello.response import Response, WebSocketUpgrade
 
 if TYPE_CHECKING:
     from cello.server.interface import SharedMessage, WebSocketSession
+
+logger = logging.getLogger("cello.tracing")
 
 # Methods the conventions name; any other is reported as "_OTHER" (an unbounded value would
 # make an unbounded number of span names).
@@ -86,8 +89,19 @@ class Tracing:
     def __init__(self, tracer: trace.Tracer, response_traceparent: bool = True) -> None:
         self.tracer = tracer
         self.response_traceparent = response_traceparent
+        self._failed = False
 
     def start(self, request: Request) -> None:
+        try:
+            self._start(request)
+        except Exception:
+            # A broken tracer or propagator must not take the app down with it: the request is
+            # served without a span (the other calls see none and do nothing). Said once.
+            if not self._failed:
+                self._failed = True
+                logger.exception("tracing: the tracer failed; requests it fails on are served without a span")
+
+    def _start(self, request: Request) -> None:
         method = request.method
         route = request.route
         known = method in KNOWN_METHODS
@@ -100,17 +114,23 @@ class Tracing:
         request.trace = _Traced(span, active, otel_context.attach(active))
 
     def leave(self, request: Request) -> None:
-        traced = _traced(request)
-        otel_context.detach(traced.token)
+        traced = request.trace
+        if isinstance(traced, _Traced):
+            otel_context.detach(traced.token)
 
     def resume(self, request: Request) -> None:
-        # In a task of the request's own: current until the task ends.
-        otel_context.attach(_traced(request).context)
+        traced = request.trace
+        if isinstance(traced, _Traced):
+            # In a task of the request's own: current until the task ends.
+            otel_context.attach(traced.context)
 
     def fail(self, request: Request, exc: BaseException) -> None:
+        traced = request.trace
+        if not isinstance(traced, _Traced):
+            return
         # Only the task's cancellation (the client left) gets here, or a failure outside the
         # chain, which answers its own: that ends the span, nothing more.
-        span = _traced(request).span
+        span = traced.span
         if isinstance(exc, HTTPException):
             _finish_http(span, exc.status)
         elif isinstance(exc, Exception):
@@ -118,7 +138,9 @@ class Tracing:
         span.end()
 
     def finish(self, request: Request, response: Response) -> None:
-        traced = _traced(request)
+        traced = request.trace
+        if not isinstance(traced, _Traced):
+            return
         span = traced.span
         if self.response_traceparent:
             header = _traceparent(span)
@@ -131,12 +153,6 @@ class Tracing:
         # A streamed body is still being produced: the span covers the handler, not the transfer.
         _finish_http(span, response.status)
         span.end()
-
-
-def _traced(request: Request) -> _Traced:
-    traced = request.trace
-    assert isinstance(traced, _Traced), "Tracing.start was not called for this request"
-    return traced
 
 
 def _traced_session(
