@@ -8,6 +8,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -58,6 +59,16 @@ def test_the_database_holds_tfb_data(postgres: Postgres) -> None:
     assert postgres.psql("SELECT count(*) FROM fortune", "hello_world").strip() == "12"
 
 
+async def _closed(connection: Any) -> bool:
+    """Whether ``connection`` is closed after a while: a client learns that the server ended
+    its session only when it reads the server's farewell."""
+    for _ in range(100):
+        if connection.is_closed():
+            break
+        await asyncio.sleep(0.02)
+    return bool(connection.is_closed())
+
+
 async def test_the_apps_pool_serves_in_turn_and_replaces_a_closed_connection(postgres: Postgres) -> None:
     pool = await Pool.open(postgres.dsn, size=2)
     try:
@@ -83,10 +94,7 @@ async def test_the_apps_pool_serves_in_turn_and_replaces_a_closed_connection(pos
             # The server ends one connection's session: it is replaced, not handed out closed.
             killed = await first.fetchval("SELECT pg_backend_pid()")
             await second.execute(f"SELECT pg_terminate_backend({killed})")
-            for _ in range(100):  # the client learns of it when it reads the server's farewell
-                if first.is_closed():
-                    break
-                await asyncio.sleep(0.02)
+            await _closed(first)
             with pytest.raises(asyncpg.InterfaceError, match="closed"):
                 await first.fetchval("SELECT 1")
         # The replacement connects in the background; meanwhile the other connection serves.
@@ -102,11 +110,7 @@ async def test_the_apps_pool_serves_in_turn_and_replaces_a_closed_connection(pos
         async with pool.acquire() as first, pool.acquire() as second:
             idle, idle_pid = second, await second.fetchval("SELECT pg_backend_pid()")
         assert await pool.fetchval(f"SELECT pg_terminate_backend({idle_pid})") is True
-        for _ in range(100):
-            if idle.is_closed():
-                break
-            await asyncio.sleep(0.02)
-        assert idle.is_closed()
+        assert await _closed(idle)
         assert await asyncio.gather(*(pool.fetchval("SELECT $1::int", n) for n in range(4))) == list(range(4))
     finally:
         await pool.close()

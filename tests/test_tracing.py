@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from support.http import exchange_open
+from support.http import get as raw_get
 from support.servers import RunningServer
 from websockets.sync.client import connect as ws_connect
 
@@ -168,15 +169,12 @@ def test_pipelined_requests_each_have_their_own_span(served: tuple[httpx.Client,
     client, port = served
     first, second = new_trace(), new_trace()
     leak = secrets.token_hex(4)
-    heads = "".join(
-        f"GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n"
-        for path, extra in (
-            ("/async/x", f"traceparent: {first[2]}\r\n"),
-            ("/child", f"traceparent: {second[2]}\r\n"),
-            (f"/users/1?{leak}", ""),
-        )
+    heads = (
+        raw_get("/async/x", extra=f"traceparent: {first[2]}\r\n")
+        + raw_get("/child", extra=f"traceparent: {second[2]}\r\n")
+        + raw_get(f"/users/1?{leak}")
     )
-    responses, sock, _ = exchange_open(f"http://127.0.0.1:{port}", heads.encode(), 3)
+    responses, sock, _ = exchange_open(f"http://127.0.0.1:{port}", heads, 3)
     sock.close()
     assert [response.status for response in responses] == [200, 200, 200]
     for (trace_id, parent, _), inner_name in ((first, "async work"), (second, "child work")):
